@@ -1,0 +1,133 @@
+//! Identifiers. Every entity id is a UUID newtype so that a user id can never be
+//! passed where an account id is expected. Ids are minted by the caller's
+//! [`IdSource`](crate::IdSource); the core never draws random numbers.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use uuid::Uuid;
+
+macro_rules! uuid_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            /// Wraps a raw UUID.
+            pub const fn from_uuid(id: Uuid) -> Self {
+                Self(id)
+            }
+            /// The raw UUID.
+            pub const fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, "_{}"), self.0.simple())
+            }
+        }
+
+        impl From<Uuid> for $name {
+            fn from(id: Uuid) -> Self {
+                Self(id)
+            }
+        }
+    };
+}
+
+uuid_id!(
+    /// An organization: the tenant, one consistency boundary and one event stream.
+    OrgId,
+    "org"
+);
+uuid_id!(
+    /// An account (or sub-account) of an organization.
+    AccountId,
+    "acc"
+);
+uuid_id!(
+    /// A user of an organization. Stays resolvable after deletion (R-LIFE-06).
+    UserId,
+    "usr"
+);
+uuid_id!(
+    /// An invitation (by email or by link).
+    InvitationId,
+    "inv"
+);
+uuid_id!(
+    /// A work item a user owns (conversation, flow template, client, meeting, ...).
+    WorkItemId,
+    "wrk"
+);
+uuid_id!(
+    /// A signed-in device session of a user.
+    DeviceId,
+    "dev"
+);
+uuid_id!(
+    /// The id of one recorded event (UUID v7 in production).
+    EventId,
+    "evt"
+);
+uuid_id!(
+    /// The id of one command; appending the same command id twice records nothing new.
+    CommandId,
+    "cmd"
+);
+
+/// The id of a role, unique within an organization: a short slug such as
+/// `administrator` or `night-shift-supervisor`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RoleId(pub String);
+
+impl RoleId {
+    /// Built-in role: the organization's owners.
+    pub const OWNER: &'static str = "owner";
+    /// Built-in role: administrators.
+    pub const ADMINISTRATOR: &'static str = "administrator";
+    /// Built-in role: team leaders.
+    pub const TEAM_LEADER: &'static str = "team-leader";
+    /// Built-in role: agents.
+    pub const AGENT: &'static str = "agent";
+    /// Built-in role: read-only access.
+    pub const READ_ONLY: &'static str = "read-only";
+
+    /// Builds a role id from a slug (validated where it enters a command).
+    pub fn new(slug: impl Into<String>) -> Self {
+        Self(slug.into())
+    }
+    /// The slug.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RoleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A phone number normalised to E.164 (`+14155550100`). Construct it with
+/// [`crate::validate::phone_number`] so that it is always valid (R-NUM-06).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PhoneNumber(pub String);
+
+impl PhoneNumber {
+    /// The E.164 text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PhoneNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}

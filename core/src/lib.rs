@@ -1,0 +1,26 @@
+//! # switchboard-core
+//!
+//! The pure core of Switchboard: the directory of a business-communication
+//! platform as commands, events and a fold.
+//!
+//! * [`decide`] checks a [`Command`] against the rules of the specification and
+//!   yields events, or a [`CommandError`] naming every blocker.
+//! * [`evolve`] folds one event into an [`Organization`].
+//! * [`store`] defines the store contract and [`service`] the command-handling
+//!   service that loads, decides, appends with an expected version and retries.
+//!
+//! The core does no I/O, reads no clock and draws no random numbers: time, ids
+//! and secrets come from the caller through a [`Context`].
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod context;
+pub mod ids;
+pub mod store;
+pub mod subscription;
+
+pub use context::{
+    Actor, Clock, Context, FixedClock, IdSource, SecretSource, SeededSecrets, SequentialIds,
+};
+pub use ids::*;
+pub use subscription::subscribe;

@@ -1,0 +1,427 @@
+//! The store contract: small traits with one job each.
+//!
+//! * [`EventStore`] — append with an expected version, idempotent by command id,
+//!   with unique claims committed atomically; read a stream; read the whole log
+//!   in log order; wait for new events.
+//! * [`SnapshotStore`] — save and load an organization's folded state.
+//! * [`CheckpointStore`] — where a subscriber has read up to.
+//!
+//! Every store (memory, Postgres) passes the same conformance suite.
+//!
+//! ## Positions
+//! A [`Position`] orders the whole log. It is a pair `(commit, sequence)`:
+//! `commit` identifies the append's transaction and `sequence` the event
+//! inside the store. Positions compare lexicographically, and a reader that
+//! has seen position `p` will never later be shown an event at or before `p`
+//! (stores only expose events whose order can no longer change). Positions
+//! are not dense: do not do arithmetic on them.
+
+use crate::context::Actor;
+use crate::ids::{CommandId, EventId, OrgId};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+/// Limit: events in one append. A command yielding more is refused before it
+/// reaches the store (and the store refuses it too).
+pub const MAX_EVENTS_PER_APPEND: usize = 10_000;
+/// Limit: claims changed in one append.
+pub const MAX_CLAIMS_PER_APPEND: usize = 10_000;
+/// Limit: bytes of one event's JSON payload.
+pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
+/// Limit: events returned by one read call.
+pub const MAX_READ_PAGE: usize = 10_000;
+/// Limit: length of an event type name, claim namespace, claim value or checkpoint name.
+pub const MAX_NAME_LEN: usize = 200;
+
+/// Where in the whole log an event stands. See the module docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Position {
+    /// The committing transaction's order key (memory: append counter; Postgres: `xid8`).
+    pub commit: u64,
+    /// The event's sequence number in the store.
+    pub sequence: u64,
+}
+
+impl Position {
+    /// Builds a position.
+    pub const fn new(commit: u64, sequence: u64) -> Self {
+        Self { commit, sequence }
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.commit, self.sequence)
+    }
+}
+
+/// What the appender believes the stream's version to be. Version `n` means the
+/// stream holds `n` events; the first event has version 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpectedVersion {
+    /// No check.
+    Any,
+    /// The stream must be empty.
+    NoStream,
+    /// The stream must hold exactly this many events.
+    Exact(u64),
+}
+
+impl ExpectedVersion {
+    /// Whether a stream at `actual` satisfies this expectation.
+    pub fn admits(self, actual: u64) -> bool {
+        match self {
+            ExpectedVersion::Any => true,
+            ExpectedVersion::NoStream => actual == 0,
+            ExpectedVersion::Exact(v) => v == actual,
+        }
+    }
+}
+
+/// Who, when and why, recorded on every event (SPEC §3, R-AUTH-04).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventMetadata {
+    /// Who issued the command.
+    pub actor: Actor,
+    /// When, by the caller's clock.
+    pub occurred_at: DateTime<Utc>,
+    /// The command that caused the event.
+    pub command_id: Option<CommandId>,
+    /// What caused the command (an event or command id), if known.
+    pub causation_id: Option<uuid::Uuid>,
+    /// The conversation this belongs to (defaults to the command id).
+    pub correlation_id: Option<uuid::Uuid>,
+}
+
+/// An event about to be appended.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewEvent {
+    /// Unique across the store; appending it elsewhere is [`StoreError::DuplicateEvent`].
+    pub event_id: EventId,
+    /// The event's type name, e.g. `UserDeactivated`.
+    pub event_type: String,
+    /// The schema version of `payload` for this type.
+    pub schema_version: u32,
+    /// The payload, as JSON.
+    pub payload: serde_json::Value,
+    /// Who, when, why.
+    pub metadata: EventMetadata,
+}
+
+/// An event as the store recorded it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RecordedEvent {
+    /// The stream (organization) it belongs to.
+    pub stream: OrgId,
+    /// Its version in the stream (1-based, dense).
+    pub version: u64,
+    /// Its place in the whole log.
+    pub position: Position,
+    /// Unique id.
+    pub event_id: EventId,
+    /// Type name.
+    pub event_type: String,
+    /// Payload schema version.
+    pub schema_version: u32,
+    /// Payload.
+    pub payload: serde_json::Value,
+    /// Who, when, why.
+    pub metadata: EventMetadata,
+}
+
+/// A store-wide unique key, e.g. a phone number (`phone_number`, `+14155550100`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ClaimKey {
+    /// What kind of thing is claimed.
+    pub namespace: String,
+    /// The claimed value.
+    pub value: String,
+}
+
+impl ClaimKey {
+    /// Builds a claim key.
+    pub fn new(namespace: impl Into<String>, value: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            value: value.into(),
+        }
+    }
+}
+
+impl fmt::Display for ClaimKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.namespace, self.value)
+    }
+}
+
+/// A change to a unique claim, committed atomically with the append.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClaimChange {
+    /// Take the key for the appending stream. Taking a key the stream already
+    /// holds is a no-op; one held by another stream fails the append.
+    Claim(ClaimKey),
+    /// Give the key up. Releasing a key the stream does not hold is a no-op;
+    /// one held by another stream fails the append with [`StoreError::ClaimTaken`].
+    Release(ClaimKey),
+}
+
+/// One atomic append.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AppendRequest {
+    /// The stream.
+    pub stream: OrgId,
+    /// The optimistic-concurrency check.
+    pub expected: ExpectedVersion,
+    /// The idempotency key: if an append with this command id was recorded
+    /// before, the store records nothing and returns that append's outcome.
+    pub command_id: Option<CommandId>,
+    /// The events, in order. At least one.
+    pub events: Vec<NewEvent>,
+    /// Claim changes committed with the events.
+    pub claims: Vec<ClaimChange>,
+}
+
+impl AppendRequest {
+    /// Checks the request's limits. Stores call this first, so that a bad
+    /// request is refused the same way everywhere and changes nothing.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        let bad = |reason: String| Err(StoreError::InvalidRequest { reason });
+        if self.events.is_empty() {
+            return bad("an append needs at least one event".into());
+        }
+        if self.events.len() > MAX_EVENTS_PER_APPEND {
+            return bad(format!(
+                "{} events in one append; the limit is {MAX_EVENTS_PER_APPEND}",
+                self.events.len()
+            ));
+        }
+        if self.claims.len() > MAX_CLAIMS_PER_APPEND {
+            return bad(format!(
+                "{} claim changes in one append; the limit is {MAX_CLAIMS_PER_APPEND}",
+                self.claims.len()
+            ));
+        }
+        let mut seen = std::collections::HashSet::with_capacity(self.events.len());
+        for e in &self.events {
+            if !seen.insert(e.event_id) {
+                return Err(StoreError::DuplicateEvent {
+                    event_id: e.event_id,
+                });
+            }
+            if e.event_type.is_empty() || e.event_type.len() > MAX_NAME_LEN {
+                return bad(format!("event type name of {} bytes", e.event_type.len()));
+            }
+            // Serialized size is what the store keeps; measure it the same way everywhere.
+            let size = serde_json::to_vec(&e.payload).map(|v| v.len()).unwrap_or(usize::MAX);
+            if size > MAX_PAYLOAD_BYTES {
+                return bad(format!(
+                    "payload of event {} is {size} bytes; the limit is {MAX_PAYLOAD_BYTES}",
+                    e.event_id
+                ));
+            }
+        }
+        for c in &self.claims {
+            let k = match c {
+                ClaimChange::Claim(k) | ClaimChange::Release(k) => k,
+            };
+            if k.namespace.is_empty()
+                || k.namespace.len() > MAX_NAME_LEN
+                || k.value.is_empty()
+                || k.value.len() > MAX_NAME_LEN
+            {
+                return bad(format!("claim key {k} is empty or too long"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What an append did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendOutcome {
+    /// The stream.
+    pub stream: OrgId,
+    /// Version of the first appended event.
+    pub first_version: u64,
+    /// Version of the last appended event: the stream's version after the append.
+    pub last_version: u64,
+    /// Position of the first appended event.
+    pub first_position: Position,
+    /// Position of the last appended event.
+    pub last_position: Position,
+    /// True when the command id had been recorded before and nothing new was appended.
+    pub duplicate: bool,
+}
+
+/// A stream's state saved at a version, so that loading it need not replay from the start.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The stream.
+    pub stream: OrgId,
+    /// The stream version the state includes.
+    pub version: u64,
+    /// The schema version of the serialized state; a snapshot of another
+    /// schema is ignored and the stream is replayed instead.
+    pub schema_version: u32,
+    /// The state, as JSON.
+    pub state: serde_json::Value,
+}
+
+/// Every way a store can fail. Database errors are mapped by SQLSTATE, never by message text.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    /// The expected version did not hold; nothing was appended.
+    #[error("version conflict on stream {stream}: expected {expected:?}, actual {actual}")]
+    Conflict {
+        /// The stream.
+        stream: OrgId,
+        /// What the appender expected.
+        expected: ExpectedVersion,
+        /// The stream's actual version.
+        actual: u64,
+    },
+    /// An event id already recorded elsewhere (or twice in one request).
+    #[error("event {event_id} is already recorded")]
+    DuplicateEvent {
+        /// The duplicated id.
+        event_id: EventId,
+    },
+    /// A unique claim is held by another stream; nothing was appended.
+    #[error("{key} is claimed by organization {holder}")]
+    ClaimTaken {
+        /// The key.
+        key: ClaimKey,
+        /// Who holds it.
+        holder: OrgId,
+    },
+    /// The request breaks a limit or is malformed; nothing was appended.
+    #[error("invalid store request: {reason}")]
+    InvalidRequest {
+        /// Why.
+        reason: String,
+    },
+    /// The store could not be reached or failed mid-way. When `maybe_committed`
+    /// is true the append's outcome is unknown: re-send it with the same command
+    /// id, which is safe (idempotency).
+    #[error("store unavailable: {reason}")]
+    Unavailable {
+        /// What happened.
+        reason: String,
+        /// Whether the append may have committed anyway.
+        maybe_committed: bool,
+    },
+    /// Stored data could not be decoded.
+    #[error("corrupt data in store: {reason}")]
+    Corrupt {
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// The append-only log of every organization.
+///
+/// ```
+/// # use switchboard_core::store::*;
+/// # use switchboard_core::{Actor, EventId, OrgId};
+/// # async fn demo(store: &dyn EventStore) -> Result<(), StoreError> {
+/// let org = OrgId::from_uuid(uuid::Uuid::from_u128(1));
+/// let event = NewEvent {
+///     event_id: EventId::from_uuid(uuid::Uuid::from_u128(2)),
+///     event_type: "Noted".into(),
+///     schema_version: 1,
+///     payload: serde_json::json!({"text": "hello"}),
+///     metadata: EventMetadata {
+///         actor: Actor::System,
+///         occurred_at: chrono::DateTime::UNIX_EPOCH,
+///         command_id: None,
+///         causation_id: None,
+///         correlation_id: None,
+///     },
+/// };
+/// let outcome = store
+///     .append(AppendRequest {
+///         stream: org,
+///         expected: ExpectedVersion::NoStream,
+///         command_id: None,
+///         events: vec![event],
+///         claims: vec![],
+///     })
+///     .await?;
+/// assert_eq!(outcome.last_version, 1);
+/// let events = store.read_stream(org, 1, None, 100).await?;
+/// assert_eq!(events.len(), 1);
+/// # Ok(()) }
+/// ```
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Appends atomically: all events and claim changes, or nothing.
+    ///
+    /// Order of checks: request limits; a known `command_id` returns the first
+    /// outcome with `duplicate: true`; the expected version; event ids; claims.
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError>;
+
+    /// The outcome of the append recorded with this command id, if any.
+    async fn find_command(&self, command_id: CommandId)
+        -> Result<Option<AppendOutcome>, StoreError>;
+
+    /// The stream's current version (0 when it has no events).
+    async fn stream_version(&self, stream: OrgId) -> Result<u64, StoreError>;
+
+    /// Events of one stream with `from <= version <= to`, in version order, at
+    /// most `limit` (capped at [`MAX_READ_PAGE`]).
+    async fn read_stream(
+        &self,
+        stream: OrgId,
+        from: u64,
+        to: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Events of all streams strictly after `after` (from the start when
+    /// `None`), in log order, at most `limit` (capped at [`MAX_READ_PAGE`]).
+    /// Never returns an event whose place in the order could still change.
+    async fn read_all(
+        &self,
+        after: Option<Position>,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Returns once events after `after` may be readable, or after at most
+    /// `timeout`. Spurious returns are allowed; callers re-read.
+    async fn wait_for_events(&self, after: Option<Position>, timeout: Duration);
+
+    /// The organization holding a claim, if any.
+    async fn claim_holder(&self, key: &ClaimKey) -> Result<Option<OrgId>, StoreError>;
+}
+
+/// Saves and loads folded state.
+#[async_trait]
+pub trait SnapshotStore: Send + Sync {
+    /// Saves a snapshot (replacing any at the same stream and version).
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError>;
+    /// The newest snapshot of the stream whose version is at most `at_most`
+    /// (the newest of all when `None`).
+    async fn load_snapshot(
+        &self,
+        stream: OrgId,
+        at_most: Option<u64>,
+    ) -> Result<Option<Snapshot>, StoreError>;
+    /// Removes every snapshot of the stream (e.g. after erasing personal data).
+    async fn delete_snapshots(&self, stream: OrgId) -> Result<(), StoreError>;
+}
+
+/// Durable subscriber checkpoints.
+#[async_trait]
+pub trait CheckpointStore: Send + Sync {
+    /// Records that subscriber `name` has handled everything up to `position`.
+    async fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), StoreError>;
+    /// Where subscriber `name` stopped, if it ever saved.
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, StoreError>;
+}
+
+/// A complete store: what the command-handling service needs.
+pub trait Store: EventStore + SnapshotStore + CheckpointStore {}
+impl<T: EventStore + SnapshotStore + CheckpointStore + ?Sized> Store for T {}

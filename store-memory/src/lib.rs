@@ -1,0 +1,2 @@
+//! In-memory store for Switchboard (being built).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! PostgreSQL store for Switchboard (being built).
+#![forbid(unsafe_code)]
