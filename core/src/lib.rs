@@ -24,3 +24,22 @@ pub use context::{
 };
 pub use ids::*;
 pub use subscription::subscribe;
+
+pub mod bulk;
+pub mod codec;
+pub mod command;
+pub mod decide;
+pub mod error;
+pub mod event;
+pub mod evolve;
+pub mod model;
+pub mod query;
+pub mod service;
+pub mod validate;
+
+pub use command::*;
+pub use decide::{decide, Decision, IssuedSecret};
+pub use error::{Blocker, CommandError, Missing};
+pub use event::{DeletionAcknowledgement, Event, PersonalData};
+pub use evolve::{evolve, fold};
+pub use model::*;

@@ -1,0 +1,239 @@
+//! Profile details (R-AUTH-02, R-USR-01, R-USR-02), admin-managed fields
+//! (R-AUTH-03), devices (R-LIFE-08) and password resets (R-LIFE-07).
+
+use super::*;
+use crate::command::Edit;
+use crate::event::PersonalData;
+use crate::validate::{self, MAX_TEXT_LEN};
+
+/// The profile-detail part of a command (also used by bulk rows).
+#[derive(Default)]
+pub(crate) struct ProfileChange<'a> {
+    pub name: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub mobile: Option<&'a Edit<String>>,
+    pub default_country: Option<&'a str>,
+    pub notifications: Option<&'a NotificationPreferences>,
+}
+
+/// R-AUTH-02: who may edit profile details under the organization's policy.
+fn require_profile_editor(s: &Organization, ctx: &Context<'_>, target: &User, b: &mut Vec<Blocker>) {
+    match ctx.actor.user_id() {
+        None => {} // system / support
+        Some(actor) if actor == target.id => {
+            if let Err(e) = acting_user(s, ctx) {
+                b.push(e);
+            }
+        }
+        Some(_) => match s.policies.profile_edit {
+            ProfileEditPolicy::SelfOnly => b.push(Blocker::OnlySelf { user: target.id }),
+            ProfileEditPolicy::SelfOrAdmin => {
+                require_over_user(s, ctx, Permission::ManageUsers, target, b)
+            }
+        },
+    }
+}
+
+/// Validates a profile change and yields its event (None when it changes nothing).
+pub(crate) fn profile_events(
+    s: &Organization,
+    ctx: &Context<'_>,
+    user: UserId,
+    change: &ProfileChange<'_>,
+    b: &mut Vec<Blocker>,
+) -> Option<Event> {
+    let target = live_user(s, user, "R-LIFE-06", b)?;
+    require_profile_editor(s, ctx, target, b);
+    let mut personal = PersonalData {
+        name: change
+            .name
+            .and_then(|n| check(validate::text("name", n, MAX_TEXT_LEN), b)),
+        ..PersonalData::default()
+    };
+    if let Some(e) = change.email {
+        if let Some(e) = check(validate::email(e), b) {
+            match s.user_by_email(&e) {
+                Some(other) if other.id != user => b.push(Blocker::EmailInUse {
+                    email: e.clone(),
+                    user: other.id,
+                    rule: "R-USR-01".into(),
+                }),
+                _ => {}
+            }
+            personal.email = Some(e);
+        }
+    }
+    match change.mobile {
+        Some(Edit::Set(m)) => {
+            personal.mobile = check(validate::phone_number("mobile", "R-USR-02", m), b);
+        }
+        Some(Edit::Clear) => personal.cleared.push(ProfileField::Mobile),
+        None => {}
+    }
+    let default_country = change
+        .default_country
+        .and_then(|c| check(validate::country(c), b));
+    if personal.is_empty() && default_country.is_none() && change.notifications.is_none() {
+        return None;
+    }
+    Some(Event::ProfileUpdated {
+        user,
+        personal,
+        default_country,
+        notifications: change.notifications.cloned(),
+    })
+}
+
+pub(super) fn update_profile(s: &Organization, ctx: &Context<'_>, command: &Command) -> Outcome {
+    let Command::UpdateProfile {
+        user,
+        name,
+        email,
+        mobile,
+        default_country,
+        notifications,
+    } = command
+    else {
+        return Err(Blocker::NotFound { missing: Missing::Organization }.into());
+    };
+    let mut b = Vec::new();
+    let change = ProfileChange {
+        name: name.as_deref(),
+        email: email.as_deref(),
+        mobile: mobile.as_ref(),
+        default_country: default_country.as_deref(),
+        notifications: notifications.as_ref(),
+    };
+    let event = profile_events(s, ctx, *user, &change, &mut b);
+    verdict(b)?;
+    accept(event.into_iter().collect())
+}
+
+/// The admin-managed part of a command (also used by bulk rows).
+#[derive(Default)]
+pub(crate) struct AdminChange<'a> {
+    pub job_title: Option<&'a Edit<String>>,
+    pub picture: Option<&'a Edit<String>>,
+    pub admin_access: Option<bool>,
+}
+
+/// R-AUTH-03: job title, picture and the admin toggle need `ManageUsers`; the
+/// toggle gives organization-wide power, so it needs an agency administrator.
+pub(crate) fn admin_fields_events(
+    s: &Organization,
+    ctx: &Context<'_>,
+    user: UserId,
+    change: &AdminChange<'_>,
+    b: &mut Vec<Blocker>,
+) -> Vec<Event> {
+    let Some(target) = live_user(s, user, "R-LIFE-06", b) else {
+        return Vec::new();
+    };
+    require_over_user(s, ctx, Permission::ManageUsers, target, b);
+    let mut personal = PersonalData::default();
+    match change.job_title {
+        Some(Edit::Set(t)) => personal.job_title = check(validate::text("job_title", t, MAX_TEXT_LEN), b),
+        Some(Edit::Clear) => personal.cleared.push(ProfileField::JobTitle),
+        None => {}
+    }
+    match change.picture {
+        Some(Edit::Set(p)) => personal.picture = check(validate::url("picture", p), b),
+        Some(Edit::Clear) => personal.cleared.push(ProfileField::Picture),
+        None => {}
+    }
+    let mut events = Vec::new();
+    if !personal.is_empty() {
+        events.push(Event::ProfileUpdated {
+            user,
+            personal,
+            default_country: None,
+            notifications: None,
+        });
+    }
+    match change.admin_access {
+        Some(true) if !target.agency_admin => {
+            require_org_wide(s, ctx, Permission::ManageUsers, b);
+            events.push(Event::AgencyAdminGranted { user });
+        }
+        Some(false) if target.agency_admin => {
+            require_org_wide(s, ctx, Permission::ManageUsers, b);
+            not_primary_owner(s, user, b);
+            not_self(ctx, user, b);
+            // Losing the grant must not strand numbers, forwards or reports.
+            let keeps_team = holds_manage_team(s, false, target.memberships.values());
+            access_loss_blockers(s, target, |a| target.memberships.contains_key(&a), keeps_team, b);
+            events.push(Event::AgencyAdminRevoked { user });
+        }
+        _ => {}
+    }
+    events
+}
+
+pub(super) fn update_admin_fields(s: &Organization, ctx: &Context<'_>, command: &Command) -> Outcome {
+    let Command::UpdateAdminFields {
+        user,
+        job_title,
+        picture,
+        admin_access,
+    } = command
+    else {
+        return Err(Blocker::NotFound { missing: Missing::Organization }.into());
+    };
+    let mut b = Vec::new();
+    let change = AdminChange {
+        job_title: job_title.as_ref(),
+        picture: picture.as_ref(),
+        admin_access: *admin_access,
+    };
+    let events = admin_fields_events(s, ctx, *user, &change, &mut b);
+    verdict(b)?;
+    accept(events)
+}
+
+/// The user themself, or a `ManageUsers` holder over them.
+fn require_self_or_manager(s: &Organization, ctx: &Context<'_>, target: &User, b: &mut Vec<Blocker>) {
+    if ctx.actor.user_id() == Some(target.id) {
+        if let Err(e) = acting_user(s, ctx) {
+            b.push(e);
+        }
+    } else {
+        require_over_user(s, ctx, Permission::ManageUsers, target, b);
+    }
+}
+
+/// R-LIFE-08: sign any of a user's devices out.
+pub(super) fn sign_out(s: &Organization, ctx: &Context<'_>, user: UserId, device: DeviceId) -> Outcome {
+    let mut b = Vec::new();
+    if let Some(u) = find_user(s, user, &mut b) {
+        require_self_or_manager(s, ctx, u, &mut b);
+        if !u.devices.contains_key(&device) {
+            b.push(Blocker::NotFound {
+                missing: Missing::Device(device),
+            });
+        }
+    }
+    verdict(b)?;
+    accept(vec![Event::DeviceSignedOut { user, device }])
+}
+
+/// R-LIFE-07: a reset token for an active user; only its hash is recorded.
+pub(super) fn password_reset(s: &Organization, ctx: &Context<'_>, user: UserId) -> Outcome {
+    let mut b = Vec::new();
+    if let Some(u) = active_user(s, user, "R-LIFE-07", &mut b) {
+        require_self_or_manager(s, ctx, u, &mut b);
+    }
+    verdict(b)?;
+    let (token, token_hash) = issue_token(ctx);
+    Ok(Decision {
+        events: vec![Event::PasswordResetIssued {
+            user,
+            token_hash,
+            expires_at: ctx.now + chrono::Duration::hours(i64::from(s.policies.password_reset_ttl_hours)),
+        }],
+        secrets: vec![IssuedSecret {
+            purpose: SecretPurpose::PasswordReset { user },
+            token,
+        }],
+        report: None,
+    })
+}

@@ -1,0 +1,425 @@
+//! Refusals. A refused command yields a [`CommandError`] listing **every**
+//! blocker at once (R-OFF-02); each blocker names the rule it enforces.
+
+use crate::context::Actor;
+use crate::ids::*;
+use crate::model::*;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Something that is not there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Missing {
+    /// The organization has not been created.
+    Organization,
+    /// A user.
+    User(UserId),
+    /// An account.
+    Account(AccountId),
+    /// A role.
+    Role(RoleId),
+    /// A number.
+    Number(PhoneNumber),
+    /// An invitation.
+    Invitation(InvitationId),
+    /// A work item.
+    WorkItem(WorkItemId),
+    /// A device session.
+    Device(DeviceId),
+}
+
+/// One reason a command cannot be carried out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "blocker")]
+pub enum Blocker {
+    /// A referenced entity does not exist.
+    NotFound {
+        /// What.
+        missing: Missing,
+    },
+    /// The organization already exists.
+    AlreadyCreated,
+    /// An input breaks a limit (length, count, size).
+    LimitExceeded {
+        /// Which input.
+        what: String,
+        /// The limit.
+        limit: usize,
+        /// What was given.
+        actual: usize,
+    },
+    /// Malformed input (the rule it breaks is named).
+    Invalid {
+        /// The rule.
+        rule: String,
+        /// Which input.
+        field: String,
+        /// Why.
+        reason: String,
+    },
+    /// The actor lacks a permission (R-AUTH-01).
+    PermissionDenied {
+        /// Who.
+        actor: Actor,
+        /// What permission.
+        permission: Permission,
+        /// On which account (`None`: organization-wide, i.e. agency administrator needed).
+        account: Option<AccountId>,
+    },
+    /// The acting user is not active.
+    ActorNotActive {
+        /// Who.
+        actor: Actor,
+    },
+    /// Only the user themself may do this under the policy (R-AUTH-02).
+    OnlySelf {
+        /// The user.
+        user: UserId,
+    },
+    /// Nobody can deactivate, delete or remove themselves (R-LIFE-09).
+    SelfAction {
+        /// The user.
+        user: UserId,
+    },
+    /// The primary owner cannot be deactivated, deleted, demoted or removed (R-LIFE-03).
+    PrimaryOwner {
+        /// The owner.
+        user: UserId,
+    },
+    /// An email belongs to a user already (R-INV-06 when inviting, R-USR-01 otherwise).
+    EmailInUse {
+        /// The email.
+        email: String,
+        /// The existing user.
+        user: UserId,
+        /// The rule.
+        rule: String,
+    },
+    /// Users holding `ManageTeam` cannot be deactivated in bulk (R-BULK-02).
+    ManagesTeamInBulk {
+        /// The user.
+        user: UserId,
+    },
+    /// An email appears twice in one command (R-INV-01).
+    DuplicateEmail {
+        /// The email.
+        email: String,
+    },
+    /// The invitation is not pending (R-INV-07).
+    InvitationNotPending {
+        /// The invitation.
+        invitation: InvitationId,
+        /// Its status.
+        status: InvitationStatus,
+    },
+    /// The invitation expired; re-invite (R-INV-05).
+    InvitationExpired {
+        /// The invitation.
+        invitation: InvitationId,
+    },
+    /// No invitation matches the token (R-INV-03).
+    UnknownToken,
+    /// A user is not in the status the command needs.
+    WrongStatus {
+        /// The user.
+        user: UserId,
+        /// Their status.
+        status: UserStatus,
+        /// The rule.
+        rule: String,
+    },
+    /// A user has no access to an account (R-NUM-01, R-NUM-04).
+    NoAccess {
+        /// The user.
+        user: UserId,
+        /// The account.
+        account: AccountId,
+        /// The rule.
+        rule: String,
+    },
+    /// The number already exists in this organization (R-NUM-06).
+    NumberExists {
+        /// The number.
+        number: PhoneNumber,
+    },
+    /// The number is claimed by another organization (R-NUM-06).
+    NumberClaimedElsewhere {
+        /// The number.
+        number: PhoneNumber,
+    },
+    /// The number is assigned already (R-NUM-01).
+    NumberAssigned {
+        /// The number.
+        number: PhoneNumber,
+        /// To whom.
+        user: UserId,
+    },
+    /// The number is not assigned.
+    NumberNotAssigned {
+        /// The number.
+        number: PhoneNumber,
+    },
+    /// The user still has numbers assigned (R-NUM-02; R-NUM-01 for deactivation and access removal).
+    NumbersStillAssigned {
+        /// The user.
+        user: UserId,
+        /// The numbers.
+        numbers: Vec<PhoneNumber>,
+        /// The rule.
+        rule: String,
+    },
+    /// The user is the forward target of numbers (R-NUM-05).
+    ForwardTarget {
+        /// The user.
+        user: UserId,
+        /// The numbers.
+        numbers: Vec<PhoneNumber>,
+    },
+    /// The user leads direct reports (R-TEAM-02).
+    HasDirectReports {
+        /// The leader.
+        leader: UserId,
+        /// The reports.
+        reports: Vec<UserId>,
+    },
+    /// A reassignment leaves reports without a leader or names non-reports (R-TEAM-02).
+    IncompleteReassignment {
+        /// The leader.
+        leader: UserId,
+        /// Reports not reassigned.
+        unassigned: Vec<UserId>,
+        /// Users named who are not reports.
+        not_reports: Vec<UserId>,
+    },
+    /// The user does not hold `ManageTeam` (R-TEAM-01).
+    NotATeamLeader {
+        /// The user.
+        user: UserId,
+    },
+    /// The reporting line would form a cycle (R-TEAM-01).
+    ReportingCycle {
+        /// The report.
+        user: UserId,
+        /// The proposed leader.
+        leader: UserId,
+    },
+    /// Required profile fields are missing (R-LIFE-04).
+    IncompleteProfile {
+        /// The user.
+        user: UserId,
+        /// Missing fields.
+        missing: Vec<ProfileField>,
+    },
+    /// Agency administrators can only be removed from all accounts at once (R-MEM-05).
+    AgencyAdministrator {
+        /// The user.
+        user: UserId,
+    },
+    /// The user has access to the account already (R-MEM-02).
+    AlreadyMember {
+        /// The user.
+        user: UserId,
+        /// The account.
+        account: AccountId,
+    },
+    /// The user has no membership on the account (R-MEM-01, R-MEM-03).
+    NotMember {
+        /// The user.
+        user: UserId,
+        /// The account.
+        account: AccountId,
+    },
+    /// Consequences of deletion not acknowledged (R-LIFE-05).
+    DeletionNotAcknowledged,
+    /// The work item is not owned by the user (R-WORK-01).
+    NotOwner {
+        /// The item.
+        item: WorkItemId,
+        /// Its owner.
+        owner: UserId,
+    },
+    /// The work item is not a client (R-WORK-02).
+    NotAClient {
+        /// The item.
+        item: WorkItemId,
+    },
+    /// A built-in role cannot be redefined.
+    BuiltInRole {
+        /// The role.
+        role: RoleId,
+    },
+    /// The actor must be the primary owner, system or support.
+    NotPrimaryOwner {
+        /// Who tried.
+        actor: Actor,
+    },
+    /// A transfer or forward target is the user being offboarded.
+    TargetIsSubject {
+        /// The user.
+        user: UserId,
+    },
+    /// Rows of a bulk run are invalid (R-BULK-01, R-BULK-03).
+    BulkRowsRejected {
+        /// Each rejected row.
+        rows: Vec<crate::bulk::RowOutcome>,
+    },
+    /// The command would touch more than one command may (split it).
+    TooMuchWork {
+        /// What.
+        what: String,
+        /// The limit.
+        limit: usize,
+        /// What it would take.
+        actual: usize,
+    },
+}
+
+impl Blocker {
+    /// The rule id the blocker enforces, e.g. `R-NUM-02`. `LIMIT` marks an
+    /// input bound, `INPUT` a reference to something that does not exist.
+    pub fn rule(&self) -> String {
+        use Blocker::*;
+        let r = match self {
+            NotFound { .. } => "INPUT",
+            AlreadyCreated => "INPUT",
+            LimitExceeded { .. } | TooMuchWork { .. } => "LIMIT",
+            Invalid { rule, .. }
+            | WrongStatus { rule, .. }
+            | NoAccess { rule, .. }
+            | NumbersStillAssigned { rule, .. }
+            | EmailInUse { rule, .. } => return rule.clone(),
+            PermissionDenied { .. } | ActorNotActive { .. } => "R-AUTH-01",
+            OnlySelf { .. } => "R-AUTH-02",
+            SelfAction { .. } => "R-LIFE-09",
+            PrimaryOwner { .. } | NotPrimaryOwner { .. } => "R-LIFE-03",
+            ManagesTeamInBulk { .. } => "R-BULK-02",
+            DuplicateEmail { .. } => "R-INV-01",
+            InvitationNotPending { .. } => "R-INV-07",
+            InvitationExpired { .. } => "R-INV-05",
+            UnknownToken => "R-INV-03",
+            NumberExists { .. } | NumberClaimedElsewhere { .. } => "R-NUM-06",
+            NumberAssigned { .. } => "R-NUM-01",
+            NumberNotAssigned { .. } => "R-NUM-03",
+            ForwardTarget { .. } => "R-NUM-05",
+            HasDirectReports { .. } | IncompleteReassignment { .. } => "R-TEAM-02",
+            NotATeamLeader { .. } | ReportingCycle { .. } => "R-TEAM-01",
+            IncompleteProfile { .. } => "R-LIFE-04",
+            AgencyAdministrator { .. } => "R-MEM-05",
+            AlreadyMember { .. } => "R-MEM-02",
+            NotMember { .. } => "R-MEM-03",
+            DeletionNotAcknowledged => "R-LIFE-05",
+            NotOwner { .. } => "R-WORK-01",
+            NotAClient { .. } => "R-WORK-02",
+            BuiltInRole { .. } => "INPUT",
+            TargetIsSubject { .. } => "R-OFF-01",
+            BulkRowsRejected { .. } => "R-BULK-03",
+        };
+        r.to_owned()
+    }
+}
+
+impl fmt::Display for Blocker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use Blocker::*;
+        let list = |v: &[PhoneNumber]| {
+            v.iter()
+                .map(|n| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let users = |v: &[UserId]| {
+            v.iter()
+                .map(|u| u.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        write!(f, "[{}] ", self.rule())?;
+        match self {
+            NotFound { missing } => write!(f, "not found: {missing:?}"),
+            AlreadyCreated => write!(f, "the organization exists already"),
+            LimitExceeded {
+                what,
+                limit,
+                actual,
+            } => write!(f, "{what}: {actual} exceeds the limit of {limit}"),
+            Invalid { field, reason, .. } => write!(f, "{field}: {reason}"),
+            PermissionDenied {
+                actor,
+                permission,
+                account,
+            } => match account {
+                Some(a) => write!(f, "{actor} lacks {permission:?} on account {a}"),
+                None => write!(f, "{actor} is not an agency administrator ({permission:?} everywhere)"),
+            },
+            ActorNotActive { actor } => write!(f, "{actor} is not an active user"),
+            OnlySelf { user } => write!(f, "only {user} may edit their own profile details"),
+            SelfAction { user } => write!(f, "{user} cannot do this to themselves; another user must"),
+            PrimaryOwner { user } => write!(f, "{user} is the primary owner; transfer ownership first"),
+            EmailInUse { email, user, .. } => write!(f, "{email} already belongs to {user}; add them to accounts instead"),
+            ManagesTeamInBulk { user } => write!(f, "{user} holds ManageTeam: deactivate them manually after reassigning their reports"),
+            DuplicateEmail { email } => write!(f, "{email} is listed twice"),
+            InvitationNotPending { invitation, status } => write!(f, "invitation {invitation} is {status:?}"),
+            InvitationExpired { invitation } => write!(f, "invitation {invitation} has expired; re-invite"),
+            UnknownToken => write!(f, "no invitation matches this token"),
+            WrongStatus { user, status, .. } => write!(f, "{user} is {status}"),
+            NoAccess { user, account, .. } => write!(f, "{user} has no access to account {account}"),
+            NumberExists { number } => write!(f, "{number} is already in this organization"),
+            NumberClaimedElsewhere { number } => write!(f, "{number} belongs to another organization"),
+            NumberAssigned { number, user } => write!(f, "{number} is assigned to {user}; unassign it first"),
+            NumberNotAssigned { number } => write!(f, "{number} is not assigned"),
+            NumbersStillAssigned { user, numbers, .. } => write!(f, "{user} still has numbers {}; unassign first", list(numbers)),
+            ForwardTarget { user, numbers } => write!(f, "{user} is the forward target of {}; forward them elsewhere", list(numbers)),
+            HasDirectReports { leader, reports } => write!(f, "{leader} leads {} report(s): {}; reassign them first", reports.len(), users(reports)),
+            IncompleteReassignment { leader, unassigned, not_reports } => write!(f, "reassignment of {leader}'s reports leaves [{}] without a leader and names non-reports [{}]", users(unassigned), users(not_reports)),
+            NotATeamLeader { user } => write!(f, "{user} does not hold ManageTeam"),
+            ReportingCycle { user, leader } => write!(f, "{user} reporting to {leader} would form a cycle"),
+            IncompleteProfile { user, missing } => write!(f, "{user}'s profile lacks {missing:?}"),
+            AgencyAdministrator { user } => write!(f, "{user} is an agency administrator: remove them from all accounts at once"),
+            AlreadyMember { user, account } => write!(f, "{user} already has access to {account}"),
+            NotMember { user, account } => write!(f, "{user} has no membership on {account}"),
+            DeletionNotAcknowledged => write!(f, "deletion needs every consequence acknowledged"),
+            NotOwner { item, owner } => write!(f, "{item} is owned by {owner}"),
+            NotAClient { item } => write!(f, "{item} is not a client"),
+            BuiltInRole { role } => write!(f, "{role} is a built-in role"),
+            NotPrimaryOwner { actor } => write!(f, "{actor} is not the primary owner"),
+            TargetIsSubject { user } => write!(f, "{user} cannot be the target of their own offboarding"),
+            BulkRowsRejected { rows } => write!(f, "{} row(s) rejected", rows.len()),
+            TooMuchWork { what, limit, actual } => write!(f, "{what}: {actual} exceeds {limit} per command; split it"),
+        }
+    }
+}
+
+/// A refused command: every blocker, never only the first (R-OFF-02). A
+/// refused command changes nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub struct CommandError {
+    /// The blockers; never empty.
+    pub blockers: Vec<Blocker>,
+}
+
+impl CommandError {
+    /// Whether a blocker of rule `rule` is present.
+    pub fn has_rule(&self, rule: &str) -> bool {
+        self.blockers.iter().any(|b| b.rule() == rule)
+    }
+    /// The rule ids of all blockers, in order.
+    pub fn rules(&self) -> Vec<String> {
+        self.blockers.iter().map(Blocker::rule).collect()
+    }
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "refused:")?;
+        for b in &self.blockers {
+            write!(f, " {b};")?;
+        }
+        Ok(())
+    }
+}
+
+impl From<Blocker> for CommandError {
+    fn from(b: Blocker) -> Self {
+        Self { blockers: vec![b] }
+    }
+}

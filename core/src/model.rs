@@ -1,0 +1,560 @@
+//! The folded state of one organization and the value types it is made of.
+//!
+//! Architecture invariant: the state is indexed so that a command touches only
+//! what it concerns — users by id and by email, numbers by E.164, invitations by
+//! token hash, and on each user the numbers assigned to them, the numbers
+//! forwarded to them, their direct reports and their work. No command scans
+//! the whole organization. Collections are `BTree*` so that iteration, and
+//! therefore every list the library returns, is deterministic.
+
+use crate::ids::*;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// A permission a role grants on an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Permission {
+    /// Invite, change roles, remove, deactivate, reactivate, delete, transfer, bulk (R-AUTH-01).
+    ManageUsers,
+    /// "Can Manage Team": lead a team (R-TEAM-01).
+    ManageTeam,
+    /// Add, assign, forward and release numbers.
+    ManageNumbers,
+    /// Define roles and the organization's policies.
+    ManageRoles,
+    /// Read reports.
+    ViewReports,
+    /// Create accounts and sub-accounts.
+    ManageAccounts,
+}
+
+impl Permission {
+    /// Every permission, in order.
+    pub const ALL: [Permission; 6] = [
+        Permission::ManageUsers,
+        Permission::ManageTeam,
+        Permission::ManageNumbers,
+        Permission::ManageRoles,
+        Permission::ViewReports,
+        Permission::ManageAccounts,
+    ];
+}
+
+/// A named set of permissions.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Role {
+    /// Slug, unique in the organization.
+    pub id: RoleId,
+    /// Display name.
+    pub name: String,
+    /// What it grants on an account.
+    pub permissions: BTreeSet<Permission>,
+    /// Built-in roles exist in every organization and cannot be redefined.
+    pub built_in: bool,
+}
+
+/// The built-in roles every organization starts with.
+pub fn built_in_roles() -> Vec<Role> {
+    use Permission::*;
+    let role = |id: &str, name: &str, perms: &[Permission]| Role {
+        id: RoleId::new(id),
+        name: name.to_owned(),
+        permissions: perms.iter().copied().collect(),
+        built_in: true,
+    };
+    vec![
+        role(RoleId::OWNER, "Owner", &Permission::ALL),
+        role(RoleId::ADMINISTRATOR, "Administrator", &Permission::ALL),
+        role(
+            RoleId::TEAM_LEADER,
+            "Team Leader",
+            &[ManageTeam, ViewReports],
+        ),
+        role(RoleId::AGENT, "Agent", &[]),
+        role(RoleId::READ_ONLY, "Read-only", &[ViewReports]),
+    ]
+}
+
+/// Who may edit a user's profile details (R-AUTH-02).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ProfileEditPolicy {
+    /// Only the user (seed 001). The default.
+    #[default]
+    SelfOnly,
+    /// The user, or a holder of `ManageUsers` (seed 003).
+    SelfOrAdmin,
+}
+
+/// Organization-wide policies: where seeds disagree, the organization chooses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policies {
+    /// Days an invitation stays acceptable (R-INV-05). Default 14; 1..=365.
+    pub invitation_ttl_days: u32,
+    /// Who may edit profile details (R-AUTH-02). Default `SelfOnly`.
+    pub profile_edit: ProfileEditPolicy,
+    /// Refuse deactivation/reactivation while required profile fields are missing (R-LIFE-04). Default on.
+    pub require_complete_profile: bool,
+    /// Hours a password-reset token stays valid (R-LIFE-07). Default 24; 1..=720.
+    pub password_reset_ttl_hours: u32,
+}
+
+impl Default for Policies {
+    fn default() -> Self {
+        Self {
+            invitation_ttl_days: 14,
+            profile_edit: ProfileEditPolicy::SelfOnly,
+            require_complete_profile: true,
+            password_reset_ttl_hours: 24,
+        }
+    }
+}
+
+/// An account or sub-account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    /// Id.
+    pub id: AccountId,
+    /// Display name.
+    pub name: String,
+    /// The parent account; `None` for the organization's root account.
+    pub parent: Option<AccountId>,
+    /// Direct sub-accounts.
+    pub children: BTreeSet<AccountId>,
+    /// Users with a membership here (agency administrators are not listed: they cover every account).
+    pub members: BTreeSet<UserId>,
+}
+
+/// Lifecycle status of a user.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum UserStatus {
+    /// Invited, not yet signed in for the first time ("Pending", R-INV-04).
+    Invited,
+    /// Active.
+    Active,
+    /// Deactivated: cannot sign in (R-LIFE-01), can be reactivated (R-LIFE-02).
+    Deactivated,
+    /// Deleted: terminal, personal data erased (R-LIFE-05, R-LIFE-06).
+    Deleted,
+}
+
+impl fmt::Display for UserStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self, f)
+    }
+}
+
+/// Notification preferences (seed 001).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationPreferences {
+    /// Desktop notifications.
+    pub desktop: bool,
+    /// Browser badges.
+    pub browser_badge: bool,
+    /// Sounds.
+    pub sound: bool,
+}
+
+impl Default for NotificationPreferences {
+    fn default() -> Self {
+        Self {
+            desktop: true,
+            browser_badge: true,
+            sound: true,
+        }
+    }
+}
+
+/// A profile field, for reports of what is missing or was cleared.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ProfileField {
+    /// Full name.
+    Name,
+    /// Email address.
+    Email,
+    /// Mobile number.
+    Mobile,
+    /// Default sending country.
+    DefaultCountry,
+    /// Job title.
+    JobTitle,
+    /// Picture URL.
+    Picture,
+}
+
+/// The personal data of a user: what deletion erases (R-LIFE-06).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Profile {
+    /// Full name, once given.
+    pub name: Option<String>,
+    /// Email address as entered (compared case-insensitively, R-USR-01).
+    pub email: String,
+    /// Mobile number, E.164 (R-USR-02).
+    pub mobile: Option<PhoneNumber>,
+    /// Default sending country, ISO 3166-1 alpha-2 (R-USR-02).
+    pub default_country: Option<String>,
+    /// Job title (admin-managed, R-AUTH-03).
+    pub job_title: Option<String>,
+    /// Picture URL (admin-managed, R-AUTH-03).
+    pub picture: Option<String>,
+    /// Notification preferences.
+    pub notifications: NotificationPreferences,
+}
+
+impl Profile {
+    /// A profile with only an email.
+    pub fn with_email(email: impl Into<String>) -> Self {
+        Self {
+            name: None,
+            email: email.into(),
+            mobile: None,
+            default_country: None,
+            job_title: None,
+            picture: None,
+            notifications: NotificationPreferences::default(),
+        }
+    }
+
+    /// Required fields that are missing (R-LIFE-04): name, mobile, default sending country.
+    pub fn missing_required(&self) -> Vec<ProfileField> {
+        let mut missing = Vec::new();
+        if self.name.as_deref().is_none_or(str::is_empty) {
+            missing.push(ProfileField::Name);
+        }
+        if self.mobile.is_none() {
+            missing.push(ProfileField::Mobile);
+        }
+        if self.default_country.is_none() {
+            missing.push(ProfileField::DefaultCountry);
+        }
+        missing
+    }
+}
+
+/// A signed-in device (R-LIFE-08).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceSession {
+    /// Id.
+    pub id: DeviceId,
+    /// What the device calls itself ("Pixel 9", "Firefox on Linux").
+    pub name: String,
+    /// When it signed in.
+    pub signed_in_at: DateTime<Utc>,
+}
+
+/// A password-reset token's hash and expiry (R-LIFE-07).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordReset {
+    /// SHA-256 of the token.
+    pub token_hash: TokenHash,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A person in the organization.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Id; stays in history after deletion.
+    pub id: UserId,
+    /// Lifecycle status.
+    pub status: UserStatus,
+    /// Personal data; `None` once erased by deletion (R-LIFE-06).
+    pub profile: Option<Profile>,
+    /// Role per account (R-MEM-*).
+    pub memberships: BTreeMap<AccountId, RoleId>,
+    /// Organization-wide administrator grant over every account (R-MEM-05).
+    pub agency_admin: bool,
+    /// Their team leader (R-TEAM-01).
+    pub reports_to: Option<UserId>,
+    /// Users who report to them.
+    pub direct_reports: BTreeSet<UserId>,
+    /// Numbers assigned to them (R-NUM-01).
+    pub assigned_numbers: BTreeSet<PhoneNumber>,
+    /// Numbers forwarded to them (R-NUM-05).
+    pub forwarded_numbers: BTreeSet<PhoneNumber>,
+    /// Work items they own (R-WORK-01).
+    pub work: BTreeSet<WorkItemId>,
+    /// Signed-in devices (R-LIFE-08).
+    pub devices: BTreeMap<DeviceId, DeviceSession>,
+    /// Their current invitation while `Invited`.
+    pub invitation: Option<InvitationId>,
+    /// Whether they accepted their invitation (then the first sign-in activates, R-INV-04).
+    pub invitation_accepted: bool,
+    /// An outstanding password reset.
+    pub password_reset: Option<PasswordReset>,
+}
+
+impl User {
+    /// A fresh user.
+    pub fn new(id: UserId, status: UserStatus, profile: Profile) -> Self {
+        Self {
+            id,
+            status,
+            profile: Some(profile),
+            memberships: BTreeMap::new(),
+            agency_admin: false,
+            reports_to: None,
+            direct_reports: BTreeSet::new(),
+            assigned_numbers: BTreeSet::new(),
+            forwarded_numbers: BTreeSet::new(),
+            work: BTreeSet::new(),
+            devices: BTreeMap::new(),
+            invitation: None,
+            invitation_accepted: false,
+            password_reset: None,
+        }
+    }
+
+    /// Whether the user is active.
+    pub fn is_active(&self) -> bool {
+        self.status == UserStatus::Active
+    }
+
+    /// Whether the user can reach `account`: a membership there, or agency administrator.
+    pub fn has_access(&self, account: AccountId) -> bool {
+        self.agency_admin || self.memberships.contains_key(&account)
+    }
+
+    /// The email, unless erased.
+    pub fn email(&self) -> Option<&str> {
+        self.profile.as_ref().map(|p| p.email.as_str())
+    }
+
+    /// A short human label: name, else email, else the id (for deleted users).
+    pub fn label(&self) -> String {
+        match &self.profile {
+            Some(p) => p.name.clone().unwrap_or_else(|| p.email.clone()),
+            None => self.id.to_string(),
+        }
+    }
+}
+
+/// A phone number held by an account.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Number {
+    /// E.164.
+    pub number: PhoneNumber,
+    /// The account that holds it.
+    pub account: AccountId,
+    /// The user it is assigned to (R-NUM-01).
+    pub assigned_to: Option<UserId>,
+    /// The user it forwards to (R-NUM-04).
+    pub forwarded_to: Option<UserId>,
+    /// Whether it was ever assigned: an unassigned number that was is orphaned
+    /// until forwarded or released (R-NUM-03).
+    pub ever_assigned: bool,
+}
+
+impl Number {
+    /// R-NUM-03: assigned once, now neither assigned nor forwarded.
+    pub fn is_orphaned(&self) -> bool {
+        self.ever_assigned && self.assigned_to.is_none() && self.forwarded_to.is_none()
+    }
+}
+
+/// Kinds of work a user owns (seed 003).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum WorkKind {
+    /// A (flow) conversation.
+    Conversation,
+    /// A group conversation.
+    GroupConversation,
+    /// A flow template.
+    FlowTemplate,
+    /// A content library folder.
+    ContentFolder,
+    /// A client (R-WORK-02).
+    Client,
+    /// A meeting; cancelled when its owner is deleted (R-LIFE-05).
+    Meeting,
+}
+
+/// Something a user owns.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkItem {
+    /// Id.
+    pub id: WorkItemId,
+    /// Kind.
+    pub kind: WorkKind,
+    /// Title (not personal data of the owner).
+    pub title: String,
+    /// Current owner.
+    pub owner: UserId,
+    /// Meetings only: cancelled because the owner was deleted.
+    pub cancelled: bool,
+}
+
+/// SHA-256 of a secret token, hex. Only this is ever recorded (R-INV-03).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TokenHash(pub String);
+
+/// How an invitation reaches its invitee (R-INV-03).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Delivery {
+    /// Sent to an email address.
+    Email,
+    /// A copyable link; the email is given on acceptance.
+    Link,
+}
+
+/// Status of an invitation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InvitationStatus {
+    /// Waiting to be accepted.
+    Pending,
+    /// Accepted.
+    Accepted,
+    /// Its TTL ran out (R-INV-05).
+    Expired,
+    /// Revoked (R-INV-07).
+    Revoked,
+    /// Replaced by a re-invitation (R-INV-05, R-INV-07).
+    Superseded,
+}
+
+/// What an invitation grants (R-INV-02).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// The role on each account.
+    pub role: RoleId,
+    /// The accounts.
+    pub accounts: Vec<AccountId>,
+    /// Agency administrator grant.
+    pub agency_admin: bool,
+    /// Clients assigned on acceptance.
+    pub clients: Vec<WorkItemId>,
+}
+
+/// A pending offer to join.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invitation {
+    /// Id.
+    pub id: InvitationId,
+    /// Email or link.
+    pub delivery: Delivery,
+    /// The invited user (email invitations create the user as `Invited`;
+    /// link invitations create them on acceptance).
+    pub user: Option<UserId>,
+    /// What the invitee gets.
+    pub grant: Grant,
+    /// Hash of the secret token.
+    pub token_hash: TokenHash,
+    /// When it expires.
+    pub expires_at: DateTime<Utc>,
+    /// Status as recorded. A `Pending` invitation past `expires_at` is
+    /// effectively expired: see [`Invitation::status_at`].
+    pub status: InvitationStatus,
+}
+
+impl Invitation {
+    /// The status at `now`, counting a lapsed TTL as expired.
+    pub fn status_at(&self, now: DateTime<Utc>) -> InvitationStatus {
+        if self.status == InvitationStatus::Pending && now >= self.expires_at {
+            InvitationStatus::Expired
+        } else {
+            self.status
+        }
+    }
+}
+
+/// The whole directory of one organization: the fold of its stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Organization {
+    /// The organization (and stream) id.
+    pub id: OrgId,
+    /// Whether `OrganizationCreated` has been folded in.
+    pub created: bool,
+    /// The stream version folded so far.
+    pub version: u64,
+    /// Name.
+    pub name: String,
+    /// Policies.
+    pub policies: Policies,
+    /// The primary owner (R-LIFE-03); set from creation on.
+    pub primary_owner: Option<UserId>,
+    /// The root account.
+    pub root_account: Option<AccountId>,
+    /// Accounts by id.
+    pub accounts: BTreeMap<AccountId, Account>,
+    /// Roles by id.
+    pub roles: BTreeMap<RoleId, Role>,
+    /// Users by id (deleted ones included, with erased profiles).
+    pub users: BTreeMap<UserId, User>,
+    /// Index: lower-cased email to live (non-deleted) user (R-USR-01).
+    pub user_by_email: BTreeMap<String, UserId>,
+    /// Numbers by E.164.
+    pub numbers: BTreeMap<PhoneNumber, Number>,
+    /// Index: orphaned numbers (R-NUM-03).
+    pub orphaned_numbers: BTreeSet<PhoneNumber>,
+    /// Invitations by id.
+    pub invitations: BTreeMap<InvitationId, Invitation>,
+    /// Index: token hash to invitation.
+    pub invitation_by_token: BTreeMap<TokenHash, InvitationId>,
+    /// Index: recorded-`Pending` invitations by expiry, for the expiry sweep.
+    pub pending_invitations: BTreeSet<(DateTime<Utc>, InvitationId)>,
+    /// Work items by id.
+    pub work_items: BTreeMap<WorkItemId, WorkItem>,
+    /// Index: agency administrators.
+    pub agency_admins: BTreeSet<UserId>,
+}
+
+impl Organization {
+    /// The state of a stream with no events.
+    pub fn empty(id: OrgId) -> Self {
+        Self {
+            id,
+            created: false,
+            version: 0,
+            name: String::new(),
+            policies: Policies::default(),
+            primary_owner: None,
+            root_account: None,
+            accounts: BTreeMap::new(),
+            roles: BTreeMap::new(),
+            users: BTreeMap::new(),
+            user_by_email: BTreeMap::new(),
+            numbers: BTreeMap::new(),
+            orphaned_numbers: BTreeSet::new(),
+            invitations: BTreeMap::new(),
+            invitation_by_token: BTreeMap::new(),
+            pending_invitations: BTreeSet::new(),
+            work_items: BTreeMap::new(),
+            agency_admins: BTreeSet::new(),
+        }
+    }
+
+    /// A user by id.
+    pub fn user(&self, id: UserId) -> Option<&User> {
+        self.users.get(&id)
+    }
+
+    /// A live user by email, compared case-insensitively (R-USR-01).
+    pub fn user_by_email(&self, email: &str) -> Option<&User> {
+        self.user_by_email
+            .get(&email.to_lowercase())
+            .and_then(|id| self.users.get(id))
+    }
+
+    /// Whether `user` holds `permission` on `account` (agency administrators hold every permission everywhere).
+    pub fn has_permission(&self, user: &User, account: AccountId, permission: Permission) -> bool {
+        if user.agency_admin {
+            return true;
+        }
+        user.memberships
+            .get(&account)
+            .and_then(|role| self.roles.get(role))
+            .is_some_and(|r| r.permissions.contains(&permission))
+    }
+
+    /// Whether `user` holds `permission` on any account. Cost: the user's memberships.
+    pub fn holds_anywhere(&self, user: &User, permission: Permission) -> bool {
+        user.agency_admin
+            || user.memberships.values().any(|role| {
+                self.roles
+                    .get(role)
+                    .is_some_and(|r| r.permissions.contains(&permission))
+            })
+    }
+}

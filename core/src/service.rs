@@ -1,0 +1,470 @@
+//! The command-handling service: load the organization (cache, snapshot +
+//! tail), decide, append with the expected version, retry on conflict, and
+//! treat a repeated command id as done.
+//!
+//! Architecture invariant: the service is the only place that combines the
+//! pure core with a store. Its per-command cost is the tail of events it has
+//! not yet folded plus the decision itself; a warm organization is never
+//! replayed from the start.
+
+use crate::codec;
+use crate::command::Command;
+use crate::context::{Actor, Clock, Context, IdSource, SecretSource};
+use crate::decide::{decide, Decision, IssuedSecret};
+use crate::error::{Blocker, CommandError};
+use crate::event::Event;
+use crate::evolve::evolve;
+use crate::ids::*;
+use crate::model::Organization;
+use crate::store::{
+    AppendOutcome, AppendRequest, EventMetadata, ExpectedVersion, RecordedEvent,
+    Snapshot, Store, StoreError, MAX_READ_PAGE,
+};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Schema version of serialized [`Organization`] snapshots. Bump it when the
+/// state's shape changes: older snapshots are then ignored and the stream replayed.
+pub const SNAPSHOT_SCHEMA_VERSION: u32 = 1;
+
+/// Tunables, each bounded.
+#[derive(Clone, Debug)]
+pub struct ServiceConfig {
+    /// Attempts on a version conflict before giving up (1..=100).
+    pub max_attempts: u32,
+    /// Save a snapshot every this many events (0: never).
+    pub snapshot_every: u64,
+    /// Organizations kept folded in memory (at least 1).
+    pub cache_capacity: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            max_attempts: 8,
+            snapshot_every: 1_000,
+            cache_capacity: 1_024,
+        }
+    }
+}
+
+/// A command with its envelope.
+#[derive(Clone, Debug)]
+pub struct CommandRequest {
+    /// The organization (stream).
+    pub org: OrgId,
+    /// Idempotency key: the same id twice records nothing new.
+    pub command_id: CommandId,
+    /// Who acts (R-AUTH-04).
+    pub actor: Actor,
+    /// What they ask.
+    pub command: Command,
+    /// What caused it, if known.
+    pub causation_id: Option<uuid::Uuid>,
+    /// The conversation it belongs to; defaults to the command id.
+    pub correlation_id: Option<uuid::Uuid>,
+}
+
+impl CommandRequest {
+    /// A request with no causation or correlation.
+    pub fn new(org: OrgId, command_id: CommandId, actor: Actor, command: Command) -> Self {
+        Self {
+            org,
+            command_id,
+            actor,
+            command,
+            causation_id: None,
+            correlation_id: None,
+        }
+    }
+}
+
+/// What a handled command did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Handled {
+    /// The events recorded (empty when the command changed nothing).
+    pub events: Vec<Event>,
+    /// Tokens issued; empty on a duplicate (only hashes were kept).
+    pub secrets: Vec<IssuedSecret>,
+    /// The bulk report, for bulk commands (not kept on a duplicate).
+    pub report: Option<crate::bulk::BulkReport>,
+    /// Where the append landed (`None` when nothing was appended).
+    pub outcome: Option<AppendOutcome>,
+    /// The stream version after the command.
+    pub version: u64,
+    /// True when the command id had been handled before: nothing new was recorded.
+    pub duplicate: bool,
+}
+
+/// Why the service could not handle a command.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ServiceError {
+    /// The rules refused it; nothing was recorded.
+    #[error(transparent)]
+    Rejected(#[from] CommandError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Conflicts persisted through every attempt; nothing was recorded.
+    #[error("gave up after {attempts} conflicting attempts")]
+    Contention {
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// A stored event could not be read.
+    #[error("stored event could not be decoded: {0}")]
+    Decode(#[from] codec::DecodeError),
+}
+
+type Slot = Arc<async_lock::Mutex<Option<Organization>>>;
+
+/// Handles commands against a store. `Send + Sync`; share it behind an `Arc`.
+///
+/// ```
+/// # use switchboard_core::service::*;
+/// # use switchboard_core::*;
+/// # use std::sync::Arc;
+/// # async fn demo<S: store::Store>(store: S) -> Result<(), ServiceError> {
+/// let clock = Arc::new(FixedClock::new(chrono::DateTime::UNIX_EPOCH));
+/// let service = CommandService::new(store, clock, Arc::new(SequentialIds::new(1)), Arc::new(SeededSecrets::new(1)));
+/// let org = OrgId::from_uuid(uuid::Uuid::from_u128(1));
+/// let created = service
+///     .handle(CommandRequest::new(
+///         org,
+///         CommandId::from_uuid(uuid::Uuid::from_u128(2)),
+///         Actor::System,
+///         Command::CreateOrganization {
+///             name: "Acme".into(),
+///             root_account_name: "Acme HQ".into(),
+///             owner_email: "ada@acme.example".into(),
+///             owner_name: "Ada".into(),
+///             policies: None,
+///         },
+///     ))
+///     .await?;
+/// assert_eq!(created.version, 1);
+/// # Ok(()) }
+/// ```
+pub struct CommandService<S> {
+    store: S,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdSource>,
+    secrets: Arc<dyn SecretSource>,
+    config: ServiceConfig,
+    cache: Mutex<HashMap<OrgId, Slot>>,
+}
+
+impl<S: Store> CommandService<S> {
+    /// A service with the default configuration.
+    pub fn new(store: S, clock: Arc<dyn Clock>, ids: Arc<dyn IdSource>, secrets: Arc<dyn SecretSource>) -> Self {
+        Self::with_config(store, clock, ids, secrets, ServiceConfig::default())
+    }
+
+    /// A service with a configuration (out-of-range values are clamped).
+    pub fn with_config(
+        store: S,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdSource>,
+        secrets: Arc<dyn SecretSource>,
+        mut config: ServiceConfig,
+    ) -> Self {
+        config.max_attempts = config.max_attempts.clamp(1, 100);
+        config.cache_capacity = config.cache_capacity.max(1);
+        Self {
+            store,
+            clock,
+            ids,
+            secrets,
+            config,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    fn slot(&self, org: OrgId) -> Slot {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = cache.get(&org) {
+            return s.clone();
+        }
+        if cache.len() >= self.config.cache_capacity {
+            // Evict one organization nobody is using; a missing one is just reloaded.
+            let idle = cache
+                .iter()
+                .find(|(_, s)| Arc::strong_count(s) == 1)
+                .map(|(k, _)| *k);
+            if let Some(k) = idle {
+                cache.remove(&k);
+            }
+        }
+        let slot: Slot = Arc::new(async_lock::Mutex::new(None));
+        cache.insert(org, slot.clone());
+        slot
+    }
+
+    /// Folds stored events `from..` into `state`. Cost: the tail.
+    async fn catch_up(&self, state: &mut Organization, to: Option<u64>) -> Result<(), ServiceError> {
+        loop {
+            if to.is_some_and(|t| state.version >= t) {
+                return Ok(());
+            }
+            let page = self
+                .store
+                .read_stream(state.id, state.version + 1, to, MAX_READ_PAGE)
+                .await?;
+            if page.is_empty() {
+                return Ok(());
+            }
+            for r in &page {
+                if r.version != state.version + 1 {
+                    return Err(StoreError::Corrupt {
+                        reason: format!("stream {} jumps from version {} to {}", state.id, state.version, r.version),
+                    }
+                    .into());
+                }
+                evolve(state, &codec::decode(r)?);
+            }
+        }
+    }
+
+    /// The state from the newest usable snapshot at or below `at_most`, or empty.
+    async fn load_snapshot_or_empty(&self, org: OrgId, at_most: Option<u64>) -> Result<Organization, ServiceError> {
+        if let Some(snap) = self.store.load_snapshot(org, at_most).await? {
+            if snap.schema_version == SNAPSHOT_SCHEMA_VERSION {
+                if let Ok(state) = serde_json::from_value::<Organization>(snap.state) {
+                    if state.id == org && state.version == snap.version {
+                        return Ok(state);
+                    }
+                }
+            }
+        }
+        Ok(Organization::empty(org))
+    }
+
+    /// The organization's current state (snapshot + tail; not cached).
+    pub async fn load(&self, org: OrgId) -> Result<Organization, ServiceError> {
+        let mut state = self.load_snapshot_or_empty(org, None).await?;
+        self.catch_up(&mut state, None).await?;
+        Ok(state)
+    }
+
+    /// The organization's state as of stream version `version` (snapshot + tail).
+    pub async fn load_at_version(&self, org: OrgId, version: u64) -> Result<Organization, ServiceError> {
+        let mut state = self.load_snapshot_or_empty(org, Some(version)).await?;
+        self.catch_up(&mut state, Some(version)).await?;
+        Ok(state)
+    }
+
+    /// The current state, without recording anything: for reads and dry runs.
+    async fn current(&self, org: OrgId) -> Result<Organization, ServiceError> {
+        let slot = self.slot(org);
+        let mut guard = slot.lock().await;
+        let state = match guard.take() {
+            Some(s) => s,
+            None => self.load_snapshot_or_empty(org, None).await?,
+        };
+        let mut state = state;
+        let result = self.catch_up(&mut state, None).await;
+        let out = result.map(|_| state.clone());
+        *guard = Some(state);
+        out
+    }
+
+    /// R-OFF-02: decides without recording; returns the events it would
+    /// record or every blocker.
+    pub async fn dry_run(&self, org: OrgId, actor: Actor, command: &Command) -> Result<Decision, ServiceError> {
+        let state = self.current(org).await?;
+        let ctx = Context {
+            actor,
+            now: self.clock.now(),
+            command_id: CommandId::from_uuid(self.ids.next_id()),
+            ids: self.ids.as_ref(),
+            secrets: self.secrets.as_ref(),
+        };
+        Ok(decide(&state, command, &ctx)?)
+    }
+
+    /// Events of the append recorded under `outcome`, decoded.
+    async fn recorded(&self, outcome: &AppendOutcome) -> Result<Vec<Event>, ServiceError> {
+        let mut out = Vec::new();
+        let mut from = outcome.first_version;
+        while from <= outcome.last_version {
+            let page = self
+                .store
+                .read_stream(outcome.stream, from, Some(outcome.last_version), MAX_READ_PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            from = last.version + 1;
+            for r in &page {
+                out.push(codec::decode(r)?);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn duplicate(&self, outcome: AppendOutcome) -> Result<Handled, ServiceError> {
+        Ok(Handled {
+            events: self.recorded(&outcome).await?,
+            secrets: Vec::new(),
+            report: None,
+            outcome: Some(outcome),
+            version: outcome.last_version,
+            duplicate: true,
+        })
+    }
+
+    /// Handles a command: events recorded, or a typed refusal with every blocker.
+    pub async fn handle(&self, request: CommandRequest) -> Result<Handled, ServiceError> {
+        if let Some(outcome) = self.store.find_command(request.command_id).await? {
+            return self.duplicate(outcome).await;
+        }
+        let slot = self.slot(request.org);
+        let mut guard = slot.lock().await;
+        let mut state = match guard.take() {
+            Some(s) => s,
+            None => self.load_snapshot_or_empty(request.org, None).await?,
+        };
+        let result = self.handle_locked(&request, &mut state).await;
+        // The cached state only ever holds folded, recorded events; on an
+        // error it may lag, and the next command catches up.
+        *guard = Some(state);
+        result
+    }
+
+    async fn handle_locked(&self, request: &CommandRequest, state: &mut Organization) -> Result<Handled, ServiceError> {
+        for _attempt in 0..self.config.max_attempts {
+            self.catch_up(state, None).await?;
+            let now = self.clock.now();
+            let ctx = Context {
+                actor: request.actor.clone(),
+                now,
+                command_id: request.command_id,
+                ids: self.ids.as_ref(),
+                secrets: self.secrets.as_ref(),
+            };
+            let decision = decide(state, &request.command, &ctx)?;
+            if decision.events.is_empty() {
+                return Ok(Handled {
+                    events: Vec::new(),
+                    secrets: decision.secrets,
+                    report: decision.report,
+                    outcome: None,
+                    version: state.version,
+                    duplicate: false,
+                });
+            }
+            let metadata = EventMetadata {
+                actor: request.actor.clone(),
+                occurred_at: now,
+                command_id: Some(request.command_id),
+                causation_id: request.causation_id,
+                correlation_id: Some(request.correlation_id.unwrap_or(request.command_id.as_uuid())),
+            };
+            let append = AppendRequest {
+                stream: request.org,
+                expected: if state.version == 0 {
+                    ExpectedVersion::NoStream
+                } else {
+                    ExpectedVersion::Exact(state.version)
+                },
+                command_id: Some(request.command_id),
+                events: decision
+                    .events
+                    .iter()
+                    .map(|e| codec::encode(e, EventId::from_uuid(self.ids.next_id()), metadata.clone()))
+                    .collect(),
+                claims: codec::claims(&decision.events),
+            };
+            match self.append_resending(append).await {
+                Ok(outcome) if outcome.duplicate => return self.duplicate(outcome).await,
+                Ok(outcome) => {
+                    let before = state.version;
+                    for e in &decision.events {
+                        evolve(state, e);
+                    }
+                    debug_assert_eq!(state.version, outcome.last_version);
+                    self.maybe_snapshot(state, before).await;
+                    return Ok(Handled {
+                        events: decision.events,
+                        secrets: decision.secrets,
+                        report: decision.report,
+                        outcome: Some(outcome),
+                        version: state.version,
+                        duplicate: false,
+                    });
+                }
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(StoreError::ClaimTaken { key, .. }) if key.namespace == codec::PHONE_NUMBER_CLAIM => {
+                    return Err(CommandError::from(Blocker::NumberClaimedElsewhere {
+                        number: PhoneNumber(key.value),
+                    })
+                    .into())
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ServiceError::Contention {
+            attempts: self.config.max_attempts,
+        })
+    }
+
+    /// Appends; when the outcome is unknown, re-sends the identical request
+    /// (same command id and event ids), which the store turns into the first
+    /// outcome if it had committed. Bounded.
+    async fn append_resending(&self, append: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        const RESENDS: usize = 3;
+        let mut last = None;
+        for _ in 0..=RESENDS {
+            match self.store.append(append.clone()).await {
+                Err(e @ StoreError::Unavailable { maybe_committed: true, .. }) => last = Some(e),
+                other => return other,
+            }
+        }
+        Err(last.unwrap_or(StoreError::Unavailable {
+            reason: "append outcome unknown".into(),
+            maybe_committed: true,
+        }))
+    }
+
+    async fn maybe_snapshot(&self, state: &Organization, before: u64) {
+        let every = self.config.snapshot_every;
+        if every == 0 || state.version / every == before / every {
+            return;
+        }
+        if let Ok(json) = serde_json::to_value(state) {
+            // A failed snapshot costs only speed: the log is the truth.
+            let _ = self
+                .store
+                .save_snapshot(Snapshot {
+                    stream: state.id,
+                    version: state.version,
+                    schema_version: SNAPSHOT_SCHEMA_VERSION,
+                    state: json,
+                })
+                .await;
+        }
+    }
+
+    /// Every event of the organization with its envelope, in version order (for trails and exports).
+    pub async fn history(&self, org: OrgId) -> Result<Vec<RecordedEvent>, ServiceError> {
+        let mut out = Vec::new();
+        loop {
+            let page = self
+                .store
+                .read_stream(org, out.len() as u64 + 1, None, MAX_READ_PAGE)
+                .await?;
+            if page.is_empty() {
+                return Ok(out);
+            }
+            out.extend(page);
+        }
+    }
+
+    /// The current state (cached, caught up).
+    pub async fn state(&self, org: OrgId) -> Result<Organization, ServiceError> {
+        self.current(org).await
+    }
+}

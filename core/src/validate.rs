@@ -1,0 +1,209 @@
+//! Input validation: pure leaf functions, each with an upper bound on what it
+//! accepts. Every failure is a [`Blocker`] naming the rule.
+
+use crate::error::Blocker;
+use crate::ids::PhoneNumber;
+use crate::model::TokenHash;
+use sha2::{Digest, Sha256};
+use std::str::FromStr;
+
+/// Limit: bytes of an email address (RFC 5321 path limit).
+pub const MAX_EMAIL_LEN: usize = 254;
+/// Limit: characters of a name, title, account or role name.
+pub const MAX_TEXT_LEN: usize = 200;
+/// Limit: bytes of a URL (pictures).
+pub const MAX_URL_LEN: usize = 2048;
+/// Limit: bytes of a phone number as entered.
+pub const MAX_PHONE_INPUT_LEN: usize = 32;
+/// Limit: bytes of the raw address list of one invitation command.
+pub const MAX_EMAIL_LIST_BYTES: usize = 64 * 1024;
+/// Limit: people invited by one command.
+pub const MAX_INVITEES: usize = 500;
+/// Limit: accounts named by one command.
+pub const MAX_ACCOUNTS_PER_COMMAND: usize = 1_000;
+/// Limit: items named by one command (work items, client assignments, reassignments).
+pub const MAX_ITEMS_PER_COMMAND: usize = 10_000;
+/// Limit: bytes of a secret token as presented.
+pub const MAX_TOKEN_LEN: usize = 128;
+/// Limit: bytes of a role slug.
+pub const MAX_ROLE_ID_LEN: usize = 64;
+
+fn invalid(rule: &str, field: &str, reason: impl Into<String>) -> Blocker {
+    Blocker::Invalid {
+        rule: rule.to_owned(),
+        field: field.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Checks a count against a limit.
+pub fn count(what: &str, actual: usize, limit: usize) -> Result<(), Blocker> {
+    if actual > limit {
+        Err(Blocker::LimitExceeded {
+            what: what.to_owned(),
+            limit,
+            actual,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+/// A required short text: trimmed, non-empty, at most `max` characters, no control characters.
+pub fn text(field: &str, input: &str, max: usize) -> Result<String, Blocker> {
+    let t = input.trim();
+    let chars = t.chars().count();
+    if chars > max {
+        return Err(Blocker::LimitExceeded {
+            what: field.to_owned(),
+            limit: max,
+            actual: chars,
+        });
+    }
+    if t.is_empty() {
+        return Err(invalid("INPUT", field, "must not be empty"));
+    }
+    if t.chars().any(char::is_control) {
+        return Err(invalid("INPUT", field, "must not contain control characters"));
+    }
+    Ok(t.to_owned())
+}
+
+/// An email address (R-INV-01, R-USR-01): syntax by `email_address`, plus our
+/// own policy: at most 254 bytes, a dotted domain name, no IP literals.
+pub fn email(input: &str) -> Result<String, Blocker> {
+    let t = input.trim();
+    if t.len() > MAX_EMAIL_LEN {
+        return Err(Blocker::LimitExceeded {
+            what: "email".into(),
+            limit: MAX_EMAIL_LEN,
+            actual: t.len(),
+        });
+    }
+    let parsed = email_address::EmailAddress::from_str(t)
+        .map_err(|e| invalid("R-INV-01", "email", format!("{t:?} is not an email address: {e}")))?;
+    let domain = parsed.domain();
+    if domain.starts_with('[') {
+        return Err(invalid("R-INV-01", "email", format!("{t:?}: IP-literal domains are not accepted")));
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    if labels.len() < 2 || labels.iter().any(|l| l.is_empty()) {
+        return Err(invalid("R-INV-01", "email", format!("{t:?}: the domain must be a dotted name")));
+    }
+    if parsed.display_part() != "" {
+        return Err(invalid("R-INV-01", "email", format!("{t:?}: give the bare address")));
+    }
+    Ok(t.to_owned())
+}
+
+/// The key emails are compared by (R-USR-01).
+pub fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// Splits an address list on commas, spaces, semicolons and newlines (R-INV-01).
+/// Returns the valid addresses in order and a blocker for each invalid or repeated one.
+pub fn email_list(raw: &str) -> Result<(Vec<String>, Vec<Blocker>), Blocker> {
+    count("email list bytes", raw.len(), MAX_EMAIL_LIST_BYTES)?;
+    let parts: Vec<&str> = raw
+        .split(|c: char| c == ',' || c == ';' || c.is_whitespace())
+        .filter(|p| !p.is_empty())
+        .collect();
+    count("invitees", parts.len(), MAX_INVITEES)?;
+    if parts.is_empty() {
+        return Err(invalid("R-INV-01", "emails", "no address given"));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    for p in parts {
+        match email(p) {
+            Ok(e) => {
+                if seen.insert(email_key(&e)) {
+                    ok.push(e);
+                } else {
+                    bad.push(Blocker::DuplicateEmail { email: e });
+                }
+            }
+            Err(b) => bad.push(b),
+        }
+    }
+    Ok((ok, bad))
+}
+
+/// A phone number normalised to E.164 (R-NUM-06, R-USR-02). Numbers must be
+/// given in international form (`+` and country code).
+pub fn phone_number(field: &str, rule: &str, input: &str) -> Result<PhoneNumber, Blocker> {
+    let t = input.trim();
+    if t.len() > MAX_PHONE_INPUT_LEN {
+        return Err(Blocker::LimitExceeded {
+            what: field.to_owned(),
+            limit: MAX_PHONE_INPUT_LEN,
+            actual: t.len(),
+        });
+    }
+    if !t.starts_with('+') {
+        return Err(invalid(rule, field, format!("{t:?} must be in international form (+ and country code)")));
+    }
+    let parsed = phonenumber::parse(None, t)
+        .map_err(|e| invalid(rule, field, format!("{t:?} is not a phone number: {e}")))?;
+    if !phonenumber::is_valid(&parsed) {
+        return Err(invalid(rule, field, format!("{t:?} is not a valid number")));
+    }
+    Ok(PhoneNumber(
+        parsed.format().mode(phonenumber::Mode::E164).to_string(),
+    ))
+}
+
+/// An ISO 3166-1 alpha-2 country code (R-USR-02), upper-cased.
+pub fn country(input: &str) -> Result<String, Blocker> {
+    let t = input.trim().to_ascii_uppercase();
+    let ok = t.len() == 2
+        && t.bytes().all(|b| b.is_ascii_uppercase())
+        && phonenumber::country::Id::from_str(&t).is_ok();
+    if ok {
+        Ok(t)
+    } else {
+        Err(invalid("R-USR-02", "default_country", format!("{input:?} is not an ISO 3166-1 alpha-2 code")))
+    }
+}
+
+/// A picture URL: `https://` or `http://`, bounded.
+pub fn url(field: &str, input: &str) -> Result<String, Blocker> {
+    let t = input.trim();
+    count(field, t.len(), MAX_URL_LEN)?;
+    if !(t.starts_with("https://") || t.starts_with("http://")) || t.chars().any(char::is_whitespace) {
+        return Err(invalid("R-AUTH-03", field, "must be an http(s) URL"));
+    }
+    Ok(t.to_owned())
+}
+
+/// A role slug: 1..=64 of `a-z`, `0-9`, `-`.
+pub fn role_slug(input: &str) -> Result<String, Blocker> {
+    count("role id", input.len(), MAX_ROLE_ID_LEN)?;
+    if input.is_empty() || !input.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
+        return Err(invalid("INPUT", "role", format!("{input:?}: use a-z, 0-9 and -")));
+    }
+    Ok(input.to_owned())
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 0xF) as usize] as char);
+    }
+    s
+}
+
+/// The token text handed to the invitee for 32 secret bytes.
+pub fn token_text(secret: &[u8; 32]) -> String {
+    hex(secret)
+}
+
+/// SHA-256 of a token's text: all that is ever recorded (R-INV-03, R-LIFE-07).
+pub fn token_hash(token: &str) -> TokenHash {
+    TokenHash(hex(&Sha256::digest(token.as_bytes())))
+}
