@@ -65,11 +65,17 @@ pub struct BulkReport {
 impl BulkReport {
     /// Rows applied.
     pub fn applied(&self) -> usize {
-        self.rows.iter().filter(|r| matches!(r.status, RowStatus::Applied { .. })).count()
+        self.rows
+            .iter()
+            .filter(|r| matches!(r.status, RowStatus::Applied { .. }))
+            .count()
     }
     /// Rows rejected.
     pub fn rejected(&self) -> usize {
-        self.rows.iter().filter(|r| matches!(r.status, RowStatus::Rejected { .. })).count()
+        self.rows
+            .iter()
+            .filter(|r| matches!(r.status, RowStatus::Rejected { .. }))
+            .count()
     }
 }
 
@@ -121,7 +127,9 @@ fn columns(headers: &csv::StringRecord) -> Result<Columns, Blocker> {
 }
 
 fn cell(record: &csv::StringRecord, col: Option<usize>) -> Option<&str> {
-    col.and_then(|i| record.get(i)).map(str::trim).filter(|v| !v.is_empty())
+    col.and_then(|i| record.get(i))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
 }
 
 /// Decides one row: its events, or its blockers.
@@ -143,9 +151,14 @@ fn decide_row(
         return (email, None, Err(b));
     };
     if !seen.insert(validate::email_key(&email)) {
-        b.push(Blocker::DuplicateEmail { email: email.clone() });
+        b.push(Blocker::DuplicateEmail {
+            email: email.clone(),
+        });
     }
-    let deactivate = match cell(record, cols.deactivated).map(str::to_ascii_lowercase).as_deref() {
+    let deactivate = match cell(record, cols.deactivated)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None => None,
         Some("y" | "yes") => Some(true),
         Some("n" | "no") => Some(false),
@@ -170,7 +183,15 @@ fn decide_row(
     let profile_event = profile_events(s, ctx, user.id, &change, &mut b);
     // The profile as this row leaves it: deactivation checks completeness on it (R-LIFE-04).
     let mut after = user.profile.clone();
-    if let (Some(Event::ProfileUpdated { personal, default_country, .. }), Some(p)) = (&profile_event, after.as_mut()) {
+    if let (
+        Some(Event::ProfileUpdated {
+            personal,
+            default_country,
+            ..
+        }),
+        Some(p),
+    ) = (&profile_event, after.as_mut())
+    {
         crate::evolve::apply_personal(p, personal);
         if default_country.is_some() {
             p.default_country = default_country.clone();
@@ -219,16 +240,28 @@ fn decide_row(
         }),
         _ => {}
     }
-    (email, Some(user.id), if b.is_empty() { Ok(events) } else { Err(b) })
+    (
+        email,
+        Some(user.id),
+        if b.is_empty() { Ok(events) } else { Err(b) },
+    )
 }
 
 /// R-BULK-01..03: validates every row and reports each; all-or-nothing by
 /// default, partial on request. Rows are checked against the state before the
 /// run; a user may appear in one row only.
-pub(crate) fn decide_bulk(s: &Organization, ctx: &Context<'_>, raw: &str, mode: BulkMode) -> Result<Decision, CommandError> {
+pub(crate) fn decide_bulk(
+    s: &Organization,
+    ctx: &Context<'_>,
+    raw: &str,
+    mode: BulkMode,
+) -> Result<Decision, CommandError> {
     let mut b = Vec::new();
     crate::decide::require_on_accounts(s, ctx, Permission::ManageUsers, std::iter::empty(), &mut b);
-    check(validate::count("csv bytes", raw.len(), MAX_CSV_BYTES), &mut b);
+    check(
+        validate::count("csv bytes", raw.len(), MAX_CSV_BYTES),
+        &mut b,
+    );
     verdict(std::mem::take(&mut b))?;
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
@@ -276,7 +309,12 @@ pub(crate) fn decide_bulk(s: &Organization, ctx: &Context<'_>, raw: &str, mode: 
             }
             Err(blockers) => RowStatus::Rejected { blockers },
         };
-        report.rows.push(RowOutcome { row, email, user, status });
+        report.rows.push(RowOutcome {
+            row,
+            email,
+            user,
+            status,
+        });
     }
     if report.rows.is_empty() {
         return Err(Blocker::Invalid {

@@ -50,11 +50,18 @@ pub static UPCASTERS: &[Upcaster] = &[];
 
 /// The current schema version of an event type (1 unless an upcaster chain raises it).
 pub fn current_version(event_type: &str) -> u32 {
-    1 + UPCASTERS.iter().filter(|u| u.event_type == event_type).count() as u32
+    1 + UPCASTERS
+        .iter()
+        .filter(|u| u.event_type == event_type)
+        .count() as u32
 }
 
 /// Brings a payload to the current version of its type.
-pub fn upcast(event_type: &str, mut version: u32, mut payload: Value) -> Result<Value, DecodeError> {
+pub fn upcast(
+    event_type: &str,
+    mut version: u32,
+    mut payload: Value,
+) -> Result<Value, DecodeError> {
     let target = current_version(event_type);
     if version == 0 || version > target {
         return Err(DecodeError::UnknownVersion {
@@ -101,7 +108,11 @@ pub fn encode(event: &Event, event_id: EventId, metadata: EventMetadata) -> NewE
 }
 
 /// Reads a stored payload of type `event_type` at `version` as a current [`Event`].
-pub fn decode_payload(event_type: &str, version: u32, payload: &Value) -> Result<Event, DecodeError> {
+pub fn decode_payload(
+    event_type: &str,
+    version: u32,
+    payload: &Value,
+) -> Result<Event, DecodeError> {
     let mut v = upcast(event_type, version, payload.clone())?;
     let Value::Object(map) = &mut v else {
         return Err(DecodeError::Malformed {
@@ -120,7 +131,11 @@ pub fn decode_payload(event_type: &str, version: u32, payload: &Value) -> Result
 
 /// Reads a recorded event as a current [`Event`].
 pub fn decode(recorded: &RecordedEvent) -> Result<Event, DecodeError> {
-    decode_payload(&recorded.event_type, recorded.schema_version, &recorded.payload)
+    decode_payload(
+        &recorded.event_type,
+        recorded.schema_version,
+        &recorded.payload,
+    )
 }
 
 /// The store-wide claims events take or give up (R-NUM-06): a number belongs

@@ -321,12 +321,7 @@ impl Blocker {
 impl fmt::Display for Blocker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use Blocker::*;
-        let list = |v: &[PhoneNumber]| {
-            v.iter()
-                .map(|n| n.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let list = |v: &[PhoneNumber]| v.iter().map(|n| n.as_str()).collect::<Vec<_>>().join(", ");
         let users = |v: &[UserId]| {
             v.iter()
                 .map(|u| u.to_string())

@@ -152,9 +152,10 @@ pub fn evolve(state: &mut Organization, event: &Event) {
             );
             let mut user = new_user_from_personal(*owner, UserStatus::Active, owner_personal);
             user.agency_admin = true;
-            state
-                .user_by_email
-                .insert(crate::validate::email_key(&owner_personal.email.clone().unwrap_or_default()), *owner);
+            state.user_by_email.insert(
+                crate::validate::email_key(&owner_personal.email.clone().unwrap_or_default()),
+                *owner,
+            );
             state.users.insert(*owner, user);
             state.agency_admins.insert(*owner);
             grant_access(state, *owner, *root_account, RoleId::new(RoleId::OWNER));

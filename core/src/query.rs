@@ -32,7 +32,9 @@ impl Organization {
             .filter(|u| {
                 u.profile.as_ref().is_some_and(|p| {
                     p.email.to_lowercase().contains(&needle)
-                        || p.name.as_ref().is_some_and(|n| n.to_lowercase().contains(&needle))
+                        || p.name
+                            .as_ref()
+                            .is_some_and(|n| n.to_lowercase().contains(&needle))
                 })
             })
             .collect()
@@ -100,7 +102,12 @@ impl Organization {
     pub fn direct_reports(&self, leader: UserId) -> Vec<&User> {
         self.users
             .get(&leader)
-            .map(|l| l.direct_reports.iter().filter_map(|r| self.users.get(r)).collect())
+            .map(|l| {
+                l.direct_reports
+                    .iter()
+                    .filter_map(|r| self.users.get(r))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 

@@ -17,8 +17,8 @@ use crate::evolve::evolve;
 use crate::ids::*;
 use crate::model::Organization;
 use crate::store::{
-    AppendOutcome, AppendRequest, EventMetadata, ExpectedVersion, RecordedEvent,
-    Snapshot, Store, StoreError, MAX_READ_PAGE,
+    AppendOutcome, AppendRequest, EventMetadata, ExpectedVersion, RecordedEvent, Snapshot, Store,
+    StoreError, MAX_READ_PAGE,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -156,7 +156,12 @@ pub struct CommandService<S> {
 
 impl<S: Store> CommandService<S> {
     /// A service with the default configuration.
-    pub fn new(store: S, clock: Arc<dyn Clock>, ids: Arc<dyn IdSource>, secrets: Arc<dyn SecretSource>) -> Self {
+    pub fn new(
+        store: S,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdSource>,
+        secrets: Arc<dyn SecretSource>,
+    ) -> Self {
         Self::with_config(store, clock, ids, secrets, ServiceConfig::default())
     }
 
@@ -206,7 +211,11 @@ impl<S: Store> CommandService<S> {
     }
 
     /// Folds stored events `from..` into `state`. Cost: the tail.
-    async fn catch_up(&self, state: &mut Organization, to: Option<u64>) -> Result<(), ServiceError> {
+    async fn catch_up(
+        &self,
+        state: &mut Organization,
+        to: Option<u64>,
+    ) -> Result<(), ServiceError> {
         loop {
             if to.is_some_and(|t| state.version >= t) {
                 return Ok(());
@@ -221,7 +230,10 @@ impl<S: Store> CommandService<S> {
             for r in &page {
                 if r.version != state.version + 1 {
                     return Err(StoreError::Corrupt {
-                        reason: format!("stream {} jumps from version {} to {}", state.id, state.version, r.version),
+                        reason: format!(
+                            "stream {} jumps from version {} to {}",
+                            state.id, state.version, r.version
+                        ),
                     }
                     .into());
                 }
@@ -231,7 +243,11 @@ impl<S: Store> CommandService<S> {
     }
 
     /// The state from the newest usable snapshot at or below `at_most`, or empty.
-    async fn load_snapshot_or_empty(&self, org: OrgId, at_most: Option<u64>) -> Result<Organization, ServiceError> {
+    async fn load_snapshot_or_empty(
+        &self,
+        org: OrgId,
+        at_most: Option<u64>,
+    ) -> Result<Organization, ServiceError> {
         if let Some(snap) = self.store.load_snapshot(org, at_most).await? {
             if snap.schema_version == SNAPSHOT_SCHEMA_VERSION {
                 if let Ok(state) = serde_json::from_value::<Organization>(snap.state) {
@@ -252,7 +268,11 @@ impl<S: Store> CommandService<S> {
     }
 
     /// The organization's state as of stream version `version` (snapshot + tail).
-    pub async fn load_at_version(&self, org: OrgId, version: u64) -> Result<Organization, ServiceError> {
+    pub async fn load_at_version(
+        &self,
+        org: OrgId,
+        version: u64,
+    ) -> Result<Organization, ServiceError> {
         let mut state = self.load_snapshot_or_empty(org, Some(version)).await?;
         self.catch_up(&mut state, Some(version)).await?;
         Ok(state)
@@ -275,7 +295,12 @@ impl<S: Store> CommandService<S> {
 
     /// R-OFF-02: decides without recording; returns the events it would
     /// record or every blocker.
-    pub async fn dry_run(&self, org: OrgId, actor: Actor, command: &Command) -> Result<Decision, ServiceError> {
+    pub async fn dry_run(
+        &self,
+        org: OrgId,
+        actor: Actor,
+        command: &Command,
+    ) -> Result<Decision, ServiceError> {
         let state = self.current(org).await?;
         let ctx = Context {
             actor,
@@ -294,7 +319,12 @@ impl<S: Store> CommandService<S> {
         while from <= outcome.last_version {
             let page = self
                 .store
-                .read_stream(outcome.stream, from, Some(outcome.last_version), MAX_READ_PAGE)
+                .read_stream(
+                    outcome.stream,
+                    from,
+                    Some(outcome.last_version),
+                    MAX_READ_PAGE,
+                )
                 .await?;
             let Some(last) = page.last() else { break };
             from = last.version + 1;
@@ -334,7 +364,11 @@ impl<S: Store> CommandService<S> {
         result
     }
 
-    async fn handle_locked(&self, request: &CommandRequest, state: &mut Organization) -> Result<Handled, ServiceError> {
+    async fn handle_locked(
+        &self,
+        request: &CommandRequest,
+        state: &mut Organization,
+    ) -> Result<Handled, ServiceError> {
         for _attempt in 0..self.config.max_attempts {
             self.catch_up(state, None).await?;
             let now = self.clock.now();
@@ -361,7 +395,11 @@ impl<S: Store> CommandService<S> {
                 occurred_at: now,
                 command_id: Some(request.command_id),
                 causation_id: request.causation_id,
-                correlation_id: Some(request.correlation_id.unwrap_or(request.command_id.as_uuid())),
+                correlation_id: Some(
+                    request
+                        .correlation_id
+                        .unwrap_or(request.command_id.as_uuid()),
+                ),
             };
             let append = AppendRequest {
                 stream: request.org,
@@ -374,7 +412,9 @@ impl<S: Store> CommandService<S> {
                 events: decision
                     .events
                     .iter()
-                    .map(|e| codec::encode(e, EventId::from_uuid(self.ids.next_id()), metadata.clone()))
+                    .map(|e| {
+                        codec::encode(e, EventId::from_uuid(self.ids.next_id()), metadata.clone())
+                    })
                     .collect(),
                 claims: codec::claims(&decision.events),
             };
@@ -397,7 +437,9 @@ impl<S: Store> CommandService<S> {
                     });
                 }
                 Err(StoreError::Conflict { .. }) => continue,
-                Err(StoreError::ClaimTaken { key, .. }) if key.namespace == codec::PHONE_NUMBER_CLAIM => {
+                Err(StoreError::ClaimTaken { key, .. })
+                    if key.namespace == codec::PHONE_NUMBER_CLAIM =>
+                {
                     return Err(CommandError::from(Blocker::NumberClaimedElsewhere {
                         number: PhoneNumber(key.value),
                     })
@@ -419,7 +461,12 @@ impl<S: Store> CommandService<S> {
         let mut last = None;
         for _ in 0..=RESENDS {
             match self.store.append(append.clone()).await {
-                Err(e @ StoreError::Unavailable { maybe_committed: true, .. }) => last = Some(e),
+                Err(
+                    e @ StoreError::Unavailable {
+                        maybe_committed: true,
+                        ..
+                    },
+                ) => last = Some(e),
                 other => return other,
             }
         }

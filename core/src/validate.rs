@@ -64,7 +64,11 @@ pub fn text(field: &str, input: &str, max: usize) -> Result<String, Blocker> {
         return Err(invalid("INPUT", field, "must not be empty"));
     }
     if t.chars().any(char::is_control) {
-        return Err(invalid("INPUT", field, "must not contain control characters"));
+        return Err(invalid(
+            "INPUT",
+            field,
+            "must not contain control characters",
+        ));
     }
     Ok(t.to_owned())
 }
@@ -80,18 +84,35 @@ pub fn email(input: &str) -> Result<String, Blocker> {
             actual: t.len(),
         });
     }
-    let parsed = email_address::EmailAddress::from_str(t)
-        .map_err(|e| invalid("R-INV-01", "email", format!("{t:?} is not an email address: {e}")))?;
+    let parsed = email_address::EmailAddress::from_str(t).map_err(|e| {
+        invalid(
+            "R-INV-01",
+            "email",
+            format!("{t:?} is not an email address: {e}"),
+        )
+    })?;
     let domain = parsed.domain();
     if domain.starts_with('[') {
-        return Err(invalid("R-INV-01", "email", format!("{t:?}: IP-literal domains are not accepted")));
+        return Err(invalid(
+            "R-INV-01",
+            "email",
+            format!("{t:?}: IP-literal domains are not accepted"),
+        ));
     }
     let labels: Vec<&str> = domain.split('.').collect();
     if labels.len() < 2 || labels.iter().any(|l| l.is_empty()) {
-        return Err(invalid("R-INV-01", "email", format!("{t:?}: the domain must be a dotted name")));
+        return Err(invalid(
+            "R-INV-01",
+            "email",
+            format!("{t:?}: the domain must be a dotted name"),
+        ));
     }
     if parsed.display_part() != "" {
-        return Err(invalid("R-INV-01", "email", format!("{t:?}: give the bare address")));
+        return Err(invalid(
+            "R-INV-01",
+            "email",
+            format!("{t:?}: give the bare address"),
+        ));
     }
     Ok(t.to_owned())
 }
@@ -143,7 +164,11 @@ pub fn phone_number(field: &str, rule: &str, input: &str) -> Result<PhoneNumber,
         });
     }
     if !t.starts_with('+') {
-        return Err(invalid(rule, field, format!("{t:?} must be in international form (+ and country code)")));
+        return Err(invalid(
+            rule,
+            field,
+            format!("{t:?} must be in international form (+ and country code)"),
+        ));
     }
     let parsed = phonenumber::parse(None, t)
         .map_err(|e| invalid(rule, field, format!("{t:?} is not a phone number: {e}")))?;
@@ -164,7 +189,11 @@ pub fn country(input: &str) -> Result<String, Blocker> {
     if ok {
         Ok(t)
     } else {
-        Err(invalid("R-USR-02", "default_country", format!("{input:?} is not an ISO 3166-1 alpha-2 code")))
+        Err(invalid(
+            "R-USR-02",
+            "default_country",
+            format!("{input:?} is not an ISO 3166-1 alpha-2 code"),
+        ))
     }
 }
 
@@ -172,7 +201,9 @@ pub fn country(input: &str) -> Result<String, Blocker> {
 pub fn url(field: &str, input: &str) -> Result<String, Blocker> {
     let t = input.trim();
     count(field, t.len(), MAX_URL_LEN)?;
-    if !(t.starts_with("https://") || t.starts_with("http://")) || t.chars().any(char::is_whitespace) {
+    if !(t.starts_with("https://") || t.starts_with("http://"))
+        || t.chars().any(char::is_whitespace)
+    {
         return Err(invalid("R-AUTH-03", field, "must be an http(s) URL"));
     }
     Ok(t.to_owned())
@@ -181,8 +212,16 @@ pub fn url(field: &str, input: &str) -> Result<String, Blocker> {
 /// A role slug: 1..=64 of `a-z`, `0-9`, `-`.
 pub fn role_slug(input: &str) -> Result<String, Blocker> {
     count("role id", input.len(), MAX_ROLE_ID_LEN)?;
-    if input.is_empty() || !input.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-        return Err(invalid("INPUT", "role", format!("{input:?}: use a-z, 0-9 and -")));
+    if input.is_empty()
+        || !input
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(invalid(
+            "INPUT",
+            "role",
+            format!("{input:?}: use a-z, 0-9 and -"),
+        ));
     }
     Ok(input.to_owned())
 }

@@ -5,9 +5,18 @@ use crate::validate::{self, MAX_ACCOUNTS_PER_COMMAND};
 use std::collections::BTreeSet;
 
 /// R-MEM-02: give an existing user more accounts, with a role.
-pub(super) fn grant(s: &Organization, ctx: &Context<'_>, user: UserId, role: &RoleId, accounts: &[AccountId]) -> Outcome {
+pub(super) fn grant(
+    s: &Organization,
+    ctx: &Context<'_>,
+    user: UserId,
+    role: &RoleId,
+    accounts: &[AccountId],
+) -> Outcome {
     let mut b = Vec::new();
-    check(validate::count("accounts", accounts.len(), MAX_ACCOUNTS_PER_COMMAND), &mut b);
+    check(
+        validate::count("accounts", accounts.len(), MAX_ACCOUNTS_PER_COMMAND),
+        &mut b,
+    );
     if accounts.is_empty() {
         b.push(Blocker::Invalid {
             rule: "R-MEM-02".into(),
@@ -40,7 +49,13 @@ pub(super) fn grant(s: &Organization, ctx: &Context<'_>, user: UserId, role: &Ro
             b.push(Blocker::AgencyAdministrator { user });
         }
     }
-    require_on_accounts(s, ctx, Permission::ManageUsers, seen.iter().copied(), &mut b);
+    require_on_accounts(
+        s,
+        ctx,
+        Permission::ManageUsers,
+        seen.iter().copied(),
+        &mut b,
+    );
     verdict(b)?;
     accept(
         accounts
@@ -55,7 +70,13 @@ pub(super) fn grant(s: &Organization, ctx: &Context<'_>, user: UserId, role: &Ro
 }
 
 /// R-MEM-01: raise or lower a role; R-LIFE-03: never demote the primary owner.
-pub(super) fn change_role(s: &Organization, ctx: &Context<'_>, user: UserId, account: AccountId, role: &RoleId) -> Outcome {
+pub(super) fn change_role(
+    s: &Organization,
+    ctx: &Context<'_>,
+    user: UserId,
+    account: AccountId,
+    role: &RoleId,
+) -> Outcome {
     let mut b = Vec::new();
     find_role(s, role, &mut b);
     let target = live_user(s, user, "R-MEM-01", &mut b);
@@ -94,9 +115,17 @@ pub(super) fn change_role(s: &Organization, ctx: &Context<'_>, user: UserId, acc
 
 /// R-MEM-03, R-MEM-04, R-MEM-06: remove access to one or several accounts,
 /// atomically; R-MEM-05: not for agency administrators.
-pub(super) fn remove(s: &Organization, ctx: &Context<'_>, user: UserId, accounts: &[AccountId]) -> Outcome {
+pub(super) fn remove(
+    s: &Organization,
+    ctx: &Context<'_>,
+    user: UserId,
+    accounts: &[AccountId],
+) -> Outcome {
     let mut b = Vec::new();
-    check(validate::count("accounts", accounts.len(), MAX_ACCOUNTS_PER_COMMAND), &mut b);
+    check(
+        validate::count("accounts", accounts.len(), MAX_ACCOUNTS_PER_COMMAND),
+        &mut b,
+    );
     if accounts.is_empty() {
         b.push(Blocker::Invalid {
             rule: "R-MEM-04".into(),
@@ -125,7 +154,16 @@ pub(super) fn remove(s: &Organization, ctx: &Context<'_>, user: UserId, accounts
             b.push(Blocker::NotMember { user, account: *a });
         }
     }
-    require_on_accounts(s, ctx, Permission::ManageUsers, removed.iter().copied().filter(|a| s.accounts.contains_key(a)), &mut b);
+    require_on_accounts(
+        s,
+        ctx,
+        Permission::ManageUsers,
+        removed
+            .iter()
+            .copied()
+            .filter(|a| s.accounts.contains_key(a)),
+        &mut b,
+    );
     let keeps_team = holds_manage_team(
         s,
         target.agency_admin,
@@ -135,7 +173,13 @@ pub(super) fn remove(s: &Organization, ctx: &Context<'_>, user: UserId, accounts
             .filter(|(a, _)| !removed.contains(a))
             .map(|(_, r)| r),
     );
-    access_loss_blockers(s, target, |a| target.agency_admin || (target.memberships.contains_key(&a) && !removed.contains(&a)), keeps_team, &mut b);
+    access_loss_blockers(
+        s,
+        target,
+        |a| target.agency_admin || (target.memberships.contains_key(&a) && !removed.contains(&a)),
+        keeps_team,
+        &mut b,
+    );
     verdict(b)?;
     accept(
         accounts

@@ -91,7 +91,11 @@ pub(super) fn create_link(s: &Organization, ctx: &Context<'_>, grant: &Grant) ->
     })
 }
 
-fn find_invitation<'s>(s: &'s Organization, id: InvitationId, b: &mut Vec<Blocker>) -> Option<&'s Invitation> {
+fn find_invitation<'s>(
+    s: &'s Organization,
+    id: InvitationId,
+    b: &mut Vec<Blocker>,
+) -> Option<&'s Invitation> {
     let i = s.invitations.get(&id);
     if i.is_none() {
         b.push(Blocker::NotFound {
@@ -101,11 +105,22 @@ fn find_invitation<'s>(s: &'s Organization, id: InvitationId, b: &mut Vec<Blocke
     i
 }
 
-fn require_over_invitation(s: &Organization, ctx: &Context<'_>, inv: &Invitation, b: &mut Vec<Blocker>) {
+fn require_over_invitation(
+    s: &Organization,
+    ctx: &Context<'_>,
+    inv: &Invitation,
+    b: &mut Vec<Blocker>,
+) {
     if inv.grant.agency_admin {
         require_org_wide(s, ctx, Permission::ManageUsers, b);
     } else {
-        require_on_accounts(s, ctx, Permission::ManageUsers, inv.grant.accounts.iter().copied(), b);
+        require_on_accounts(
+            s,
+            ctx,
+            Permission::ManageUsers,
+            inv.grant.accounts.iter().copied(),
+            b,
+        );
     }
 }
 
@@ -121,7 +136,10 @@ pub(super) fn reinvite(s: &Organization, ctx: &Context<'_>, id: InvitationId) ->
         status,
         InvitationStatus::Pending | InvitationStatus::Expired | InvitationStatus::Revoked
     ) {
-        b.push(Blocker::InvitationNotPending { invitation: id, status });
+        b.push(Blocker::InvitationNotPending {
+            invitation: id,
+            status,
+        });
     }
     let user = match (inv.delivery, inv.user) {
         (Delivery::Email, Some(u)) => s.users.get(&u),
@@ -142,7 +160,10 @@ pub(super) fn reinvite(s: &Organization, ctx: &Context<'_>, id: InvitationId) ->
     }
     verdict(b)?;
     let Some(user) = user else {
-        return Err(Blocker::NotFound { missing: Missing::Invitation(id) }.into());
+        return Err(Blocker::NotFound {
+            missing: Missing::Invitation(id),
+        }
+        .into());
     };
     let invitation: InvitationId = new_id(ctx);
     let (token, token_hash) = issue_token(ctx);
@@ -175,7 +196,10 @@ pub(super) fn revoke(s: &Organization, ctx: &Context<'_>, id: InvitationId) -> O
     require_over_invitation(s, ctx, inv, &mut b);
     let status = inv.status_at(ctx.now);
     if status != InvitationStatus::Pending {
-        b.push(Blocker::InvitationNotPending { invitation: id, status });
+        b.push(Blocker::InvitationNotPending {
+            invitation: id,
+            status,
+        });
     }
     verdict(b)?;
     accept(vec![Event::InvitationRevoked { invitation: id }])
@@ -187,7 +211,10 @@ pub(super) fn expire(s: &Organization, ctx: &Context<'_>, limit: u32) -> Outcome
     let mut b = Vec::new();
     require_org_wide(s, ctx, Permission::ManageUsers, &mut b);
     let limit = limit as usize;
-    check(validate::count("limit", limit, validate::MAX_ITEMS_PER_COMMAND), &mut b);
+    check(
+        validate::count("limit", limit, validate::MAX_ITEMS_PER_COMMAND),
+        &mut b,
+    );
     verdict(b)?;
     let events = s
         .pending_invitations
@@ -214,7 +241,11 @@ fn accept_invitation_checks(
         });
         return None;
     }
-    let Some(id) = s.invitation_by_token.get(&validate::token_hash(token)).copied() else {
+    let Some(id) = s
+        .invitation_by_token
+        .get(&validate::token_hash(token))
+        .copied()
+    else {
         b.push(Blocker::UnknownToken);
         return None;
     };
@@ -226,7 +257,10 @@ fn accept_invitation_checks(
             None
         }
         status => {
-            b.push(Blocker::InvitationNotPending { invitation: id, status });
+            b.push(Blocker::InvitationNotPending {
+                invitation: id,
+                status,
+            });
             None
         }
     }
@@ -244,7 +278,8 @@ pub(super) fn accept_invitation(
     let mut b = Vec::new();
     let invitation = accept_invitation_checks(s, ctx, token, &mut b);
     let name = check(validate::text("name", name, MAX_TEXT_LEN), &mut b);
-    let mobile = mobile.and_then(|m| check(validate::phone_number("mobile", "R-USR-02", m), &mut b));
+    let mobile =
+        mobile.and_then(|m| check(validate::phone_number("mobile", "R-USR-02", m), &mut b));
     let country = default_country.and_then(|c| check(validate::country(c), &mut b));
     let inv = invitation.and_then(|id| s.invitations.get(&id));
     let mut personal = PersonalData {
@@ -310,14 +345,22 @@ pub(super) fn accept_invitation(
 
 /// R-INV-04: the first sign-in after acceptance activates; R-LIFE-01: a
 /// deactivated user cannot sign in.
-pub(super) fn sign_in(s: &Organization, ctx: &Context<'_>, user: UserId, device_name: &str) -> Outcome {
+pub(super) fn sign_in(
+    s: &Organization,
+    ctx: &Context<'_>,
+    user: UserId,
+    device_name: &str,
+) -> Outcome {
     let mut b = Vec::new();
     if let Some(actor) = ctx.actor.user_id() {
         if actor != user {
             b.push(Blocker::OnlySelf { user });
         }
     }
-    let name = check(validate::text("device_name", device_name, MAX_TEXT_LEN), &mut b);
+    let name = check(
+        validate::text("device_name", device_name, MAX_TEXT_LEN),
+        &mut b,
+    );
     let u = find_user(s, user, &mut b);
     let mut activate = false;
     if let Some(u) = u {
@@ -335,7 +378,10 @@ pub(super) fn sign_in(s: &Organization, ctx: &Context<'_>, user: UserId, device_
                 rule: "R-LIFE-01".into(),
             }),
         }
-        check(validate::count("devices", u.devices.len() + 1, MAX_DEVICES_PER_USER), &mut b);
+        check(
+            validate::count("devices", u.devices.len() + 1, MAX_DEVICES_PER_USER),
+            &mut b,
+        );
     }
     verdict(b)?;
     let mut events = Vec::with_capacity(2);

@@ -21,7 +21,12 @@ pub(crate) struct OffboardInput<'a> {
 /// The events of an offboarding, in the order they happen: unassign numbers,
 /// forward, reassign reports, transfer work, then deactivate or delete. Every
 /// check is made against the state as those earlier steps leave it.
-pub(crate) fn offboard_events(s: &Organization, ctx: &Context<'_>, input: &OffboardInput<'_>, b: &mut Vec<Blocker>) -> Vec<Event> {
+pub(crate) fn offboard_events(
+    s: &Organization,
+    ctx: &Context<'_>,
+    input: &OffboardInput<'_>,
+    b: &mut Vec<Blocker>,
+) -> Vec<Event> {
     let plan = input.plan;
     let user = plan.user;
     let deleting = matches!(plan.end, OffboardEnd::Delete(_));
@@ -66,7 +71,11 @@ pub(crate) fn offboard_events(s: &Organization, ctx: &Context<'_>, input: &Offbo
         Some(to) if to == user => b.push(Blocker::TargetIsSubject { user }),
         Some(to) => {
             let unassigned = plan.unassign_numbers.then_some(&u.assigned_numbers);
-            let numbers: BTreeSet<&PhoneNumber> = u.forwarded_numbers.iter().chain(unassigned.into_iter().flatten()).collect();
+            let numbers: BTreeSet<&PhoneNumber> = u
+                .forwarded_numbers
+                .iter()
+                .chain(unassigned.into_iter().flatten())
+                .collect();
             if let Some(target) = active_user(s, to, "R-NUM-04", b) {
                 let mut denied = BTreeSet::new();
                 for n in &numbers {
@@ -81,7 +90,10 @@ pub(crate) fn offboard_events(s: &Organization, ctx: &Context<'_>, input: &Offbo
                     }
                 }
             }
-            events.extend(numbers.into_iter().map(|n| Event::NumberForwarded { number: n.clone(), to }));
+            events.extend(numbers.into_iter().map(|n| Event::NumberForwarded {
+                number: n.clone(),
+                to,
+            }));
         }
     }
 
@@ -101,7 +113,12 @@ pub(crate) fn offboard_events(s: &Organization, ctx: &Context<'_>, input: &Offbo
         let items: Vec<WorkItemId> = u
             .work
             .iter()
-            .filter(|w| !(deleting && s.work_items.get(*w).is_some_and(|w| w.kind == WorkKind::Meeting)))
+            .filter(|w| {
+                !(deleting
+                    && s.work_items
+                        .get(*w)
+                        .is_some_and(|w| w.kind == WorkKind::Meeting))
+            })
             .copied()
             .collect();
         events.extend(transfer_events(user, to, &items, b));
@@ -167,7 +184,13 @@ pub(super) fn offboard(s: &Organization, ctx: &Context<'_>, plan: &Offboarding) 
 }
 
 /// R-LIFE-02: a deactivated user can be reactivated; R-LIFE-04: not with an incomplete profile.
-pub(crate) fn reactivate_events(s: &Organization, ctx: &Context<'_>, user: UserId, profile_after: Option<&Profile>, b: &mut Vec<Blocker>) -> Vec<Event> {
+pub(crate) fn reactivate_events(
+    s: &Organization,
+    ctx: &Context<'_>,
+    user: UserId,
+    profile_after: Option<&Profile>,
+    b: &mut Vec<Blocker>,
+) -> Vec<Event> {
     let Some(u) = find_user(s, user, b) else {
         return Vec::new();
     };

@@ -151,7 +151,11 @@ pub fn decide(
     Ok(decision)
 }
 
-fn dispatch(s: &Organization, command: &Command, ctx: &Context<'_>) -> Result<Decision, CommandError> {
+fn dispatch(
+    s: &Organization,
+    command: &Command,
+    ctx: &Context<'_>,
+) -> Result<Decision, CommandError> {
     use Command::*;
     match command {
         CreateOrganization {
@@ -160,7 +164,15 @@ fn dispatch(s: &Organization, command: &Command, ctx: &Context<'_>) -> Result<De
             owner_email,
             owner_name,
             policies,
-        } => organization::create(s, ctx, name, root_account_name, owner_email, owner_name, policies.as_ref()),
+        } => organization::create(
+            s,
+            ctx,
+            name,
+            root_account_name,
+            owner_email,
+            owner_name,
+            policies.as_ref(),
+        ),
         SetPolicies { policies } => organization::set_policies(s, ctx, policies),
         TransferPrimaryOwnership { to } => organization::transfer_ownership(s, ctx, *to),
         CreateAccount { name, parent } => organization::create_account(s, ctx, name, *parent),
@@ -286,7 +298,11 @@ pub(crate) fn check<T>(r: Result<T, Blocker>, b: &mut Vec<Blocker>) -> Option<T>
 }
 
 /// A user that exists (deleted ones included).
-pub(crate) fn find_user<'s>(s: &'s Organization, id: UserId, b: &mut Vec<Blocker>) -> Option<&'s User> {
+pub(crate) fn find_user<'s>(
+    s: &'s Organization,
+    id: UserId,
+    b: &mut Vec<Blocker>,
+) -> Option<&'s User> {
     let u = s.users.get(&id);
     if u.is_none() {
         b.push(Blocker::NotFound {
@@ -297,7 +313,12 @@ pub(crate) fn find_user<'s>(s: &'s Organization, id: UserId, b: &mut Vec<Blocker
 }
 
 /// A user that exists and is not deleted.
-pub(crate) fn live_user<'s>(s: &'s Organization, id: UserId, rule: &str, b: &mut Vec<Blocker>) -> Option<&'s User> {
+pub(crate) fn live_user<'s>(
+    s: &'s Organization,
+    id: UserId,
+    rule: &str,
+    b: &mut Vec<Blocker>,
+) -> Option<&'s User> {
     let u = find_user(s, id, b)?;
     if u.status == UserStatus::Deleted {
         b.push(Blocker::WrongStatus {
@@ -311,7 +332,12 @@ pub(crate) fn live_user<'s>(s: &'s Organization, id: UserId, rule: &str, b: &mut
 }
 
 /// A user that exists and is active (`rule` names why it must be).
-pub(crate) fn active_user<'s>(s: &'s Organization, id: UserId, rule: &str, b: &mut Vec<Blocker>) -> Option<&'s User> {
+pub(crate) fn active_user<'s>(
+    s: &'s Organization,
+    id: UserId,
+    rule: &str,
+    b: &mut Vec<Blocker>,
+) -> Option<&'s User> {
     let u = find_user(s, id, b)?;
     if !u.is_active() {
         b.push(Blocker::WrongStatus {
@@ -334,7 +360,11 @@ pub(crate) fn find_account(s: &Organization, id: AccountId, b: &mut Vec<Blocker>
     ok
 }
 
-pub(crate) fn find_role<'s>(s: &'s Organization, id: &RoleId, b: &mut Vec<Blocker>) -> Option<&'s Role> {
+pub(crate) fn find_role<'s>(
+    s: &'s Organization,
+    id: &RoleId,
+    b: &mut Vec<Blocker>,
+) -> Option<&'s Role> {
     let r = s.roles.get(id);
     if r.is_none() {
         b.push(Blocker::NotFound {
@@ -347,7 +377,10 @@ pub(crate) fn find_role<'s>(s: &'s Organization, id: &RoleId, b: &mut Vec<Blocke
 /// The acting user, when the actor is one. `Err` when that user is missing or
 /// not active (a deactivated user can do nothing, R-LIFE-01). System and
 /// support actors are `Ok(None)`: they pass permission checks.
-pub(crate) fn acting_user<'s>(s: &'s Organization, ctx: &Context<'_>) -> Result<Option<&'s User>, Blocker> {
+pub(crate) fn acting_user<'s>(
+    s: &'s Organization,
+    ctx: &Context<'_>,
+) -> Result<Option<&'s User>, Blocker> {
     match &ctx.actor {
         Actor::User { id } => match s.users.get(id) {
             Some(u) if u.is_active() => Ok(Some(u)),
@@ -384,7 +417,12 @@ pub(crate) fn require_on_accounts(
 }
 
 /// R-AUTH-01 for organization-wide acts: the actor is an agency administrator.
-pub(crate) fn require_org_wide(s: &Organization, ctx: &Context<'_>, permission: Permission, b: &mut Vec<Blocker>) {
+pub(crate) fn require_org_wide(
+    s: &Organization,
+    ctx: &Context<'_>,
+    permission: Permission,
+    b: &mut Vec<Blocker>,
+) {
     match acting_user(s, ctx) {
         Ok(Some(a)) if !a.agency_admin => b.push(Blocker::PermissionDenied {
             actor: ctx.actor.clone(),
@@ -430,7 +468,11 @@ pub(crate) fn not_primary_owner(s: &Organization, target: UserId, b: &mut Vec<Bl
 }
 
 /// A number of this organization, from raw input.
-pub(crate) fn find_number<'s>(s: &'s Organization, raw: &str, b: &mut Vec<Blocker>) -> Option<&'s Number> {
+pub(crate) fn find_number<'s>(
+    s: &'s Organization,
+    raw: &str,
+    b: &mut Vec<Blocker>,
+) -> Option<&'s Number> {
     let n = check(crate::validate::phone_number("number", "R-NUM-06", raw), b)?;
     let found = s.numbers.get(&n);
     if found.is_none() {
@@ -459,7 +501,11 @@ pub(crate) fn access_loss_blockers(
 ) {
     let lost = |set: &std::collections::BTreeSet<PhoneNumber>| -> Vec<PhoneNumber> {
         set.iter()
-            .filter(|n| s.numbers.get(*n).is_some_and(|num| !keeps_access(num.account)))
+            .filter(|n| {
+                s.numbers
+                    .get(*n)
+                    .is_some_and(|num| !keeps_access(num.account))
+            })
             .cloned()
             .collect()
     };
@@ -501,16 +547,28 @@ pub(crate) fn holds_manage_team<'a>(
 }
 
 /// Validates a grant (R-INV-02): role, accounts, clients; and that the actor may give it.
-pub(crate) fn check_grant(s: &Organization, ctx: &Context<'_>, grant: &Grant, b: &mut Vec<Blocker>) {
+pub(crate) fn check_grant(
+    s: &Organization,
+    ctx: &Context<'_>,
+    grant: &Grant,
+    b: &mut Vec<Blocker>,
+) {
     use crate::validate::{count, MAX_ACCOUNTS_PER_COMMAND, MAX_ITEMS_PER_COMMAND};
     find_role(s, &grant.role, b);
-    check(count("accounts", grant.accounts.len(), MAX_ACCOUNTS_PER_COMMAND), b);
-    check(count("clients", grant.clients.len(), MAX_ITEMS_PER_COMMAND), b);
+    check(
+        count("accounts", grant.accounts.len(), MAX_ACCOUNTS_PER_COMMAND),
+        b,
+    );
+    check(
+        count("clients", grant.clients.len(), MAX_ITEMS_PER_COMMAND),
+        b,
+    );
     if grant.accounts.is_empty() && !grant.agency_admin {
         b.push(Blocker::Invalid {
             rule: "R-INV-02".into(),
             field: "accounts".into(),
-            reason: "an invitation grants at least one account or the agency administrator role".into(),
+            reason: "an invitation grants at least one account or the agency administrator role"
+                .into(),
         });
     }
     let mut seen = std::collections::BTreeSet::new();
@@ -540,7 +598,11 @@ pub(crate) fn check_grant(s: &Organization, ctx: &Context<'_>, grant: &Grant, b:
             s,
             ctx,
             Permission::ManageUsers,
-            grant.accounts.iter().copied().filter(|a| s.accounts.contains_key(a)),
+            grant
+                .accounts
+                .iter()
+                .copied()
+                .filter(|a| s.accounts.contains_key(a)),
             b,
         );
     }

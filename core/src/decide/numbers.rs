@@ -6,7 +6,10 @@ use super::*;
 /// R-NUM-06: a number enters the organization normalised to E.164, once.
 pub(super) fn add(s: &Organization, ctx: &Context<'_>, raw: &str, account: AccountId) -> Outcome {
     let mut b = Vec::new();
-    let number = check(crate::validate::phone_number("number", "R-NUM-06", raw), &mut b);
+    let number = check(
+        crate::validate::phone_number("number", "R-NUM-06", raw),
+        &mut b,
+    );
     if find_account(s, account, &mut b) {
         require_on_accounts(s, ctx, Permission::ManageNumbers, [account], &mut b);
     }
@@ -17,7 +20,10 @@ pub(super) fn add(s: &Organization, ctx: &Context<'_>, raw: &str, account: Accou
     }
     verdict(b)?;
     let Some(number) = number else {
-        return Err(Blocker::NotFound { missing: Missing::Organization }.into());
+        return Err(Blocker::NotFound {
+            missing: Missing::Organization,
+        }
+        .into());
     };
     accept(vec![Event::NumberAdded { number, account }])
 }

@@ -28,9 +28,15 @@ pub(super) fn create(
         });
     }
     let name = check(validate::text("name", name, MAX_TEXT_LEN), &mut b);
-    let root = check(validate::text("root_account_name", root_account_name, MAX_TEXT_LEN), &mut b);
+    let root = check(
+        validate::text("root_account_name", root_account_name, MAX_TEXT_LEN),
+        &mut b,
+    );
     let email = check(validate::email(owner_email), &mut b);
-    let owner_name = check(validate::text("owner_name", owner_name, MAX_TEXT_LEN), &mut b);
+    let owner_name = check(
+        validate::text("owner_name", owner_name, MAX_TEXT_LEN),
+        &mut b,
+    );
     let policies = policies.cloned().unwrap_or_default();
     check_policies(&policies, &mut b);
     verdict(b)?;
@@ -114,7 +120,12 @@ pub(super) fn transfer_ownership(s: &Organization, ctx: &Context<'_>, to: UserId
     accept(events)
 }
 
-pub(super) fn create_account(s: &Organization, ctx: &Context<'_>, name: &str, parent: AccountId) -> Outcome {
+pub(super) fn create_account(
+    s: &Organization,
+    ctx: &Context<'_>,
+    name: &str,
+    parent: AccountId,
+) -> Outcome {
     let mut b = Vec::new();
     let name = check(validate::text("name", name, MAX_TEXT_LEN), &mut b);
     if find_account(s, parent, &mut b) {
@@ -154,7 +165,10 @@ pub(super) fn define_role(
     require_org_wide(s, ctx, Permission::ManageRoles, &mut b);
     check(validate::role_slug(role.as_str()), &mut b);
     let name = check(validate::text("name", name, MAX_TEXT_LEN), &mut b);
-    check(validate::count("permissions", permissions.len(), Permission::ALL.len()), &mut b);
+    check(
+        validate::count("permissions", permissions.len(), Permission::ALL.len()),
+        &mut b,
+    );
     let permissions: std::collections::BTreeSet<Permission> = permissions.iter().copied().collect();
     if let Some(existing) = s.roles.get(role) {
         if existing.built_in {
@@ -168,7 +182,9 @@ pub(super) fn define_role(
             b.push(Blocker::Invalid {
                 rule: "R-TEAM-01".into(),
                 field: "permissions".into(),
-                reason: format!("{role} grants ManageTeam; it cannot be taken from an existing role"),
+                reason: format!(
+                    "{role} grants ManageTeam; it cannot be taken from an existing role"
+                ),
             });
         }
     }

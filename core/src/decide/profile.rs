@@ -17,7 +17,12 @@ pub(crate) struct ProfileChange<'a> {
 }
 
 /// R-AUTH-02: who may edit profile details under the organization's policy.
-fn require_profile_editor(s: &Organization, ctx: &Context<'_>, target: &User, b: &mut Vec<Blocker>) {
+fn require_profile_editor(
+    s: &Organization,
+    ctx: &Context<'_>,
+    target: &User,
+    b: &mut Vec<Blocker>,
+) {
     match ctx.actor.user_id() {
         None => {} // system / support
         Some(actor) if actor == target.id => {
@@ -94,7 +99,10 @@ pub(super) fn update_profile(s: &Organization, ctx: &Context<'_>, command: &Comm
         notifications,
     } = command
     else {
-        return Err(Blocker::NotFound { missing: Missing::Organization }.into());
+        return Err(Blocker::NotFound {
+            missing: Missing::Organization,
+        }
+        .into());
     };
     let mut b = Vec::new();
     let change = ProfileChange {
@@ -132,7 +140,9 @@ pub(crate) fn admin_fields_events(
     require_over_user(s, ctx, Permission::ManageUsers, target, b);
     let mut personal = PersonalData::default();
     match change.job_title {
-        Some(Edit::Set(t)) => personal.job_title = check(validate::text("job_title", t, MAX_TEXT_LEN), b),
+        Some(Edit::Set(t)) => {
+            personal.job_title = check(validate::text("job_title", t, MAX_TEXT_LEN), b)
+        }
         Some(Edit::Clear) => personal.cleared.push(ProfileField::JobTitle),
         None => {}
     }
@@ -161,7 +171,13 @@ pub(crate) fn admin_fields_events(
             not_self(ctx, user, b);
             // Losing the grant must not strand numbers, forwards or reports.
             let keeps_team = holds_manage_team(s, false, target.memberships.values());
-            access_loss_blockers(s, target, |a| target.memberships.contains_key(&a), keeps_team, b);
+            access_loss_blockers(
+                s,
+                target,
+                |a| target.memberships.contains_key(&a),
+                keeps_team,
+                b,
+            );
             events.push(Event::AgencyAdminRevoked { user });
         }
         _ => {}
@@ -169,7 +185,11 @@ pub(crate) fn admin_fields_events(
     events
 }
 
-pub(super) fn update_admin_fields(s: &Organization, ctx: &Context<'_>, command: &Command) -> Outcome {
+pub(super) fn update_admin_fields(
+    s: &Organization,
+    ctx: &Context<'_>,
+    command: &Command,
+) -> Outcome {
     let Command::UpdateAdminFields {
         user,
         job_title,
@@ -177,7 +197,10 @@ pub(super) fn update_admin_fields(s: &Organization, ctx: &Context<'_>, command: 
         admin_access,
     } = command
     else {
-        return Err(Blocker::NotFound { missing: Missing::Organization }.into());
+        return Err(Blocker::NotFound {
+            missing: Missing::Organization,
+        }
+        .into());
     };
     let mut b = Vec::new();
     let change = AdminChange {
@@ -191,7 +214,12 @@ pub(super) fn update_admin_fields(s: &Organization, ctx: &Context<'_>, command: 
 }
 
 /// The user themself, or a `ManageUsers` holder over them.
-fn require_self_or_manager(s: &Organization, ctx: &Context<'_>, target: &User, b: &mut Vec<Blocker>) {
+fn require_self_or_manager(
+    s: &Organization,
+    ctx: &Context<'_>,
+    target: &User,
+    b: &mut Vec<Blocker>,
+) {
     if ctx.actor.user_id() == Some(target.id) {
         if let Err(e) = acting_user(s, ctx) {
             b.push(e);
@@ -202,7 +230,12 @@ fn require_self_or_manager(s: &Organization, ctx: &Context<'_>, target: &User, b
 }
 
 /// R-LIFE-08: sign any of a user's devices out.
-pub(super) fn sign_out(s: &Organization, ctx: &Context<'_>, user: UserId, device: DeviceId) -> Outcome {
+pub(super) fn sign_out(
+    s: &Organization,
+    ctx: &Context<'_>,
+    user: UserId,
+    device: DeviceId,
+) -> Outcome {
     let mut b = Vec::new();
     if let Some(u) = find_user(s, user, &mut b) {
         require_self_or_manager(s, ctx, u, &mut b);
@@ -228,7 +261,8 @@ pub(super) fn password_reset(s: &Organization, ctx: &Context<'_>, user: UserId) 
         events: vec![Event::PasswordResetIssued {
             user,
             token_hash,
-            expires_at: ctx.now + chrono::Duration::hours(i64::from(s.policies.password_reset_ttl_hours)),
+            expires_at: ctx.now
+                + chrono::Duration::hours(i64::from(s.policies.password_reset_ttl_hours)),
         }],
         secrets: vec![IssuedSecret {
             purpose: SecretPurpose::PasswordReset { user },

@@ -12,7 +12,12 @@ pub const MAX_REPORTING_DEPTH: usize = 1_000;
 
 /// R-TEAM-01: whether `user` reporting to `leader` closes a cycle, given the
 /// reporting lines `planned` in the same command. Cost: the chain above `leader`.
-fn would_cycle(s: &Organization, planned: &BTreeMap<UserId, UserId>, user: UserId, leader: UserId) -> bool {
+fn would_cycle(
+    s: &Organization,
+    planned: &BTreeMap<UserId, UserId>,
+    user: UserId,
+    leader: UserId,
+) -> bool {
     let mut cursor = Some(leader);
     for _ in 0..MAX_REPORTING_DEPTH {
         let Some(c) = cursor else { return false };
@@ -37,7 +42,12 @@ fn check_leader(s: &Organization, leader: UserId, b: &mut Vec<Blocker>) {
     }
 }
 
-pub(super) fn set_reporting_line(s: &Organization, ctx: &Context<'_>, user: UserId, leader: Option<UserId>) -> Outcome {
+pub(super) fn set_reporting_line(
+    s: &Organization,
+    ctx: &Context<'_>,
+    user: UserId,
+    leader: Option<UserId>,
+) -> Outcome {
     let mut b = Vec::new();
     let Some(u) = live_user(s, user, "R-TEAM-01", &mut b) else {
         return Err(CommandError { blockers: b });
@@ -69,7 +79,12 @@ pub(crate) fn reassignment_events(
     let plan: Vec<(UserId, UserId)> = match to {
         Reassignment::AllTo(new) => reports.iter().map(|r| (*r, *new)).collect(),
         Reassignment::Each(pairs) => {
-            if check(validate::count("reassignments", pairs.len(), MAX_ITEMS_PER_COMMAND), b).is_none() {
+            if check(
+                validate::count("reassignments", pairs.len(), MAX_ITEMS_PER_COMMAND),
+                b,
+            )
+            .is_none()
+            {
                 return Vec::new();
             }
             pairs.clone()
@@ -110,7 +125,12 @@ pub(crate) fn reassignment_events(
         .collect()
 }
 
-pub(super) fn reassign_reports(s: &Organization, ctx: &Context<'_>, leader: UserId, to: &Reassignment) -> Outcome {
+pub(super) fn reassign_reports(
+    s: &Organization,
+    ctx: &Context<'_>,
+    leader: UserId,
+    to: &Reassignment,
+) -> Outcome {
     let mut b = Vec::new();
     let Some(l) = find_user(s, leader, &mut b) else {
         return Err(CommandError { blockers: b });

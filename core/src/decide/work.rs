@@ -6,7 +6,13 @@ use crate::command::WorkSelection;
 use crate::validate::{self, MAX_ITEMS_PER_COMMAND, MAX_TEXT_LEN};
 use std::collections::BTreeSet;
 
-pub(super) fn create(s: &Organization, ctx: &Context<'_>, kind: WorkKind, title: &str, owner: UserId) -> Outcome {
+pub(super) fn create(
+    s: &Organization,
+    ctx: &Context<'_>,
+    kind: WorkKind,
+    title: &str,
+    owner: UserId,
+) -> Outcome {
     let mut b = Vec::new();
     let title = check(validate::text("title", title, MAX_TEXT_LEN), &mut b);
     if let Some(o) = active_user(s, owner, "R-WORK-01", &mut b) {
@@ -29,19 +35,33 @@ pub(super) fn create(s: &Organization, ctx: &Context<'_>, kind: WorkKind, title:
 
 /// The items a selection names, with blockers for items not owned by `from`.
 /// Cost: the user's own work.
-pub(crate) fn select_work(s: &Organization, from: &User, selection: &WorkSelection, b: &mut Vec<Blocker>) -> Vec<WorkItemId> {
+pub(crate) fn select_work(
+    s: &Organization,
+    from: &User,
+    selection: &WorkSelection,
+    b: &mut Vec<Blocker>,
+) -> Vec<WorkItemId> {
     match selection {
         WorkSelection::All => from.work.iter().copied().collect(),
         WorkSelection::Kinds(kinds) => {
             let kinds: BTreeSet<WorkKind> = kinds.iter().copied().collect();
             from.work
                 .iter()
-                .filter(|w| s.work_items.get(*w).is_some_and(|w| kinds.contains(&w.kind)))
+                .filter(|w| {
+                    s.work_items
+                        .get(*w)
+                        .is_some_and(|w| kinds.contains(&w.kind))
+                })
                 .copied()
                 .collect()
         }
         WorkSelection::Items(items) => {
-            if check(validate::count("items", items.len(), MAX_ITEMS_PER_COMMAND), b).is_none() {
+            if check(
+                validate::count("items", items.len(), MAX_ITEMS_PER_COMMAND),
+                b,
+            )
+            .is_none()
+            {
                 return Vec::new();
             }
             let mut seen = BTreeSet::new();
@@ -70,8 +90,18 @@ pub(crate) fn select_work(s: &Organization, from: &User, selection: &WorkSelecti
 }
 
 /// R-WORK-01: the items move to an active user (not the current owner).
-pub(crate) fn transfer_events(from: UserId, to: UserId, items: &[WorkItemId], b: &mut Vec<Blocker>) -> Vec<Event> {
-    if check(validate::count("work items", items.len(), MAX_ITEMS_PER_COMMAND), b).is_none() {
+pub(crate) fn transfer_events(
+    from: UserId,
+    to: UserId,
+    items: &[WorkItemId],
+    b: &mut Vec<Blocker>,
+) -> Vec<Event> {
+    if check(
+        validate::count("work items", items.len(), MAX_ITEMS_PER_COMMAND),
+        b,
+    )
+    .is_none()
+    {
         return Vec::new();
     }
     if from == to {
@@ -79,11 +109,21 @@ pub(crate) fn transfer_events(from: UserId, to: UserId, items: &[WorkItemId], b:
     }
     items
         .iter()
-        .map(|item| Event::WorkTransferred { item: *item, from, to })
+        .map(|item| Event::WorkTransferred {
+            item: *item,
+            from,
+            to,
+        })
         .collect()
 }
 
-pub(super) fn transfer(s: &Organization, ctx: &Context<'_>, from: UserId, to: UserId, selection: &WorkSelection) -> Outcome {
+pub(super) fn transfer(
+    s: &Organization,
+    ctx: &Context<'_>,
+    from: UserId,
+    to: UserId,
+    selection: &WorkSelection,
+) -> Outcome {
     let mut b = Vec::new();
     let owner = find_user(s, from, &mut b);
     active_user(s, to, "R-WORK-01", &mut b);
@@ -98,9 +138,16 @@ pub(super) fn transfer(s: &Organization, ctx: &Context<'_>, from: UserId, to: Us
 }
 
 /// R-WORK-02: each client to its new owner, an active user.
-pub(super) fn reassign_clients(s: &Organization, ctx: &Context<'_>, assignments: &[(WorkItemId, UserId)]) -> Outcome {
+pub(super) fn reassign_clients(
+    s: &Organization,
+    ctx: &Context<'_>,
+    assignments: &[(WorkItemId, UserId)],
+) -> Outcome {
     let mut b = Vec::new();
-    check(validate::count("assignments", assignments.len(), MAX_ITEMS_PER_COMMAND), &mut b);
+    check(
+        validate::count("assignments", assignments.len(), MAX_ITEMS_PER_COMMAND),
+        &mut b,
+    );
     if assignments.is_empty() {
         b.push(Blocker::Invalid {
             rule: "R-WORK-02".into(),
