@@ -35,6 +35,14 @@ pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
 pub const MAX_READ_PAGE: usize = 10_000;
 /// Limit: length of an event type name, claim namespace, claim value or checkpoint name.
 pub const MAX_NAME_LEN: usize = 200;
+/// Limit: bytes of one snapshot's JSON state (a snapshot folds many events,
+/// so it may be larger than one payload).
+pub const MAX_SNAPSHOT_BYTES: usize = 16 * MAX_PAYLOAD_BYTES;
+
+/// The store-agnostic test suite every store must pass (feature `conformance`).
+#[cfg(feature = "conformance")]
+#[path = "conformance/mod.rs"]
+pub mod conformance;
 
 /// Where in the whole log an event stands. See the module docs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -215,7 +223,9 @@ impl AppendRequest {
                 return bad(format!("event type name of {} bytes", e.event_type.len()));
             }
             // Serialized size is what the store keeps; measure it the same way everywhere.
-            let size = serde_json::to_vec(&e.payload).map(|v| v.len()).unwrap_or(usize::MAX);
+            let size = serde_json::to_vec(&e.payload)
+                .map(|v| v.len())
+                .unwrap_or(usize::MAX);
             if size > MAX_PAYLOAD_BYTES {
                 return bad(format!(
                     "payload of event {} is {size} bytes; the limit is {MAX_PAYLOAD_BYTES}",
@@ -268,6 +278,35 @@ pub struct Snapshot {
     pub schema_version: u32,
     /// The state, as JSON.
     pub state: serde_json::Value,
+}
+
+impl Snapshot {
+    /// Checks the snapshot's limits. Stores call this before saving, so that a
+    /// bad snapshot is refused the same way everywhere.
+    pub fn validate(&self) -> Result<(), StoreError> {
+        let size = serde_json::to_vec(&self.state)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        if size > MAX_SNAPSHOT_BYTES {
+            return Err(StoreError::InvalidRequest {
+                reason: format!("snapshot of {size} bytes; the limit is {MAX_SNAPSHOT_BYTES}"),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Checks a subscriber (checkpoint) name: 1 to [`MAX_NAME_LEN`] bytes.
+pub fn validate_checkpoint_name(name: &str) -> Result<(), StoreError> {
+    if name.is_empty() || name.len() > MAX_NAME_LEN {
+        return Err(StoreError::InvalidRequest {
+            reason: format!(
+                "checkpoint name of {} bytes; it must be 1 to {MAX_NAME_LEN}",
+                name.len()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Every way a store can fail. Database errors are mapped by SQLSTATE, never by message text.
@@ -364,8 +403,10 @@ pub trait EventStore: Send + Sync {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError>;
 
     /// The outcome of the append recorded with this command id, if any.
-    async fn find_command(&self, command_id: CommandId)
-        -> Result<Option<AppendOutcome>, StoreError>;
+    async fn find_command(
+        &self,
+        command_id: CommandId,
+    ) -> Result<Option<AppendOutcome>, StoreError>;
 
     /// The stream's current version (0 when it has no events).
     async fn stream_version(&self, stream: OrgId) -> Result<u64, StoreError>;
