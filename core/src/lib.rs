@@ -29,6 +29,7 @@ pub mod bulk;
 pub mod codec;
 pub mod command;
 pub mod decide;
+pub mod describe;
 pub mod error;
 pub mod event;
 pub mod evolve;
