@@ -39,6 +39,34 @@ pub const MAX_NAME_LEN: usize = 200;
 /// so it may be larger than one payload).
 pub const MAX_SNAPSHOT_BYTES: usize = 16 * MAX_PAYLOAD_BYTES;
 
+/// Limit: the highest stream version or snapshot version a store accepts
+/// (`i64::MAX`, what SQL `bigint` holds; no stream can get near it).
+pub const MAX_VERSION: u64 = i64::MAX as u64;
+
+/// Whether a JSON value holds a NUL character in any string or object key.
+/// Stores refuse those: PostgreSQL `text`/`jsonb` cannot hold NUL, and every
+/// store must accept and refuse the same inputs. Iterative, so that a deeply
+/// nested value cannot overflow the stack.
+pub fn json_contains_nul(value: &serde_json::Value) -> bool {
+    let mut stack = vec![value];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::String(s) if s.contains('\0') => return true,
+            serde_json::Value::Array(items) => stack.extend(items),
+            serde_json::Value::Object(map) => {
+                for (k, item) in map {
+                    if k.contains('\0') {
+                        return true;
+                    }
+                    stack.push(item);
+                }
+            }
+            _ => {}
+        }
+    }
+    false
+}
+
 /// The store-agnostic test suite every store must pass (feature `conformance`).
 #[cfg(feature = "conformance")]
 #[path = "conformance/mod.rs"]
@@ -219,8 +247,20 @@ impl AppendRequest {
                     event_id: e.event_id,
                 });
             }
-            if e.event_type.is_empty() || e.event_type.len() > MAX_NAME_LEN {
-                return bad(format!("event type name of {} bytes", e.event_type.len()));
+            if e.event_type.is_empty()
+                || e.event_type.len() > MAX_NAME_LEN
+                || e.event_type.contains('\0')
+            {
+                return bad(format!(
+                    "event type name of {} bytes (or with a NUL character)",
+                    e.event_type.len()
+                ));
+            }
+            if json_contains_nul(&e.payload) {
+                return bad(format!(
+                    "payload of event {} contains a NUL character",
+                    e.event_id
+                ));
             }
             // Serialized size is what the store keeps; measure it the same way everywhere.
             let size = serde_json::to_vec(&e.payload)
@@ -241,8 +281,13 @@ impl AppendRequest {
                 || k.namespace.len() > MAX_NAME_LEN
                 || k.value.is_empty()
                 || k.value.len() > MAX_NAME_LEN
+                || k.namespace.contains('\0')
+                || k.value.contains('\0')
             {
-                return bad(format!("claim key {k} is empty or too long"));
+                return bad(format!(
+                    "claim key {} is empty, too long or holds a NUL character",
+                    k.to_string().escape_debug()
+                ));
             }
         }
         Ok(())
@@ -292,16 +337,26 @@ impl Snapshot {
                 reason: format!("snapshot of {size} bytes; the limit is {MAX_SNAPSHOT_BYTES}"),
             });
         }
+        if self.version > MAX_VERSION {
+            return Err(StoreError::InvalidRequest {
+                reason: format!("snapshot version {} is above {MAX_VERSION}", self.version),
+            });
+        }
+        if json_contains_nul(&self.state) {
+            return Err(StoreError::InvalidRequest {
+                reason: "snapshot state contains a NUL character".into(),
+            });
+        }
         Ok(())
     }
 }
 
 /// Checks a subscriber (checkpoint) name: 1 to [`MAX_NAME_LEN`] bytes.
 pub fn validate_checkpoint_name(name: &str) -> Result<(), StoreError> {
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
+    if name.is_empty() || name.len() > MAX_NAME_LEN || name.contains('\0') {
         return Err(StoreError::InvalidRequest {
             reason: format!(
-                "checkpoint name of {} bytes; it must be 1 to {MAX_NAME_LEN}",
+                "checkpoint name of {} bytes; it must be 1 to {MAX_NAME_LEN}, without NUL",
                 name.len()
             ),
         });

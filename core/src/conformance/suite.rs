@@ -5,7 +5,7 @@ use crate::ids::{EventId, OrgId};
 use crate::store::{
     AppendOutcome, AppendRequest, ClaimChange, ClaimKey, EventStore, ExpectedVersion, Position,
     RecordedEvent, Snapshot, Store, StoreError, MAX_CLAIMS_PER_APPEND, MAX_EVENTS_PER_APPEND,
-    MAX_NAME_LEN, MAX_PAYLOAD_BYTES, MAX_READ_PAGE, MAX_SNAPSHOT_BYTES,
+    MAX_NAME_LEN, MAX_PAYLOAD_BYTES, MAX_READ_PAGE, MAX_SNAPSHOT_BYTES, MAX_VERSION,
 };
 use crate::subscription::subscribe;
 use futures_util::StreamExt;
@@ -758,11 +758,39 @@ pub async fn limits_refused_with_nothing_changed<S: Store + ?Sized>(store: &S) {
             ..base()
         },
     ));
+    let mut e = event(6);
+    e.event_type = "Nul\u{0}".into();
+    bad.push((
+        "NUL in event type",
+        AppendRequest {
+            events: vec![e],
+            ..base()
+        },
+    ));
+    let mut e = event(7);
+    e.payload = serde_json::json!({"deep": [{"x\u{0}": 1}]});
+    bad.push((
+        "NUL in a payload key",
+        AppendRequest {
+            events: vec![e],
+            ..base()
+        },
+    ));
+    let mut e = event(8);
+    e.payload = serde_json::json!([[["\u{0}"]]]);
+    bad.push((
+        "NUL in a payload string",
+        AppendRequest {
+            events: vec![e],
+            ..base()
+        },
+    ));
     for key in [
         ClaimKey::new("", "v"),
         ClaimKey::new("ns", ""),
         ClaimKey::new(long.clone(), "v"),
         ClaimKey::new("ns", long.clone()),
+        ClaimKey::new("ns", "a\u{0}"),
     ] {
         bad.push((
             "bad claim key",
@@ -811,7 +839,7 @@ pub async fn limits_refused_with_nothing_changed<S: Store + ?Sized>(store: &S) {
         Err(StoreError::InvalidRequest { .. })
     ));
     assert_eq!(store.load_snapshot(a, None).await.expect("load"), None);
-    for name in [String::new(), long] {
+    for name in [String::new(), long, "a\u{0}b".to_string()] {
         assert!(matches!(
             store.save_checkpoint(&name, Position::new(1, 1)).await,
             Err(StoreError::InvalidRequest { .. })
@@ -868,14 +896,28 @@ pub async fn snapshots<S: Store + ?Sized>(store: &S) {
         .delete_snapshots(a)
         .await
         .expect("deleting nothing is fine");
-    // A snapshot may be saved at any version, including far above the stream's.
+    // A snapshot may be saved at any version up to MAX_VERSION, even far above the stream's.
     store
-        .save_snapshot(snap(a, u64::MAX, 6))
+        .save_snapshot(snap(a, MAX_VERSION, 6))
         .await
         .expect("save");
     assert_eq!(
         store.load_snapshot(a, None).await.expect("load"),
-        Some(snap(a, u64::MAX, 6))
+        Some(snap(a, MAX_VERSION, 6))
+    );
+    assert!(matches!(
+        store.save_snapshot(snap(a, MAX_VERSION + 1, 7)).await,
+        Err(StoreError::InvalidRequest { .. })
+    ));
+    let mut nul = snap(b, 8, 8);
+    nul.state = serde_json::json!({"k": ["a\u{0}b"]});
+    assert!(matches!(
+        store.save_snapshot(nul).await,
+        Err(StoreError::InvalidRequest { .. })
+    ));
+    assert_eq!(
+        store.load_snapshot(b, None).await.expect("load"),
+        Some(snap(b, 7, 4))
     );
 }
 
