@@ -1,6 +1,44 @@
 //! # switchboard
 //!
-//! Facade over [`switchboard_core`] and the stores.
+//! The directory of a business-communication platform — organizations,
+//! accounts, users, roles, phone numbers, teams, invitations and the work users
+//! own — kept as an append-only event log. Every change is a command checked
+//! against business rules; it yields events or a typed error naming every
+//! blocker. State is the fold of the events, so any past state can be replayed.
+//!
+//! This facade re-exports [`switchboard_core`] and, behind features, the stores
+//! (`memory`, on by default; `postgres`). It also provides the production
+//! sources of time, ids and secrets that the pure core asks its caller for.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use switchboard::memory::MemoryStore;
+//! use switchboard::service::{CommandRequest, CommandService};
+//! use switchboard::system::{OsSecrets, SystemClock, UuidV7Ids};
+//! use switchboard::{Actor, Command, CommandId, IdSource, OrgId};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let ids = Arc::new(UuidV7Ids);
+//! let service = CommandService::new(MemoryStore::new(), Arc::new(SystemClock), ids.clone(), Arc::new(OsSecrets));
+//! let org = OrgId::from_uuid(ids.next_id());
+//! let created = service
+//!     .handle(CommandRequest::new(
+//!         org,
+//!         CommandId::from_uuid(ids.next_id()),
+//!         Actor::System,
+//!         Command::CreateOrganization {
+//!             name: "Northwind".into(),
+//!             root_account_name: "Northwind HQ".into(),
+//!             owner_email: "olivia@northwind.example".into(),
+//!             owner_name: "Olivia Owner".into(),
+//!             policies: None,
+//!         },
+//!     ))
+//!     .await?;
+//! assert_eq!(created.version, 1);
+//! # Ok(()) }
+//! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -11,3 +49,45 @@ pub use switchboard_core::*;
 pub use switchboard_store_memory as memory;
 #[cfg(feature = "postgres")]
 pub use switchboard_store_postgres as postgres;
+
+/// Production sources of time, ids and secrets (the core never reads a clock
+/// or draws random numbers itself).
+pub mod system {
+    use switchboard_core::{Clock, IdSource, SecretSource};
+
+    /// The system's wall clock, in UTC.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct SystemClock;
+
+    impl Clock for SystemClock {
+        fn now(&self) -> chrono::DateTime<chrono::Utc> {
+            chrono::Utc::now()
+        }
+    }
+
+    /// Time-ordered UUID v7 ids.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct UuidV7Ids;
+
+    impl IdSource for UuidV7Ids {
+        fn next_id(&self) -> uuid::Uuid {
+            uuid::Uuid::now_v7()
+        }
+    }
+
+    /// Secrets from the operating system's random number generator.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct OsSecrets;
+
+    impl SecretSource for OsSecrets {
+        fn secret(&self) -> [u8; 32] {
+            let mut out = [0u8; 32];
+            // The OS generator does not fail on supported platforms; if it
+            // ever did, issuing a predictable token would be worse than
+            // stopping, so this is the one deliberate panic of the library.
+            getrandom::fill(&mut out)
+                .expect("the operating system's random number generator failed");
+            out
+        }
+    }
+}

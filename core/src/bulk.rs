@@ -55,6 +55,20 @@ pub struct RowOutcome {
     pub status: RowStatus,
 }
 
+impl std::fmt::Display for RowOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "row {} ({}): ", self.row, self.email)?;
+        match &self.status {
+            RowStatus::Applied { events } => write!(f, "applied ({events} event(s))"),
+            RowStatus::Unchanged => write!(f, "unchanged"),
+            RowStatus::Rejected { blockers } => {
+                let reasons: Vec<String> = blockers.iter().map(Blocker::to_string).collect();
+                write!(f, "rejected: {}", reasons.join("; "))
+            }
+        }
+    }
+}
+
 /// The report of a bulk run: every row (R-BULK-01).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BulkReport {

@@ -189,8 +189,7 @@ pub fn describe(event: &Event, state: Option<&Organization>) -> String {
             sessions_ended,
             ..
         } => format!(
-            "{} deleted; personal data erased; {} device session(s) ended",
-            w(*user),
+            "user {user} deleted; personal data erased; {} device session(s) ended",
             sessions_ended.len()
         ),
     }

@@ -378,7 +378,13 @@ impl fmt::Display for Blocker {
             BuiltInRole { role } => write!(f, "{role} is a built-in role"),
             NotPrimaryOwner { actor } => write!(f, "{actor} is not the primary owner"),
             TargetIsSubject { user } => write!(f, "{user} cannot be the target of their own offboarding"),
-            BulkRowsRejected { rows } => write!(f, "{} row(s) rejected", rows.len()),
+            BulkRowsRejected { rows } => {
+                write!(f, "{} row(s) rejected, nothing applied", rows.len())?;
+                for r in rows {
+                    write!(f, "\n         {r}")?;
+                }
+                Ok(())
+            }
             TooMuchWork { what, limit, actual } => write!(f, "{what}: {actual} exceeds {limit} per command; split it"),
         }
     }

@@ -47,6 +47,16 @@ pub(crate) fn profile_events(
     change: &ProfileChange<'_>,
     b: &mut Vec<Blocker>,
 ) -> Option<Event> {
+    let nothing = change.name.is_none()
+        && change.email.is_none()
+        && change.mobile.is_none()
+        && change.default_country.is_none()
+        && change.notifications.is_none();
+    if nothing {
+        // Nothing asked (e.g. a bulk row with only other columns): no
+        // permission is needed to change nothing.
+        return None;
+    }
     let target = live_user(s, user, "R-LIFE-06", b)?;
     require_profile_editor(s, ctx, target, b);
     let mut personal = PersonalData {
