@@ -91,3 +91,8 @@ pub mod system {
         }
     }
 }
+
+/// The README's examples, compiled as doc tests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
