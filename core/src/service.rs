@@ -279,16 +279,28 @@ impl<S: Store> CommandService<S> {
     }
 
     /// The current state, without recording anything: for reads and dry runs.
-    async fn current(&self, org: OrgId) -> Result<Organization, ServiceError> {
+    /// Runs `read` on the current state (cached, caught up) without copying it.
+    /// Holds the organization's slot while `read` runs: keep it short.
+    ///
+    /// ```
+    /// # use switchboard_core::service::*;
+    /// # async fn demo<S: switchboard_core::store::Store>(service: &CommandService<S>, org: switchboard_core::OrgId) -> Result<(), ServiceError> {
+    /// let users = service.read(org, |state| state.users.len()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn read<R>(
+        &self,
+        org: OrgId,
+        read: impl FnOnce(&Organization) -> R,
+    ) -> Result<R, ServiceError> {
         let slot = self.slot(org);
         let mut guard = slot.lock().await;
-        let state = match guard.take() {
+        let mut state = match guard.take() {
             Some(s) => s,
             None => self.load_snapshot_or_empty(org, None).await?,
         };
-        let mut state = state;
         let result = self.catch_up(&mut state, None).await;
-        let out = result.map(|_| state.clone());
+        let out = result.map(|_| read(&state));
         *guard = Some(state);
         out
     }
@@ -301,7 +313,6 @@ impl<S: Store> CommandService<S> {
         actor: Actor,
         command: &Command,
     ) -> Result<Decision, ServiceError> {
-        let state = self.current(org).await?;
         let ctx = Context {
             actor,
             now: self.clock.now(),
@@ -309,7 +320,9 @@ impl<S: Store> CommandService<S> {
             ids: self.ids.as_ref(),
             secrets: self.secrets.as_ref(),
         };
-        Ok(decide(&state, command, &ctx)?)
+        Ok(self
+            .read(org, |state| decide(state, command, &ctx))
+            .await??)
     }
 
     /// Events of the append recorded under `outcome`, decoded.
@@ -510,8 +523,9 @@ impl<S: Store> CommandService<S> {
         }
     }
 
-    /// The current state (cached, caught up).
+    /// A copy of the current state (cached, caught up). The copy costs the
+    /// size of the organization: prefer [`CommandService::read`] on hot paths.
     pub async fn state(&self, org: OrgId) -> Result<Organization, ServiceError> {
-        self.current(org).await
+        self.read(org, Organization::clone).await
     }
 }
