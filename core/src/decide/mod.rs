@@ -139,6 +139,10 @@ pub fn decide(
         }
         .into());
     }
+    if let Actor::Support { agent } = &ctx.actor {
+        // R-AUTH-04: the actor is recorded on every event; bound what is recorded.
+        check_actor_name(agent)?;
+    }
     let decision = dispatch(state, command, ctx)?;
     if decision.events.len() > MAX_EVENTS_PER_APPEND {
         return Err(Blocker::TooMuchWork {
@@ -149,6 +153,12 @@ pub fn decide(
         .into());
     }
     Ok(decision)
+}
+
+fn check_actor_name(agent: &str) -> Result<(), CommandError> {
+    crate::validate::text("actor.agent", agent, crate::validate::MAX_TEXT_LEN)
+        .map(|_| ())
+        .map_err(|b| CommandError { blockers: vec![b] })
 }
 
 fn dispatch(

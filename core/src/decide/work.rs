@@ -44,6 +44,14 @@ pub(crate) fn select_work(
     match selection {
         WorkSelection::All => from.work.iter().copied().collect(),
         WorkSelection::Kinds(kinds) => {
+            if check(
+                validate::count("kinds", kinds.len(), MAX_ITEMS_PER_COMMAND),
+                b,
+            )
+            .is_none()
+            {
+                return Vec::new();
+            }
             let kinds: BTreeSet<WorkKind> = kinds.iter().copied().collect();
             from.work
                 .iter()
