@@ -165,7 +165,17 @@ fn heading(text: &str) {
     println!("\n\n══ {text} ══");
 }
 
-async fn tour<S: Store>(store: S) -> Result<(), String> {
+/// What the tour did, for the test that runs it.
+#[derive(Debug)]
+pub struct Summary {
+    /// Events recorded.
+    pub events: usize,
+    /// Commands refused.
+    pub refusals: usize,
+}
+
+/// Runs the whole tour on `store`; fails if replaying the log differs from the live state.
+pub async fn tour<S: Store>(store: S) -> Result<Summary, String> {
     let clock = Arc::new(FixedClock::new(
         chrono::Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
     ));
@@ -736,7 +746,10 @@ async fn tour<S: Store>(store: S) -> Result<(), String> {
     if replayed != live {
         return Err("replay differs from the live state".into());
     }
-    Ok(())
+    Ok(Summary {
+        events: history.len(),
+        refusals: t.refusals,
+    })
 }
 
 #[tokio::main(flavor = "current_thread")]
