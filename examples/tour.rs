@@ -104,16 +104,6 @@ impl<S: Store> Tour<S> {
         }
     }
 
-    async fn user(&self, email: &str) -> UserId {
-        match self.state().await.user_by_email(email) {
-            Some(u) => u.id,
-            None => {
-                eprintln!("tour: no user {email}");
-                std::process::exit(2);
-            }
-        }
-    }
-
     /// Accepts an invitation with its token and signs in for the first time.
     async fn join(&mut self, token: &str, name: &str, mobile: &str) -> Option<UserId> {
         self.run(
