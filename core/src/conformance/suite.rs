@@ -21,16 +21,28 @@ async fn ok<S: EventStore + ?Sized>(store: &S, req: AppendRequest) -> AppendOutc
     }
 }
 
-async fn all_events<S: EventStore + ?Sized>(store: &S) -> Vec<RecordedEvent> {
-    let mut out = Vec::new();
-    let mut after = None;
+/// The whole log, once at least `expect` events are readable. `read_all` may
+/// lag behind acknowledged appends (a store only shows events whose place is
+/// final, e.g. while another transaction is still running), but must catch up:
+/// this waits up to a minute, then returns what it has for the caller to fail on.
+async fn all_events<S: EventStore + ?Sized>(store: &S, expect: usize) -> Vec<RecordedEvent> {
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let page = store.read_all(after, 1000).await.expect("read_all");
-        let Some(last) = page.last() else { break };
-        after = Some(last.position);
-        out.extend(page);
+        let mut out = Vec::new();
+        let mut after = None;
+        loop {
+            let page = store.read_all(after, 1000).await.expect("read_all");
+            let Some(last) = page.last() else { break };
+            after = Some(last.position);
+            out.extend(page);
+        }
+        if out.len() >= expect || Instant::now() > deadline {
+            return out;
+        }
+        store
+            .wait_for_events(after, Duration::from_millis(100))
+            .await;
     }
-    out
 }
 
 /// Everything observable about a store's content, to prove a refused request changed nothing.
@@ -39,10 +51,16 @@ async fn fingerprint<S: EventStore + ?Sized>(
     streams: &[OrgId],
     keys: &[ClaimKey],
 ) -> (Vec<RecordedEvent>, Vec<u64>, Vec<Option<OrgId>>) {
-    let events = all_events(store).await;
+    let mut events = Vec::new();
     let mut versions = Vec::new();
     for s in streams {
         versions.push(store.stream_version(*s).await.expect("stream_version"));
+        events.extend(
+            store
+                .read_stream(*s, 1, None, MAX_READ_PAGE)
+                .await
+                .expect("read_stream"),
+        );
     }
     let mut holders = Vec::new();
     for k in keys {
@@ -153,7 +171,7 @@ pub async fn append_expected_versions<S: Store + ?Sized>(store: &S) {
     assert_eq!(ids, (1..=5).map(event_id).collect::<Vec<_>>());
     assert_eq!(store.stream_version(b).await.expect("version"), 1);
     assert_eq!(store.stream_version(c).await.expect("version"), 1);
-    assert_eq!(all_events(store).await.len(), 7);
+    assert_eq!(all_events(store, 7).await.len(), 7);
 }
 
 /// Re-sending an append with a recorded command id returns the first outcome
@@ -245,7 +263,7 @@ pub async fn idempotent_command_id<S: Store + ?Sized>(store: &S) {
         }
     );
     assert_eq!(store.stream_version(a).await.expect("version"), 3);
-    assert_eq!(all_events(store).await.len(), 3);
+    assert_eq!(all_events(store, 3).await.len(), 3);
 }
 
 /// An event id recorded anywhere in the store cannot be recorded again.
@@ -506,7 +524,7 @@ pub async fn claims_race_has_one_winner<S: Store + ?Sized>(store: &S) {
         store.claim_holder(&key).await.expect("holder"),
         Some(winner)
     );
-    assert_eq!(all_events(store).await.len(), 1);
+    assert_eq!(all_events(store, 1).await.len(), 1);
 }
 
 /// `read_stream` honours `from`, `to` and `limit`, in version order.
@@ -591,6 +609,11 @@ pub async fn read_all_paging_in_order<S: Store + ?Sized>(store: &S) {
         }
     }
     assert!(store.read_all(None, 0).await.expect("read_all").is_empty());
+    // Wait until everything acknowledged is readable; from then on the log is stable.
+    assert_eq!(
+        all_events(store, expected.len()).await.len(),
+        expected.len()
+    );
     for page_size in [1usize, 2, 7, 1000] {
         let mut seen = Vec::new();
         let mut after: Option<Position> = None;
@@ -616,7 +639,7 @@ pub async fn read_all_paging_in_order<S: Store + ?Sized>(store: &S) {
             "page size {page_size}: every event once, in append order"
         );
     }
-    let all = all_events(store).await;
+    let all = all_events(store, expected.len()).await;
     // Reading after any event's position yields exactly the events after it.
     for (i, e) in all.iter().enumerate() {
         let rest = store
@@ -669,6 +692,7 @@ pub async fn read_limits_are_capped<S: Store + ?Sized>(store: &S) {
         .expect("read");
     assert_eq!(page.len(), MAX_READ_PAGE);
     assert_eq!(page.last().map(|e| e.version), Some(MAX_READ_PAGE as u64));
+    assert_eq!(all_events(store, total).await.len(), total);
     let page = store.read_all(None, usize::MAX).await.expect("read_all");
     assert_eq!(page.len(), MAX_READ_PAGE);
     let rest = store
@@ -1002,7 +1026,12 @@ pub async fn wait_for_events_wakes_up<S: Store + ?Sized>(store: &S) {
             t.elapsed() < Duration::from_secs(20),
             "woken by the append, not by the timeout"
         );
-        let new = store.read_all(after, 10).await.expect("read");
+        let total = usize::try_from(appended.last_version).unwrap_or(usize::MAX);
+        let log = all_events(store, total).await;
+        let new: Vec<_> = log
+            .into_iter()
+            .filter(|e| after.is_none_or(|p| e.position > p))
+            .collect();
         assert_eq!(
             new.last().map(|e| e.event_id),
             Some(event_id(100 + u128::from(appended.last_version - 1)))
@@ -1010,7 +1039,7 @@ pub async fn wait_for_events_wakes_up<S: Store + ?Sized>(store: &S) {
     }
     // With nothing new, it returns by the timeout.
     let t = Instant::now();
-    let last = all_events(store).await.last().map(|e| e.position);
+    let last = all_events(store, 4).await.last().map(|e| e.position);
     store
         .wait_for_events(last, Duration::from_millis(200))
         .await;
@@ -1035,7 +1064,7 @@ pub async fn event_fields_round_trip<S: Store + ?Sized>(store: &S) {
     }
     assert_eq!(back.first().map(|e| e.position), Some(o.first_position));
     assert_eq!(back.last().map(|e| e.position), Some(o.last_position));
-    assert_eq!(store.read_all(None, 10).await.expect("read_all"), back);
+    assert_eq!(all_events(store, 3).await, back);
 }
 
 /// 8 spawned appenders write to 3 overlapping streams, re-reading the
@@ -1166,7 +1195,7 @@ where
         );
     }
     assert_eq!(
-        all_events(&store).await,
+        all_events(&store, total).await,
         seen,
         "the subscriber saw what read_all shows"
     );

@@ -1,0 +1,1 @@
+DELETE FROM switchboard.snapshots WHERE stream_id = $1

@@ -1,0 +1,1 @@
+SELECT commit, sequence FROM switchboard.checkpoints WHERE name = $1

@@ -1,0 +1,1 @@
+SELECT version FROM switchboard.streams WHERE stream_id = $1
