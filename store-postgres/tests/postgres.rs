@@ -1,1 +1,379 @@
-//! placeholder
+//! Postgres-specific behaviour: the read horizon never lets a subscriber skip
+//! a late-committing transaction, migrations, bulk import, LISTEN reconnects,
+//! typed connection errors.
+
+use std::time::{Duration, Instant};
+use switchboard_core::store::conformance::{append, event, event_id, org};
+use switchboard_core::store::{EventStore, ExpectedVersion, Position, StoreError};
+use switchboard_store_postgres::testing::{
+    create_database, fresh_store, server, try_fresh_database,
+};
+use switchboard_store_postgres::{PostgresOptions, PostgresStore};
+use tokio_postgres::NoTls;
+
+/// A raw connection to the store's database, for holding transactions open.
+async fn raw(config: &tokio_postgres::Config) -> tokio_postgres::Client {
+    let (client, connection) = config.connect(NoTls).await.expect("raw connection");
+    tokio::spawn(connection);
+    client
+}
+
+async fn store_on(config: &tokio_postgres::Config) -> PostgresStore {
+    PostgresStore::connect_config(config.clone(), PostgresOptions::default())
+        .await
+        .expect("store")
+}
+
+/// `read_all(after)`, once it shows at least `n` events: other tests share the
+/// server, and their running transactions may hold the horizon back a moment.
+async fn settled(
+    store: &PostgresStore,
+    after: Option<Position>,
+    n: usize,
+) -> Vec<switchboard_core::store::RecordedEvent> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = store.read_all(after, 10_000).await.expect("read_all");
+        if seen.len() >= n || Instant::now() > deadline {
+            return seen;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An append run by hand inside an open transaction (same function as the store uses).
+async fn begin_append(client: &tokio_postgres::Client, stream: uuid::Uuid, n: u128) {
+    client.batch_execute("BEGIN").await.expect("begin");
+    client
+        .query(
+            "SELECT * FROM switchboard.append($1, NULL, NULL, ARRAY[$2::uuid], ARRAY['Noted'], \
+             ARRAY[1::bigint], ARRAY['{}'::jsonb], ARRAY['{\"kind\":\"system\"}'::jsonb], \
+             ARRAY[now()], ARRAY[NULL::uuid], ARRAY[NULL::uuid], ARRAY[NULL::uuid], \
+             ARRAY[]::boolean[], ARRAY[]::text[], ARRAY[]::text[])",
+            &[&stream, &event_id(n).as_uuid()],
+        )
+        .await
+        .expect("append in transaction");
+}
+
+/// The subscriber-ordering trap: transaction T1 takes a lower position, T2
+/// a higher one and commits first. A reader ordered by position alone would
+/// show T2's event, move its checkpoint past T1's position and skip T1's
+/// event for ever. The horizon hides T2's event until T1 has finished.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_all_never_skips_a_lower_position_committing_later() {
+    let config = try_fresh_database().await.expect("database");
+    let store = store_on(&config).await;
+    let (a, b) = (org(1), org(2));
+    let seed = store
+        .append(append(a, ExpectedVersion::NoStream, vec![event(1)]))
+        .await
+        .expect("seed");
+
+    let t1 = raw(&config).await;
+    begin_append(&t1, a.as_uuid(), 2).await; // lower position, still open
+    let t2 = store
+        .append(append(b, ExpectedVersion::NoStream, vec![event(3)]))
+        .await
+        .expect("T2 commits first");
+
+    // T2 is committed, but its place is not final while T1 runs.
+    let seen = store
+        .read_all(Some(seed.last_position), 100)
+        .await
+        .expect("read");
+    assert!(
+        seen.is_empty(),
+        "T2 must stay hidden while T1 runs: {seen:?}"
+    );
+    assert_eq!(
+        store.stream_version(b).await.expect("version"),
+        1,
+        "yet T2 is acknowledged"
+    );
+    // A waiter is not woken for an event it could not read yet... but is
+    // bounded by the poll interval, so just check it does not report early.
+    t1.batch_execute("COMMIT").await.expect("T1 commits");
+
+    let seen = settled(&store, Some(seed.last_position), 2).await;
+    let ids: Vec<_> = seen.iter().map(|e| e.event_id).collect();
+    assert_eq!(
+        ids,
+        vec![event_id(2), event_id(3)],
+        "T1 then T2: nothing skipped"
+    );
+    assert!(seen[0].position < seen[1].position);
+    assert!(seen[0].position.sequence < t2.first_position.sequence);
+    assert_eq!(
+        seen[1].position, t2.first_position,
+        "positions as acknowledged"
+    );
+}
+
+/// The other interleaving: T1 gets its transaction id first but inserts
+/// (takes its position) after T2. Log order follows transaction ids, and
+/// still nothing is shown before it is final.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_all_orders_by_transaction_then_position() {
+    let config = try_fresh_database().await.expect("database");
+    let store = store_on(&config).await;
+    let t1 = raw(&config).await;
+    t1.batch_execute("BEGIN").await.expect("begin");
+    t1.query("SELECT pg_current_xact_id()", &[])
+        .await
+        .expect("take an xid");
+    let t2 = store
+        .append(append(org(2), ExpectedVersion::NoStream, vec![event(2)]))
+        .await
+        .expect("T2");
+    assert!(store.read_all(None, 100).await.expect("read").is_empty());
+    // T1 appends after T2 committed: higher position, lower transaction id.
+    t1.query(
+        "SELECT * FROM switchboard.append($1, NULL, NULL, ARRAY[$2::uuid], ARRAY['Noted'], \
+         ARRAY[1::bigint], ARRAY['{}'::jsonb], ARRAY['{\"kind\":\"system\"}'::jsonb], \
+         ARRAY[now()], ARRAY[NULL::uuid], ARRAY[NULL::uuid], ARRAY[NULL::uuid], \
+         ARRAY[]::boolean[], ARRAY[]::text[], ARRAY[]::text[])",
+        &[&org(1).as_uuid(), &event_id(1).as_uuid()],
+    )
+    .await
+    .expect("T1 append");
+    t1.batch_execute("COMMIT").await.expect("commit");
+    let seen = settled(&store, None, 2).await;
+    let ids: Vec<_> = seen.iter().map(|e| e.event_id).collect();
+    assert_eq!(
+        ids,
+        vec![event_id(1), event_id(2)],
+        "by transaction id first"
+    );
+    assert!(seen[0].position.sequence > seen[1].position.sequence);
+    assert!(
+        seen[0].position < seen[1].position,
+        "Position order is log order"
+    );
+    assert_eq!(seen[1].position, t2.first_position);
+}
+
+/// Many writers whose transactions overlap, and a reader polling read_all
+/// as fast as it can: the reader's sequence is exactly the final log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn polling_reader_sees_the_final_order_under_overlapping_writers() {
+    let store = fresh_store().await;
+    let writers: Vec<_> = (0..6u128)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..40u128 {
+                    store
+                        .append(append(
+                            org(w),
+                            ExpectedVersion::Any,
+                            vec![event(w * 1000 + i)],
+                        ))
+                        .await
+                        .expect("append");
+                }
+            })
+        })
+        .collect();
+    let reader = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut after: Option<Position> = None;
+            let deadline = Instant::now() + Duration::from_secs(120);
+            while seen.len() < 240 && Instant::now() < deadline {
+                for e in store.read_all(after, 3).await.expect("read") {
+                    assert!(after.is_none_or(|p| e.position > p));
+                    after = Some(e.position);
+                    seen.push(e.event_id);
+                }
+            }
+            seen
+        })
+    };
+    for w in writers {
+        w.await.expect("writer");
+    }
+    let seen = reader.await.expect("reader");
+    let log: Vec<_> = settled(&store, None, 240)
+        .await
+        .into_iter()
+        .map(|e| e.event_id)
+        .collect();
+    assert_eq!(log.len(), 240);
+    assert_eq!(
+        seen, log,
+        "the polling reader saw the final log, in order, nothing skipped"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_is_explicit_idempotent_and_safe_concurrently() {
+    let admin = server().expect("server");
+    let config = create_database(&admin, None).await.expect("empty database");
+    let store = store_on(&config).await;
+    // Never at first use: an unmigrated database refuses appends with a typed error.
+    let err = store
+        .append(append(org(1), ExpectedVersion::Any, vec![event(1)]))
+        .await
+        .expect_err("no schema yet");
+    assert!(
+        matches!(
+            err,
+            StoreError::Unavailable {
+                maybe_committed: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let runs = futures_util::future::join_all((0..4).map(|_| store.migrate())).await;
+    let applied: usize = runs.into_iter().map(|r| r.expect("migrate")).sum();
+    assert_eq!(applied, 2, "exactly one caller applied each migration once");
+    assert_eq!(store.migrate().await.expect("again"), 0);
+    store
+        .append(append(org(1), ExpectedVersion::NoStream, vec![event(1)]))
+        .await
+        .expect("append after migrate");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn import_stream_copies_a_fresh_stream() {
+    let store = fresh_store().await;
+    let a = org(1);
+    let events: Vec<_> = (0..5000).map(event).collect();
+    let o = store
+        .import_stream(a, events.clone())
+        .await
+        .expect("import");
+    assert_eq!(
+        (o.first_version, o.last_version, o.duplicate),
+        (1, 5000, false)
+    );
+    assert_eq!(store.stream_version(a).await.expect("version"), 5000);
+    let back = store.read_stream(a, 1, None, 10_000).await.expect("read");
+    assert_eq!(back.len(), 5000);
+    for (i, (sent, got)) in events.iter().zip(&back).enumerate() {
+        assert_eq!(got.version, i as u64 + 1);
+        assert_eq!((got.event_id, &got.payload), (sent.event_id, &sent.payload));
+    }
+    assert!(back.windows(2).all(|w| w[0].position < w[1].position));
+    assert_eq!(back[0].position, o.first_position);
+    assert_eq!(back[4999].position, o.last_position);
+    let all = settled(&store, None, 5000).await;
+    assert_eq!(
+        all, back,
+        "one commit, visible to read_all in version order"
+    );
+
+    // Not onto an existing stream; not with a recorded id; nothing written on refusal.
+    assert!(matches!(
+        store.import_stream(a, vec![event(9000)]).await,
+        Err(StoreError::Conflict { actual: 5000, .. })
+    ));
+    let b = org(2);
+    assert_eq!(
+        store.import_stream(b, vec![event(9001), event(17)]).await,
+        Err(StoreError::DuplicateEvent {
+            event_id: event_id(17)
+        })
+    );
+    assert_eq!(
+        store.import_stream(b, vec![event(9001), event(9001)]).await,
+        Err(StoreError::DuplicateEvent {
+            event_id: event_id(9001)
+        })
+    );
+    assert!(matches!(
+        store.import_stream(b, vec![]).await,
+        Err(StoreError::InvalidRequest { .. })
+    ));
+    assert_eq!(store.stream_version(b).await.expect("version"), 0);
+    // Appends continue after an import.
+    let next = store
+        .append(append(a, ExpectedVersion::Exact(5000), vec![event(9002)]))
+        .await
+        .expect("append after import");
+    assert_eq!(next.first_version, 5001);
+}
+
+/// Notifications wake waiters in another store instance, and still do after
+/// the LISTEN connection is killed (it reconnects).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_wake_other_instances_and_survive_a_killed_listener() {
+    let config = try_fresh_database().await.expect("database");
+    // Polling so slow that only a notification can explain a quick wake-up.
+    let slow_poll = PostgresOptions {
+        poll_interval: Duration::from_secs(60),
+        ..PostgresOptions::default()
+    };
+    let waiter = PostgresStore::connect_config(config.clone(), slow_poll)
+        .await
+        .expect("waiter");
+    let writer = store_on(&config).await;
+    let admin = raw(&config).await;
+
+    for round in 0..3u128 {
+        if round == 1 {
+            // Kill the waiter's LISTEN connection (found by what it runs).
+            let killed = admin
+                .query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+                    &[],
+                )
+                .await
+                .expect("terminate listeners");
+            assert!(!killed.is_empty(), "there were listeners to kill");
+            tokio::time::sleep(Duration::from_millis(500)).await; // reconnect backoff
+        }
+        let after = waiter
+            .read_all(None, 1000)
+            .await
+            .expect("read")
+            .last()
+            .map(|e| e.position);
+        let t = Instant::now();
+        let wait = waiter.wait_for_events(after, Duration::from_secs(60));
+        let write = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            writer
+                .append(append(org(1), ExpectedVersion::Any, vec![event(round)]))
+                .await
+                .expect("append")
+        };
+        let ((), _) = tokio::join!(wait, write);
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "round {round}: woken by a notification, not the 60 s poll ({:?})",
+            t.elapsed()
+        );
+    }
+}
+
+#[tokio::test]
+async fn unreachable_server_is_a_typed_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    // Nothing listens on the port any more.
+    let url = format!("host=127.0.0.1 port={port} user=postgres connect_timeout=2");
+    let err = PostgresStore::connect(&url)
+        .await
+        .expect_err("nothing listens");
+    assert!(
+        matches!(
+            err,
+            StoreError::Unavailable {
+                maybe_committed: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let err = PostgresStore::connect("postgres://[bad")
+        .await
+        .expect_err("bad url");
+    assert!(matches!(err, StoreError::InvalidRequest { .. }), "{err:?}");
+}
