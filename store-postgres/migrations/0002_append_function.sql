@@ -43,6 +43,23 @@ DECLARE
     v_actual bigint;
     v_commit bigint;
 BEGIN
+    -- The client validates requests; this guards direct callers of the function.
+    IF coalesce(cardinality(p_event_ids), 0) = 0
+       OR cardinality(p_event_types) IS DISTINCT FROM cardinality(p_event_ids)
+       OR cardinality(p_schema_versions) IS DISTINCT FROM cardinality(p_event_ids)
+       OR cardinality(p_payloads) IS DISTINCT FROM cardinality(p_event_ids)
+       OR cardinality(p_actors) IS DISTINCT FROM cardinality(p_event_ids)
+       OR cardinality(p_occurred_at) IS DISTINCT FROM cardinality(p_event_ids)
+       OR cardinality(p_command_ids) IS DISTINCT FROM cardinality(p_event_ids)
+       OR cardinality(p_causation_ids) IS DISTINCT FROM cardinality(p_event_ids)
+       OR cardinality(p_correlation_ids) IS DISTINCT FROM cardinality(p_event_ids)
+       OR coalesce(cardinality(p_claim_takes), 0) <> coalesce(cardinality(p_claim_namespaces), 0)
+       OR coalesce(cardinality(p_claim_takes), 0) <> coalesce(cardinality(p_claim_values), 0)
+    THEN
+        RAISE EXCEPTION USING ERRCODE = 'invalid_parameter_value',
+            MESSAGE = 'switchboard.append: no events, or arrays of different lengths';
+    END IF;
+
     -- Serialise appenders of this stream: create its row if needed, then lock it.
     INSERT INTO switchboard.streams (stream_id, version) VALUES (p_stream, 0)
         ON CONFLICT (stream_id) DO NOTHING;

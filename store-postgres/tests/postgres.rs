@@ -377,3 +377,40 @@ async fn unreachable_server_is_a_typed_error() {
         .expect_err("bad url");
     assert!(matches!(err, StoreError::InvalidRequest { .. }), "{err:?}");
 }
+
+/// Direct callers of the SQL function get a typed refusal, not a half-written append.
+#[tokio::test]
+async fn append_function_refuses_malformed_direct_calls() {
+    let config = try_fresh_database().await.expect("database");
+    let client = raw(&config).await;
+    let err = client
+        .query(
+            "SELECT * FROM switchboard.append($1, NULL, NULL, ARRAY[]::uuid[], ARRAY[]::text[], \
+             ARRAY[]::bigint[], ARRAY[]::jsonb[], ARRAY[]::jsonb[], ARRAY[]::timestamptz[], \
+             ARRAY[]::uuid[], ARRAY[]::uuid[], ARRAY[]::uuid[], \
+             ARRAY[]::boolean[], ARRAY[]::text[], ARRAY[]::text[])",
+            &[&org(1).as_uuid()],
+        )
+        .await
+        .expect_err("no events");
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::INVALID_PARAMETER_VALUE)
+    );
+    let err = client
+        .query(
+            "SELECT * FROM switchboard.append($1, NULL, NULL, ARRAY[$2::uuid], ARRAY[]::text[], \
+             ARRAY[1::bigint], ARRAY['{}'::jsonb], ARRAY['{}'::jsonb], ARRAY[now()], \
+             ARRAY[NULL::uuid], ARRAY[NULL::uuid], ARRAY[NULL::uuid], \
+             ARRAY[]::boolean[], ARRAY[]::text[], ARRAY[]::text[])",
+            &[&org(1).as_uuid(), &event_id(1).as_uuid()],
+        )
+        .await
+        .expect_err("arrays of different lengths");
+    assert_eq!(
+        err.code(),
+        Some(&tokio_postgres::error::SqlState::INVALID_PARAMETER_VALUE)
+    );
+    let store = store_on(&config).await;
+    assert_eq!(store.stream_version(org(1)).await.expect("version"), 0);
+}
