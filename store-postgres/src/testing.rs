@@ -359,7 +359,14 @@ pub async fn try_fresh_database() -> Result<tokio_postgres::Config, String> {
 /// A store on a fresh, migrated, empty database, with LISTEN wake-ups.
 pub async fn try_fresh_store() -> Result<PostgresStore, String> {
     let config = try_fresh_database().await?;
-    PostgresStore::connect_config(config, PostgresOptions::default())
+    // Tests run in parallel against one server (maybe a shared DATABASE_URL
+    // with the default max_connections = 100): keep each store's pool small,
+    // yet large enough for the 8-writer concurrency tests to really overlap.
+    let options = PostgresOptions {
+        max_connections: 8,
+        ..PostgresOptions::default()
+    };
+    PostgresStore::connect_config(config, options)
         .await
         .map_err(|e| format!("cannot connect to the test database: {e}"))
 }
