@@ -41,13 +41,18 @@ pub(crate) fn map_db(e: &tokio_postgres::Error, op: Op) -> StoreError {
     };
     let class = &code.code()[..2.min(code.code().len())];
     match class {
-        // Connection exceptions; operator intervention (admin/crash shutdown,
-        // cannot connect now). The session is gone: a write's commit may or
-        // may not have happened before it went.
-        "08" | "57" => StoreError::Unavailable {
+        // Connection exceptions, admin or crash shutdown: the session is gone,
+        // and a write's commit may or may not have happened before it went.
+        "08" => StoreError::Unavailable {
             reason,
             maybe_committed: op == Op::Write,
         },
+        _ if *code == SqlState::ADMIN_SHUTDOWN || *code == SqlState::CRASH_SHUTDOWN => {
+            StoreError::Unavailable {
+                reason,
+                maybe_committed: op == Op::Write,
+            }
+        }
         // Data exceptions and integrity violations: the server refused the
         // data; nothing was written.
         "22" | "23" => StoreError::InvalidRequest { reason },
