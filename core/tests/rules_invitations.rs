@@ -1,0 +1,795 @@
+//! Rules of invitations and users: R-INV-01..07, R-USR-01..02.
+
+mod common;
+
+use chrono::Duration;
+use common::*;
+use switchboard_core::*;
+
+fn invite_cmd(emails: &str, grant: Grant) -> Command {
+    Command::InviteUsers {
+        emails: emails.into(),
+        grant,
+    }
+}
+
+fn accept_cmd(token: &str, email: Option<&str>, name: &str) -> Command {
+    Command::AcceptInvitation {
+        token: token.into(),
+        email: email.map(str::to_owned),
+        name: name.into(),
+        mobile: Some(phone(9_001)),
+        default_country: Some("US".into()),
+    }
+}
+
+fn invalid_field(b: &Blocker) -> (&str, &str, &str) {
+    match b {
+        Blocker::Invalid {
+            rule,
+            field,
+            reason,
+        } => (rule.as_str(), field.as_str(), reason.as_str()),
+        other => panic!("not Invalid: {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------- R-INV-01
+
+#[test]
+fn r_inv_01_invites_many_separated_by_commas_spaces_and_newlines() {
+    let mut w = World::new();
+    let list = "ann@northwind.example, bob@northwind.example carl@northwind.example\ndan@northwind.example;eve@northwind.example";
+    let d = w.ok(
+        w.owner_actor(),
+        invite_cmd(list, grant(agent_role(), &[w.root])),
+    );
+    assert_eq!(d.events.len(), 5, "one UserInvited per address");
+    assert_eq!(d.secrets.len(), 5, "one token per invitation");
+    let emails: Vec<String> = d
+        .events
+        .iter()
+        .map(|e| match e {
+            Event::UserInvited { personal, .. } => personal.email.clone().unwrap(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        emails,
+        [
+            "ann@northwind.example",
+            "bob@northwind.example",
+            "carl@northwind.example",
+            "dan@northwind.example",
+            "eve@northwind.example"
+        ]
+    );
+    for e in &emails {
+        let u = w.state.user_by_email(e).expect("invited user exists");
+        assert_eq!(u.status, UserStatus::Invited);
+    }
+}
+
+#[test]
+fn r_inv_01_every_bad_address_is_reported_at_once_and_nobody_is_invited() {
+    let mut w = World::new();
+    let users_before = w.state.users.len();
+    let err = w.refused(
+        w.owner_actor(),
+        invite_cmd(
+            "good@northwind.example, nope@ ,\n@nodomain.example bad@localhost GOOD@northwind.example",
+            grant(agent_role(), &[w.root]),
+        ),
+    );
+    assert_eq!(err.blockers.len(), 4, "{err}");
+    assert!(err.blockers.iter().all(|b| b.rule() == "R-INV-01"), "{err}");
+    let (_, field, reason) = invalid_field(&err.blockers[0]);
+    assert_eq!(field, "email");
+    assert!(reason.contains("nope@"), "{reason}");
+    assert!(invalid_field(&err.blockers[1])
+        .2
+        .contains("@nodomain.example"));
+    assert!(invalid_field(&err.blockers[2]).2.contains("bad@localhost"));
+    assert_eq!(
+        err.blockers[3],
+        Blocker::DuplicateEmail {
+            email: "GOOD@northwind.example".into()
+        }
+    );
+    assert_eq!(w.state.users.len(), users_before);
+}
+
+#[test]
+fn r_inv_01_an_empty_list_is_refused() {
+    let mut w = World::new();
+    let err = w.refused(
+        w.owner_actor(),
+        invite_cmd(" ,\n ", grant(agent_role(), &[w.root])),
+    );
+    let (rule, field, _) = invalid_field(only(&err));
+    assert_eq!((rule, field), ("R-INV-01", "emails"));
+}
+
+// ---------------------------------------------------------------- R-INV-02
+
+#[test]
+fn r_inv_02_the_invitation_carries_role_accounts_admin_grant_and_clients() {
+    let mut w = World::new();
+    let east = w.account("East", w.root);
+    let west = w.account("West", w.root);
+    let seller = w.agent("Sam Seller", &[east]);
+    let client = w.work(WorkKind::Client, "Acme Corp", seller);
+    let g = Grant {
+        role: role(RoleId::TEAM_LEADER),
+        accounts: vec![east, west],
+        agency_admin: false,
+        clients: vec![client],
+    };
+    let inv = w.invite("tina@northwind.example", g.clone());
+    match w.events.last().unwrap() {
+        Event::UserInvited { grant, .. } => assert_eq!(grant, &g),
+        other => panic!("unexpected {other:?}"),
+    }
+    w.accept_complete(&inv.token, "Tina Leader");
+    let tina = w.user(inv.user.unwrap());
+    assert_eq!(tina.memberships.get(&east), Some(&leader_role()));
+    assert_eq!(tina.memberships.get(&west), Some(&leader_role()));
+    assert!(!tina.agency_admin);
+    assert!(
+        tina.work.contains(&client),
+        "assigned clients move on acceptance"
+    );
+    assert_eq!(w.state.work_items[&client].owner, tina.id);
+    assert!(!w.user(seller).work.contains(&client));
+
+    // An admin grant: the person becomes an agency administrator.
+    let admin = w.invite(
+        "alan@northwind.example",
+        Grant {
+            role: admin_role(),
+            accounts: vec![],
+            agency_admin: true,
+            clients: vec![],
+        },
+    );
+    w.accept_complete(&admin.token, "Alan Admin");
+    assert!(w.user(admin.user.unwrap()).agency_admin);
+    assert!(w.state.agency_admins.contains(&admin.user.unwrap()));
+    w.assert_replays();
+}
+
+#[test]
+fn r_inv_02_a_malformed_grant_is_refused_with_every_fault() {
+    let mut w = World::new();
+    let east = w.account("East", w.root);
+    let bob = w.agent("Bob", &[east]);
+    let convo = w.work(WorkKind::Conversation, "Chat", bob);
+    let ghost_account = AccountId::from_uuid(uuid::Uuid::from_u128(99));
+    let err = w.refused(
+        w.owner_actor(),
+        invite_cmd(
+            "new@northwind.example",
+            Grant {
+                role: role("no-such-role"),
+                accounts: vec![east, east, ghost_account],
+                agency_admin: false,
+                clients: vec![convo],
+            },
+        ),
+    );
+    assert_eq!(
+        err.blockers,
+        vec![
+            Blocker::NotFound {
+                missing: Missing::Role(role("no-such-role"))
+            },
+            Blocker::Invalid {
+                rule: "R-INV-02".into(),
+                field: "accounts".into(),
+                reason: format!("{east} is listed twice"),
+            },
+            Blocker::NotFound {
+                missing: Missing::Account(ghost_account)
+            },
+            Blocker::NotAClient { item: convo },
+        ]
+    );
+    // No account and no admin grant: nothing to join.
+    let err = w.refused(
+        w.owner_actor(),
+        invite_cmd("new@northwind.example", grant(agent_role(), &[])),
+    );
+    assert_eq!(invalid_field(only(&err)).0, "R-INV-02");
+}
+
+#[test]
+fn r_inv_02_only_an_agency_administrator_may_grant_the_admin_role() {
+    let mut w = World::new();
+    let east = w.account("East", w.root);
+    let east_admin = w.admin("Erin", &[east]);
+    let err = w.refused(
+        as_user(east_admin),
+        invite_cmd(
+            "boss@northwind.example",
+            Grant {
+                role: admin_role(),
+                accounts: vec![east],
+                agency_admin: true,
+                clients: vec![],
+            },
+        ),
+    );
+    assert_eq!(
+        only(&err),
+        &Blocker::PermissionDenied {
+            actor: as_user(east_admin),
+            permission: Permission::ManageUsers,
+            account: None,
+        }
+    );
+    // The same admin may invite to their own account.
+    w.ok(
+        as_user(east_admin),
+        invite_cmd("agent@northwind.example", grant(agent_role(), &[east])),
+    );
+}
+
+// ---------------------------------------------------------------- R-INV-03
+
+#[test]
+fn r_inv_03_only_token_hashes_are_recorded() {
+    let mut w = World::new();
+    let d = w.ok(
+        w.owner_actor(),
+        invite_cmd(
+            "a@northwind.example b@northwind.example",
+            grant(agent_role(), &[w.root]),
+        ),
+    );
+    let link = w.ok(
+        w.owner_actor(),
+        Command::CreateInvitationLink {
+            grant: grant(agent_role(), &[w.root]),
+        },
+    );
+    let reset = w.ok(
+        w.owner_actor(),
+        Command::RequestPasswordReset { user: w.owner },
+    );
+    let tokens: Vec<String> = [&d, &link, &reset]
+        .iter()
+        .flat_map(|d| d.secrets.iter().map(|s| s.token.clone()))
+        .collect();
+    assert_eq!(tokens.len(), 4);
+    let log = log_text(&w.events);
+    let snapshot = serde_json::to_string(&w.state).unwrap();
+    for t in &tokens {
+        assert!(t.len() >= 32, "tokens are long secrets");
+        assert!(
+            !log.contains(t.as_str()),
+            "token text must not be in the log"
+        );
+        assert!(!snapshot.contains(t.as_str()), "nor in the state");
+        let hash = validate::token_hash(t);
+        assert!(log.contains(&hash.0), "the hash is recorded");
+    }
+    // The issued secret does not print its token either.
+    assert!(!format!("{:?}", d.secrets).contains(tokens[0].as_str()));
+}
+
+#[test]
+fn r_inv_03_a_link_invitation_is_accepted_with_its_token_and_an_email() {
+    let mut w = World::new();
+    let link = w.ok(
+        w.owner_actor(),
+        Command::CreateInvitationLink {
+            grant: grant(agent_role(), &[w.root]),
+        },
+    );
+    let token = link.secrets[0].token.clone();
+    // Without an email: refused.
+    let err = w.refused(Actor::System, accept_cmd(&token, None, "Lina"));
+    assert_eq!(
+        invalid_field(only(&err)),
+        (
+            "R-INV-03",
+            "email",
+            "accepting a link invitation needs an email"
+        )
+    );
+    // A wrong token: refused.
+    let err = w.refused(
+        Actor::System,
+        accept_cmd(
+            &format!("{}x", &token[..token.len() - 1]),
+            Some("lina@northwind.example"),
+            "Lina",
+        ),
+    );
+    assert_eq!(only(&err), &Blocker::UnknownToken);
+    // With the token and an email: the user exists now.
+    let d = w.ok(
+        Actor::System,
+        accept_cmd(&token, Some("lina@northwind.example"), "Lina"),
+    );
+    let user = match &d.events[..] {
+        [Event::InvitationAccepted { user, new_user, .. }] => {
+            assert!(*new_user);
+            *user
+        }
+        other => panic!("unexpected {other:?}"),
+    };
+    let u = w.user(user);
+    assert_eq!(u.status, UserStatus::Invited, "active after first sign-in");
+    assert_eq!(u.email(), Some("lina@northwind.example"));
+    assert!(u.memberships.contains_key(&w.root));
+    // The token is spent.
+    let err = w.refused(
+        Actor::System,
+        accept_cmd(&token, Some("other@northwind.example"), "Other"),
+    );
+    assert!(matches!(
+        only(&err),
+        Blocker::InvitationNotPending {
+            status: InvitationStatus::Accepted,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn r_inv_03_an_email_invitation_cannot_be_taken_by_another_address() {
+    let mut w = World::new();
+    let inv = w.invite("ann@northwind.example", grant(agent_role(), &[w.root]));
+    let err = w.refused(
+        Actor::System,
+        accept_cmd(&inv.token, Some("mallory@evil.example"), "Mallory"),
+    );
+    assert_eq!(invalid_field(only(&err)).0, "R-INV-03");
+    // The same address, in another case, is fine.
+    w.ok(
+        Actor::System,
+        accept_cmd(&inv.token, Some("ANN@northwind.example"), "Ann"),
+    );
+}
+
+// ---------------------------------------------------------------- R-INV-04
+
+#[test]
+fn r_inv_04_invitee_stays_invited_until_accepted_and_signed_in() {
+    let mut w = World::new();
+    let inv = w.invite("ann@northwind.example", grant(agent_role(), &[w.root]));
+    let ann = inv.user.unwrap();
+    assert_eq!(w.user(ann).status, UserStatus::Invited);
+    assert_eq!(
+        w.state.pending_invitations(w.now()).len(),
+        1,
+        "listed as pending"
+    );
+    // Signing in before accepting is refused.
+    let sign_in = Command::SignIn {
+        user: ann,
+        device_name: "phone".into(),
+    };
+    let err = w.refused(as_user(ann), sign_in.clone());
+    assert_eq!(
+        only(&err),
+        &Blocker::WrongStatus {
+            user: ann,
+            status: UserStatus::Invited,
+            rule: "R-INV-04".into()
+        }
+    );
+    // Accepting completes the profile but does not yet activate.
+    w.accept_complete(&inv.token, "Ann Agent");
+    assert_eq!(w.user(ann).status, UserStatus::Invited);
+    assert_eq!(w.profile(ann).name.as_deref(), Some("Ann Agent"));
+    // The first sign-in activates.
+    let d = w.ok(as_user(ann), sign_in.clone());
+    assert!(matches!(d.events[0], Event::UserActivated { user } if user == ann));
+    assert!(matches!(d.events[1], Event::DeviceSignedIn { .. }));
+    assert_eq!(w.user(ann).status, UserStatus::Active);
+    // Later sign-ins do not re-activate.
+    let d = w.ok(as_user(ann), sign_in);
+    assert_eq!(d.events.len(), 1);
+}
+
+// ---------------------------------------------------------------- R-INV-05
+
+#[test]
+fn r_inv_05_invitations_expire_after_14_days_by_default() {
+    let mut w = World::new();
+    assert_eq!(w.state.policies.invitation_ttl_days, 14);
+    let early = w.invite("early@northwind.example", grant(agent_role(), &[w.root]));
+    let late = w.invite("late@northwind.example", grant(agent_role(), &[w.root]));
+    let expires = w.state.invitations[&late.invitation].expires_at;
+    assert_eq!(expires, w.now() + Duration::days(14));
+    // One second before expiry: still acceptable.
+    w.advance(Duration::days(14) - Duration::seconds(1));
+    w.accept_complete(&early.token, "Early");
+    // At expiry: refused, the person must be re-invited.
+    w.advance(Duration::seconds(1));
+    let err = w.refused(Actor::System, accept_cmd(&late.token, None, "Late"));
+    assert_eq!(
+        only(&err),
+        &Blocker::InvitationExpired {
+            invitation: late.invitation
+        }
+    );
+    assert_eq!(
+        w.state
+            .expired_invitations(w.now())
+            .iter()
+            .map(|i| i.id)
+            .collect::<Vec<_>>(),
+        vec![late.invitation]
+    );
+}
+
+#[test]
+fn r_inv_05_reinvite_issues_a_new_token_and_ttl_and_the_old_token_stops_working() {
+    let mut w = World::new();
+    let old = w.invite("late@northwind.example", grant(agent_role(), &[w.root]));
+    w.advance(Duration::days(20));
+    // The sweep records the expiry.
+    let d = w.ok(Actor::System, Command::ExpireInvitations { limit: 100 });
+    assert_eq!(
+        d.events,
+        vec![Event::InvitationExpired {
+            invitation: old.invitation
+        }]
+    );
+    assert_eq!(
+        w.state.invitations[&old.invitation].status,
+        InvitationStatus::Expired
+    );
+    let d = w.ok(
+        w.owner_actor(),
+        Command::Reinvite {
+            invitation: old.invitation,
+        },
+    );
+    let new = World::invited(&d).remove(0);
+    assert_ne!(new.token, old.token, "a new token");
+    assert_ne!(new.invitation, old.invitation);
+    assert_eq!(new.user, old.user, "the same invited user");
+    match &d.events[..] {
+        [Event::UserReinvited {
+            previous,
+            expires_at,
+            ..
+        }] => {
+            assert_eq!(*previous, old.invitation);
+            assert_eq!(*expires_at, w.now() + Duration::days(14), "a new TTL");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // The old token no longer works.
+    let err = w.refused(Actor::System, accept_cmd(&old.token, None, "Late"));
+    assert_eq!(
+        only(&err),
+        &Blocker::InvitationNotPending {
+            invitation: old.invitation,
+            status: InvitationStatus::Superseded
+        }
+    );
+    // The new one does.
+    w.accept_complete(&new.token, "Late Comer");
+    assert!(w.user(new.user.unwrap()).invitation_accepted);
+    w.assert_replays();
+}
+
+#[test]
+fn r_inv_05_the_ttl_is_a_policy() {
+    let mut w = World::with_policies(Some(Policies {
+        invitation_ttl_days: 3,
+        ..Policies::default()
+    }));
+    let inv = w.invite("short@northwind.example", grant(agent_role(), &[w.root]));
+    assert_eq!(
+        w.state.invitations[&inv.invitation].expires_at,
+        w.now() + Duration::days(3)
+    );
+    w.advance(Duration::days(3));
+    let err = w.refused(Actor::System, accept_cmd(&inv.token, None, "Short"));
+    assert_eq!(err.rules(), vec!["R-INV-05"]);
+    // A TTL outside 1..=365 days is refused.
+    let err = w.refused(
+        w.owner_actor(),
+        Command::SetPolicies {
+            policies: Policies {
+                invitation_ttl_days: 0,
+                ..Policies::default()
+            },
+        },
+    );
+    assert_eq!(invalid_field(only(&err)).0, "R-INV-05");
+}
+
+// ---------------------------------------------------------------- R-INV-06
+
+#[test]
+fn r_inv_06_inviting_an_existing_users_email_names_that_user() {
+    let mut w = World::new();
+    let ann = w.agent("Ann", &[w.root]);
+    let ann_email = w.profile(ann).email.clone();
+    let pending = w.invite("pending@northwind.example", grant(agent_role(), &[w.root]));
+    let err = w.refused(
+        w.owner_actor(),
+        invite_cmd(
+            &format!(
+                "{}, PENDING@northwind.example, fresh@northwind.example",
+                ann_email.to_uppercase()
+            ),
+            grant(agent_role(), &[w.root]),
+        ),
+    );
+    assert_eq!(
+        err.blockers,
+        vec![
+            Blocker::EmailInUse {
+                email: ann_email.to_uppercase(),
+                user: ann,
+                rule: "R-INV-06".into()
+            },
+            Blocker::EmailInUse {
+                email: "PENDING@northwind.example".into(),
+                user: pending.user.unwrap(),
+                rule: "R-INV-06".into()
+            },
+        ]
+    );
+    assert!(err.to_string().contains(&ann.to_string()));
+    // Add them to accounts instead (R-MEM-02).
+    let east = w.account("East", w.root);
+    w.ok(
+        w.owner_actor(),
+        Command::GrantAccess {
+            user: ann,
+            role: agent_role(),
+            accounts: vec![east],
+        },
+    );
+    // A new address is invited.
+    w.ok(
+        w.owner_actor(),
+        invite_cmd("fresh@northwind.example", grant(agent_role(), &[w.root])),
+    );
+}
+
+// ---------------------------------------------------------------- R-INV-07
+
+#[test]
+fn r_inv_07_a_revoked_invitation_cannot_be_accepted() {
+    let mut w = World::new();
+    let inv = w.invite("ann@northwind.example", grant(agent_role(), &[w.root]));
+    let revoke = Command::RevokeInvitation {
+        invitation: inv.invitation,
+    };
+    let d = w.ok(w.owner_actor(), revoke.clone());
+    assert_eq!(
+        d.events,
+        vec![Event::InvitationRevoked {
+            invitation: inv.invitation
+        }]
+    );
+    let err = w.refused(Actor::System, accept_cmd(&inv.token, None, "Ann"));
+    assert_eq!(
+        only(&err),
+        &Blocker::InvitationNotPending {
+            invitation: inv.invitation,
+            status: InvitationStatus::Revoked
+        }
+    );
+    // Revoking twice is refused: it is no longer pending.
+    let err = w.refused(w.owner_actor(), revoke);
+    assert_eq!(err.rules(), vec!["R-INV-07"]);
+    assert!(w.state.pending_invitations(w.now()).is_empty());
+}
+
+#[test]
+fn r_inv_07_accepted_and_superseded_invitations_cannot_be_revoked_or_accepted() {
+    let mut w = World::new();
+    let a = w.invite("a@northwind.example", grant(agent_role(), &[w.root]));
+    w.accept_complete(&a.token, "A");
+    let err = w.refused(
+        w.owner_actor(),
+        Command::RevokeInvitation {
+            invitation: a.invitation,
+        },
+    );
+    assert_eq!(
+        only(&err),
+        &Blocker::InvitationNotPending {
+            invitation: a.invitation,
+            status: InvitationStatus::Accepted
+        }
+    );
+    let b = w.invite("b@northwind.example", grant(agent_role(), &[w.root]));
+    w.ok(
+        w.owner_actor(),
+        Command::Reinvite {
+            invitation: b.invitation,
+        },
+    );
+    let err = w.refused(
+        w.owner_actor(),
+        Command::RevokeInvitation {
+            invitation: b.invitation,
+        },
+    );
+    assert_eq!(
+        only(&err),
+        &Blocker::InvitationNotPending {
+            invitation: b.invitation,
+            status: InvitationStatus::Superseded
+        }
+    );
+}
+
+#[test]
+fn r_inv_07_revoking_needs_manage_users_over_the_invitations_accounts() {
+    let mut w = World::new();
+    let east = w.account("East", w.root);
+    let west = w.account("West", w.root);
+    let west_admin = w.admin("Wes", &[west]);
+    let inv = w.invite("e@northwind.example", grant(agent_role(), &[east]));
+    let err = w.refused(
+        as_user(west_admin),
+        Command::RevokeInvitation {
+            invitation: inv.invitation,
+        },
+    );
+    assert_eq!(
+        only(&err),
+        &Blocker::PermissionDenied {
+            actor: as_user(west_admin),
+            permission: Permission::ManageUsers,
+            account: Some(east)
+        }
+    );
+}
+
+// ---------------------------------------------------------------- R-USR-01
+
+#[test]
+fn r_usr_01_emails_are_unique_case_insensitively() {
+    let mut w = World::new();
+    let ann = w.agent("Ann", &[w.root]);
+    let bob = w.agent("Bob", &[w.root]);
+    let ann_email = w.profile(ann).email.clone();
+    // Bob cannot take Ann's email in another case.
+    let err = w.refused(
+        as_user(bob),
+        Command::UpdateProfile {
+            user: bob,
+            name: None,
+            email: Some(ann_email.to_uppercase()),
+            mobile: None,
+            default_country: None,
+            notifications: None,
+        },
+    );
+    assert_eq!(
+        only(&err),
+        &Blocker::EmailInUse {
+            email: ann_email.to_uppercase(),
+            user: ann,
+            rule: "R-USR-01".into()
+        }
+    );
+    // Nor can a link invitation be accepted with it.
+    let link = w.ok(
+        w.owner_actor(),
+        Command::CreateInvitationLink {
+            grant: grant(agent_role(), &[w.root]),
+        },
+    );
+    let err = w.refused(
+        Actor::System,
+        accept_cmd(
+            &link.secrets[0].token,
+            Some(&ann_email.to_ascii_uppercase()),
+            "Impostor",
+        ),
+    );
+    assert_eq!(err.rules(), vec!["R-USR-01"]);
+    // Ann may change the case of her own email; lookups ignore case.
+    w.ok(
+        as_user(ann),
+        Command::UpdateProfile {
+            user: ann,
+            name: None,
+            email: Some(ann_email.to_uppercase()),
+            mobile: None,
+            default_country: None,
+            notifications: None,
+        },
+    );
+    assert_eq!(w.state.user_by_email(&ann_email).map(|u| u.id), Some(ann));
+    // Bob moves to a new address; his old one is free again.
+    let bob_old = w.profile(bob).email.clone();
+    w.ok(
+        as_user(bob),
+        Command::UpdateProfile {
+            user: bob,
+            name: None,
+            email: Some("robert@northwind.example".into()),
+            mobile: None,
+            default_country: None,
+            notifications: None,
+        },
+    );
+    assert!(w.state.user_by_email(&bob_old).is_none());
+    assert_eq!(
+        w.state
+            .user_by_email("Robert@Northwind.example")
+            .map(|u| u.id),
+        Some(bob)
+    );
+    w.ok(
+        w.owner_actor(),
+        invite_cmd(&bob_old, grant(agent_role(), &[w.root])),
+    );
+    w.assert_replays();
+}
+
+// ---------------------------------------------------------------- R-USR-02
+
+#[test]
+fn r_usr_02_mobiles_are_e164_and_countries_iso_alpha2() {
+    let mut w = World::new();
+    let ann = w.agent("Ann", &[w.root]);
+    let edit = |mobile: &str, country: &str| Command::UpdateProfile {
+        user: ann,
+        name: None,
+        email: None,
+        mobile: Some(Edit::Set(mobile.into())),
+        default_country: Some(country.into()),
+        notifications: None,
+    };
+    // Both faults at once.
+    let err = w.refused(as_user(ann), edit("415 555 0123", "USA"));
+    assert_eq!(err.rules(), vec!["R-USR-02", "R-USR-02"]);
+    assert_eq!(invalid_field(&err.blockers[0]).1, "mobile");
+    assert_eq!(invalid_field(&err.blockers[1]).1, "default_country");
+    for (mobile, country) in [
+        ("+1 555", "US"),
+        ("+1 415 555 0123", "XX"),
+        ("+1 415 555 0123", "1A"),
+    ] {
+        let err = w.refused(as_user(ann), edit(mobile, country));
+        assert_eq!(err.rules(), vec!["R-USR-02"], "{mobile} {country}");
+    }
+    // Valid input is normalised.
+    w.ok(as_user(ann), edit("+1 (415) 555-0123", "de"));
+    let p = w.profile(ann);
+    assert_eq!(p.mobile, Some(PhoneNumber("+14155550123".into())));
+    assert_eq!(p.default_country.as_deref(), Some("DE"));
+    // The same checks on acceptance.
+    let inv = w.invite("ivy@northwind.example", grant(agent_role(), &[w.root]));
+    let err = w.refused(
+        Actor::System,
+        Command::AcceptInvitation {
+            token: inv.token.clone(),
+            email: None,
+            name: "Ivy".into(),
+            mobile: Some("0044 20 7946 0000".into()),
+            default_country: Some("UK".into()),
+        },
+    );
+    assert_eq!(err.rules(), vec!["R-USR-02", "R-USR-02"]);
+    w.ok(
+        Actor::System,
+        Command::AcceptInvitation {
+            token: inv.token,
+            email: None,
+            name: "Ivy".into(),
+            mobile: Some("+44 20 7946 0000".into()),
+            default_country: Some("GB".into()),
+        },
+    );
+    let ivy = w.profile(inv.user.unwrap());
+    assert_eq!(ivy.mobile, Some(PhoneNumber("+442079460000".into())));
+    assert_eq!(ivy.default_country.as_deref(), Some("GB"));
+}
