@@ -394,3 +394,35 @@ impl CheckpointStore for MemoryStore {
         Ok(self.read().checkpoints.get(name).copied())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchboard_core::store::conformance::{append, event, org};
+    use switchboard_core::store::ExpectedVersion;
+
+    /// A panic while holding the lock (only a bug could cause one) must not
+    /// turn every later call into a panic: the data is consistent because
+    /// appends check everything before mutating.
+    #[tokio::test]
+    async fn keeps_serving_after_a_poisoned_lock() {
+        let store = MemoryStore::new();
+        store
+            .append(append(org(1), ExpectedVersion::NoStream, vec![event(1)]))
+            .await
+            .expect("append");
+        let poisoner = store.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = poisoner.inner.state.write();
+            panic!("poison the lock");
+        })
+        .join();
+        assert!(store.inner.state.is_poisoned());
+        let o = store
+            .append(append(org(1), ExpectedVersion::Exact(1), vec![event(2)]))
+            .await
+            .expect("append after poisoning");
+        assert_eq!(o.last_version, 2);
+        assert_eq!(store.read_all(None, 10).await.expect("read").len(), 2);
+    }
+}

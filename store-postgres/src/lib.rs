@@ -228,6 +228,14 @@ impl PostgresStore {
     /// wait, then find nothing left to do). Returns how many it applied.
     /// Fails with [`StoreError::Corrupt`] if the database was migrated by a
     /// newer or different build.
+    ///
+    /// ```no_run
+    /// # async fn demo(store: switchboard_store_postgres::PostgresStore)
+    /// # -> Result<(), switchboard_core::store::StoreError> {
+    /// let applied = store.migrate().await?; // e.g. at deploy time
+    /// assert_eq!(store.migrate().await?, 0, "idempotent");
+    /// # let _ = applied; Ok(()) }
+    /// ```
     pub async fn migrate(&self) -> Result<usize, StoreError> {
         let mut client = self.inner.pool.get().await.map_err(map_pool)?;
         let tx = client

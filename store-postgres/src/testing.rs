@@ -59,6 +59,15 @@ pub enum StopMode {
 /// A throwaway PostgreSQL cluster owned by this process. Dropping it stops
 /// the server and removes its directory; a watchdog process does the same if
 /// this process dies first.
+///
+/// ```no_run
+/// use switchboard_store_postgres::testing::{StopMode, TestCluster};
+/// let cluster = TestCluster::start().expect("PostgreSQL binaries installed");
+/// let url = cluster.url("postgres");
+/// cluster.stop(StopMode::Immediate).expect("stop"); // simulate a crash
+/// cluster.restart().expect("restart");
+/// # let _ = url;
+/// ```
 #[derive(Debug)]
 pub struct TestCluster {
     dir: PathBuf,
