@@ -383,8 +383,13 @@ impl World {
     /// An active user who skipped the optional profile fields (no mobile, no
     /// country): incomplete under R-LIFE-04.
     pub fn incomplete_agent(&mut self, name: &str, accounts: &[AccountId]) -> UserId {
+        self.incomplete_member(name, grant(agent_role(), accounts))
+    }
+
+    /// Like [`World::member`], but without mobile and country (incomplete under R-LIFE-04).
+    pub fn incomplete_member(&mut self, name: &str, grant: Grant) -> UserId {
         let email = self.fresh_email(name);
-        let inv = self.invite(&email, grant(agent_role(), accounts));
+        let inv = self.invite(&email, grant);
         self.ok(
             Actor::System,
             Command::AcceptInvitation {
