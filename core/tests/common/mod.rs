@@ -493,7 +493,7 @@ pub fn log_text(events: &[Event]) -> String {
 pub const ACK: DeletionAcknowledgement = DeletionAcknowledgement::ALL;
 
 /// A command service on a fresh memory store, with its clock.
-pub mod service {
+pub mod svc {
     use super::*;
     use std::sync::Arc;
     use switchboard_core::service::{CommandRequest, CommandService, Handled, ServiceError};
