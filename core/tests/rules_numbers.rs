@@ -236,7 +236,10 @@ fn r_num_03_an_unassigned_number_is_orphaned_until_forwarded_or_released() {
     let bob = w.agent("Bob", &[w.root]);
     let fresh = w.add_number(w.root);
     let n = w.number_for(w.root, ann);
-    assert!(w.state.orphaned_numbers().is_empty(), "never-assigned is not orphaned");
+    assert!(
+        w.state.orphaned_numbers().is_empty(),
+        "never-assigned is not orphaned"
+    );
     let d = w.ok(w.owner_actor(), unassign(&n));
     assert_eq!(
         d.events,
@@ -273,9 +276,7 @@ fn r_num_03_an_unassigned_number_is_orphaned_until_forwarded_or_released() {
     let err = w.refused(w.owner_actor(), unassign(&fresh));
     assert_eq!(
         only(&err),
-        &Blocker::NumberNotAssigned {
-            number: pn(&fresh)
-        }
+        &Blocker::NumberNotAssigned { number: pn(&fresh) }
     );
     w.assert_replays();
 }
@@ -285,7 +286,10 @@ fn r_num_03_an_assigned_number_cannot_be_released() {
     let mut w = World::new();
     let ann = w.agent("Ann", &[w.root]);
     let n = w.number_for(w.root, ann);
-    let err = w.refused(w.owner_actor(), Command::ReleaseNumber { number: n.clone() });
+    let err = w.refused(
+        w.owner_actor(),
+        Command::ReleaseNumber { number: n.clone() },
+    );
     assert_eq!(
         only(&err),
         &Blocker::NumberAssigned {
@@ -363,10 +367,7 @@ fn r_num_05_a_forward_target_cannot_be_deactivated_or_deleted() {
     let n2 = w.forwarded_to(w.root, ann);
     let mut numbers = vec![pn(&n1), pn(&n2)];
     numbers.sort();
-    let blocker = Blocker::ForwardTarget {
-        user: ann,
-        numbers,
-    };
+    let blocker = Blocker::ForwardTarget { user: ann, numbers };
     let err = w.refused(
         w.owner_actor(),
         Command::Deactivate {
