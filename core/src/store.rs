@@ -35,9 +35,10 @@ pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
 pub const MAX_READ_PAGE: usize = 10_000;
 /// Limit: length of an event type name, claim namespace, claim value or checkpoint name.
 pub const MAX_NAME_LEN: usize = 200;
-/// Limit: bytes of one snapshot's JSON state (a snapshot folds many events,
-/// so it may be larger than one payload).
-pub const MAX_SNAPSHOT_BYTES: usize = 16 * MAX_PAYLOAD_BYTES;
+/// Limit: bytes of one snapshot's JSON state. A snapshot folds a whole
+/// organization (about 1 KiB of JSON per user), so this admits organizations
+/// of ~100 000 users while staying under PostgreSQL's 255 MB jsonb ceiling.
+pub const MAX_SNAPSHOT_BYTES: usize = 128 * MAX_PAYLOAD_BYTES;
 
 /// Limit: the highest stream version or snapshot version a store accepts
 /// (`i64::MAX`, what SQL `bigint` holds; no stream can get near it).
@@ -100,7 +101,7 @@ impl fmt::Display for Position {
 pub enum ExpectedVersion {
     /// No check.
     Any,
-    /// The stream must be empty.
+    /// The stream must be empty (the same as `Exact(0)`).
     NoStream,
     /// The stream must hold exactly this many events.
     Exact(u64),
@@ -193,7 +194,9 @@ impl fmt::Display for ClaimKey {
     }
 }
 
-/// A change to a unique claim, committed atomically with the append.
+/// A change to a unique claim, committed atomically with the append. The
+/// changes of one append apply in order: the first that touches a key held by
+/// another stream fails the whole append; otherwise the last change to a key wins.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClaimChange {
     /// Take the key for the appending stream. Taking a key the stream already
@@ -478,7 +481,10 @@ pub trait EventStore: Send + Sync {
 
     /// Events of all streams strictly after `after` (from the start when
     /// `None`), in log order, at most `limit` (capped at [`MAX_READ_PAGE`]).
-    /// Never returns an event whose place in the order could still change.
+    /// Never returns an event whose place in the order could still change —
+    /// so it may lag an acknowledged append while older transactions are
+    /// still running (Postgres), and catches up when they end. For
+    /// read-your-writes use [`EventStore::read_stream`], which is immediate.
     async fn read_all(
         &self,
         after: Option<Position>,
