@@ -1,0 +1,2 @@
+//! Postgres benches (being written).
+fn main() {}

@@ -1,0 +1,183 @@
+//! Replay: events per second folding a long history (1 million events) into
+//! state, from memory; and loading an organization through
+//! `CommandService::load` from snapshot + tail against a full replay.
+//!
+//! `cargo bench --bench replay`
+//!
+//! The history is an organization of 100 000 users (invite, accept, sign in:
+//! 400 061 events) followed by rounds of the typical mix until it reaches
+//! 1 000 000 events. Three ways to fold it, one core:
+//! * `fold_decoded` — `evolve` only, the events already in memory as `Event`s;
+//! * `decode_evolve` — what the service does with what a store returns:
+//!   `codec::decode` (JSON value → `Event`, upcasting) then `evolve`;
+//! * `parse_decode_evolve` — as above from the stored JSON text (bytes →
+//!   `serde_json::Value` first), i.e. what a store that returns text costs.
+//!
+//! The Postgres replay is in the `postgres` bench.
+
+mod common;
+
+use criterion::{
+    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+};
+use std::sync::Arc;
+use std::time::Duration;
+use switchboard::codec;
+use switchboard::memory::MemoryStore;
+use switchboard::service::{CommandService, SNAPSHOT_SCHEMA_VERSION};
+use switchboard::store::{
+    AppendRequest, EventStore, ExpectedVersion, NewEvent, Snapshot, SnapshotStore,
+    MAX_EVENTS_PER_APPEND,
+};
+use switchboard::*;
+
+const HISTORY: usize = 1_000_000;
+
+fn replay(c: &mut Criterion) {
+    let f = common::history(100_000, HISTORY);
+    let org = f.state.id;
+    let events = f.events;
+    let records = common::record(org, &events);
+    let texts: Vec<(String, u32, Vec<u8>)> = records
+        .iter()
+        .map(|r| {
+            (
+                r.event_type.clone(),
+                r.schema_version,
+                serde_json::to_vec(&r.payload).unwrap_or_default(),
+            )
+        })
+        .collect();
+    let n = events.len() as u64;
+    let mut group = c.benchmark_group("replay_1m");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(15))
+        .throughput(Throughput::Elements(n));
+    group.bench_function("fold_decoded", |b| {
+        b.iter(|| fold(org, &events).version);
+    });
+    group.bench_function("decode_evolve", |b| {
+        b.iter(|| {
+            let mut state = Organization::empty(org);
+            for r in &records {
+                if let Ok(e) = codec::decode(r) {
+                    evolve(&mut state, &e);
+                }
+            }
+            state.version
+        });
+    });
+    group.bench_function("parse_decode_evolve", |b| {
+        b.iter(|| {
+            let mut state = Organization::empty(org);
+            for (ty, version, text) in &texts {
+                let Ok(payload) = serde_json::from_slice::<serde_json::Value>(text) else {
+                    continue;
+                };
+                if let Ok(e) = codec::decode_payload(ty, *version, &payload) {
+                    evolve(&mut state, &e);
+                }
+            }
+            state.version
+        });
+    });
+    group.finish();
+}
+
+/// Appends `events` to `store` as one stream, in pages of the append limit.
+async fn append_all(store: &MemoryStore, org: OrgId, records: &[store::RecordedEvent]) {
+    for chunk in records.chunks(MAX_EVENTS_PER_APPEND) {
+        let request = AppendRequest {
+            stream: org,
+            expected: ExpectedVersion::Any,
+            command_id: None,
+            events: chunk
+                .iter()
+                .map(|r| NewEvent {
+                    event_id: r.event_id,
+                    event_type: r.event_type.clone(),
+                    schema_version: r.schema_version,
+                    payload: r.payload.clone(),
+                    metadata: r.metadata.clone(),
+                })
+                .collect(),
+            claims: vec![],
+        };
+        if let Err(e) = store.append(request).await {
+            panic!("fixture append failed: {e}");
+        }
+    }
+}
+
+fn service(store: MemoryStore) -> CommandService<MemoryStore> {
+    CommandService::new(
+        store,
+        Arc::new(FixedClock::new(common::now())),
+        Arc::new(SequentialIds::new(99)),
+        Arc::new(SeededSecrets::new(99)),
+    )
+}
+
+/// Loading one organization (10 000 users, 100 000 events) through
+/// `CommandService::load`: from a snapshot plus a tail of 1 000 events,
+/// against a full replay. A 10 000-user organization is the largest size
+/// whose snapshot fits the store contract's 16 MiB snapshot limit (see
+/// BENCHMARKS.md: a 100 000-user snapshot is about 135 MB and is refused).
+fn load(c: &mut Criterion) {
+    const TAIL: usize = 1_000;
+    let rt = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(rt) => rt,
+        Err(e) => panic!("tokio runtime: {e}"),
+    };
+    let f = common::history(10_000, 100_000);
+    let org = f.state.id;
+    let records = common::record(org, &f.events);
+    let full = MemoryStore::new();
+    let snap = MemoryStore::new();
+    let at = f.events.len() - TAIL;
+    let snapshot_state = fold(org, &f.events[..at]);
+    rt.block_on(async {
+        append_all(&full, org, &records).await;
+        append_all(&snap, org, &records).await;
+        let state = match serde_json::to_value(&snapshot_state) {
+            Ok(v) => v,
+            Err(e) => panic!("snapshot: {e}"),
+        };
+        let saved = snap
+            .save_snapshot(Snapshot {
+                stream: org,
+                version: at as u64,
+                schema_version: SNAPSHOT_SCHEMA_VERSION,
+                state,
+            })
+            .await;
+        if let Err(e) = saved {
+            panic!("snapshot refused: {e}");
+        }
+    });
+    let full = service(full);
+    let snap = service(snap);
+    let mut group = c.benchmark_group("load_10k_users_100k_events");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(10));
+    for (name, svc) in [("full_replay", &full), ("snapshot_plus_1000_tail", &snap)] {
+        group.bench_with_input(BenchmarkId::from_parameter(name), &(), |b, _| {
+            b.to_async(&rt).iter(|| async {
+                match svc.load(org).await {
+                    Ok(s) => s.version,
+                    Err(e) => panic!("load failed: {e}"),
+                }
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, replay, load);
+criterion_main!(benches);
