@@ -793,3 +793,51 @@ fn r_usr_02_mobiles_are_e164_and_countries_iso_alpha2() {
     assert_eq!(ivy.mobile, Some(PhoneNumber("+442079460000".into())));
     assert_eq!(ivy.default_country.as_deref(), Some("GB"));
 }
+
+#[test]
+fn r_inv_02_clients_in_a_grant_need_manage_users_over_their_current_owner() {
+    // Handing over a client is a transfer of work (R-WORK-02, R-AUTH-01): an
+    // East administrator cannot take a West user's client by inviting someone.
+    let mut w = World::new();
+    let east = w.account("East", w.root);
+    let west = w.account("West", w.root);
+    let erin = w.admin("Erin", &[east]);
+    let wes = w.agent("Wes", &[west]);
+    let eve = w.agent("Eve", &[east]);
+    let west_client = w.work(WorkKind::Client, "Globex", wes);
+    let east_client = w.work(WorkKind::Client, "Initech", eve);
+    let with_clients = |clients: Vec<WorkItemId>| Grant {
+        role: agent_role(),
+        accounts: vec![east],
+        agency_admin: false,
+        clients,
+    };
+    let err = w.refused(
+        as_user(erin),
+        invite_cmd("new@northwind.example", with_clients(vec![west_client])),
+    );
+    assert_eq!(
+        only(&err),
+        &Blocker::PermissionDenied {
+            actor: as_user(erin),
+            permission: Permission::ManageUsers,
+            account: Some(west)
+        }
+    );
+    let err = w.refused(
+        as_user(erin),
+        Command::CreateInvitationLink {
+            grant: with_clients(vec![west_client]),
+        },
+    );
+    assert_eq!(err.rules(), vec!["R-AUTH-01"]);
+    // Clients of her own account's users: allowed.
+    let inv = World::invited(&w.ok(
+        as_user(erin),
+        invite_cmd("new@northwind.example", with_clients(vec![east_client])),
+    ))
+    .remove(0);
+    w.accept_complete(&inv.token, "New");
+    assert_eq!(w.state.work_items[&east_client].owner, inv.user.unwrap());
+    assert_eq!(w.state.work_items[&west_client].owner, wes);
+}

@@ -592,29 +592,45 @@ pub(crate) fn check_grant(
         }
         find_account(s, *a, b);
     }
+    // Handing a client over on acceptance is a transfer of its current
+    // owner's work (R-WORK-02): the actor needs ManageUsers over that owner
+    // too (R-AUTH-01), as `ReassignClients` requires. Cost: the owners' memberships.
+    let mut owners_accounts = std::collections::BTreeSet::new();
+    let mut owner_is_agency_admin = false;
     for c in &grant.clients {
         match s.work_items.get(c) {
             None => b.push(Blocker::NotFound {
                 missing: Missing::WorkItem(*c),
             }),
             Some(w) if w.kind != WorkKind::Client => b.push(Blocker::NotAClient { item: *c }),
-            Some(_) => {}
+            Some(w) => match s.users.get(&w.owner) {
+                Some(o) if o.agency_admin => owner_is_agency_admin = true,
+                Some(o) if o.memberships.is_empty() => owners_accounts.extend(s.root_account),
+                Some(o) => owners_accounts.extend(o.memberships.keys().copied()),
+                None => {}
+            },
         }
     }
-    if grant.agency_admin {
+    if grant.agency_admin || owner_is_agency_admin {
         require_org_wide(s, ctx, Permission::ManageUsers, b);
-    } else {
-        require_on_accounts(
-            s,
-            ctx,
-            Permission::ManageUsers,
-            grant
-                .accounts
-                .iter()
-                .copied()
-                .filter(|a| s.accounts.contains_key(a)),
-            b,
-        );
+    }
+    if !grant.agency_admin {
+        // The granted accounts, then the owners' other accounts once each.
+        let granted: std::collections::BTreeSet<AccountId> = grant
+            .accounts
+            .iter()
+            .copied()
+            .filter(|a| s.accounts.contains_key(a))
+            .collect();
+        owners_accounts.retain(|a| !granted.contains(a));
+        let accounts: Vec<AccountId> = grant
+            .accounts
+            .iter()
+            .copied()
+            .filter(|a| s.accounts.contains_key(a))
+            .chain(owners_accounts)
+            .collect();
+        require_on_accounts(s, ctx, Permission::ManageUsers, accounts, b);
     }
 }
 
