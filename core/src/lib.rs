@@ -36,6 +36,8 @@ pub mod evolve;
 pub mod model;
 pub mod query;
 pub mod service;
+#[cfg(feature = "proptest")]
+pub mod strategies;
 pub mod validate;
 
 pub use command::*;

@@ -622,6 +622,23 @@ fn check_invariants(s: &Organization) {
         );
     }
     assert_eq!(s.user_by_email, by_email, "index user_by_email");
+    // R-LIFE-01: only an active user has live sessions or a reset token.
+    for u in s.users.values() {
+        if !u.is_active() {
+            assert!(
+                u.devices.is_empty(),
+                "R-LIFE-01: {} is {} with live sessions",
+                u.id,
+                u.status
+            );
+            assert!(
+                u.password_reset.is_none(),
+                "R-LIFE-01: {} is {} with a reset token",
+                u.id,
+                u.status
+            );
+        }
+    }
     // Per-user indexes against the entities they index.
     for u in s.users.values() {
         for n in &u.assigned_numbers {
