@@ -25,11 +25,13 @@ pub use context::{
 pub use ids::*;
 pub use subscription::subscribe;
 
+pub mod audit;
 pub mod bulk;
 pub mod codec;
 pub mod command;
 pub mod decide;
 pub mod describe;
+pub mod erasure;
 pub mod error;
 pub mod event;
 pub mod evolve;

@@ -8,17 +8,19 @@
 //! replayed from the start.
 
 use crate::codec;
+use crate::codec::Sealing;
 use crate::command::Command;
 use crate::context::{Actor, Clock, Context, IdSource, SecretSource};
 use crate::decide::{decide, Decision, IssuedSecret};
+use crate::erasure::{DataKey, KeyRing, MAX_KEYS_PER_LOAD};
 use crate::error::{Blocker, CommandError};
 use crate::event::Event;
 use crate::evolve::evolve;
 use crate::ids::*;
 use crate::model::Organization;
 use crate::store::{
-    AppendOutcome, AppendRequest, EventMetadata, ExpectedVersion, RecordedEvent, Snapshot, Store,
-    StoreError, MAX_READ_PAGE,
+    AppendOutcome, AppendRequest, EventMetadata, ExpectedVersion, NewEvent, RecordedEvent,
+    Snapshot, Store, StoreError, MAX_READ_PAGE,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -227,6 +229,7 @@ impl<S: Store> CommandService<S> {
             if page.is_empty() {
                 return Ok(());
             }
+            let keys = self.key_ring(state.id, &page).await?;
             for r in &page {
                 if r.version != state.version + 1 {
                     return Err(StoreError::Corrupt {
@@ -237,7 +240,7 @@ impl<S: Store> CommandService<S> {
                     }
                     .into());
                 }
-                evolve(state, &codec::decode(r)?);
+                evolve(state, &codec::decode_with(r, &keys)?);
             }
         }
     }
@@ -341,16 +344,21 @@ impl<S: Store> CommandService<S> {
                 .await?;
             let Some(last) = page.last() else { break };
             from = last.version + 1;
+            let keys = self.key_ring(outcome.stream, &page).await?;
             for r in &page {
-                out.push(codec::decode(r)?);
+                out.push(codec::decode_with(r, &keys)?);
             }
         }
         Ok(out)
     }
 
     async fn duplicate(&self, outcome: AppendOutcome) -> Result<Handled, ServiceError> {
+        let events = self.recorded(&outcome).await?;
+        // A retry of a deletion whose erasure step failed completes it.
+        self.erase_deleted_users(outcome.stream, &events, None)
+            .await?;
         Ok(Handled {
-            events: self.recorded(&outcome).await?,
+            events,
             secrets: Vec::new(),
             report: None,
             outcome: Some(outcome),
@@ -422,13 +430,9 @@ impl<S: Store> CommandService<S> {
                     ExpectedVersion::Exact(state.version)
                 },
                 command_id: Some(request.command_id),
-                events: decision
-                    .events
-                    .iter()
-                    .map(|e| {
-                        codec::encode(e, EventId::from_uuid(self.ids.next_id()), metadata.clone())
-                    })
-                    .collect(),
+                events: self
+                    .encode_sealed(request.org, &decision.events, &metadata)
+                    .await?,
                 claims: codec::claims(&decision.events),
             };
             match self.append_resending(append).await {
@@ -440,6 +444,8 @@ impl<S: Store> CommandService<S> {
                     }
                     debug_assert_eq!(state.version, outcome.last_version);
                     self.maybe_snapshot(state, before).await;
+                    self.erase_deleted_users(request.org, &decision.events, Some(state))
+                        .await?;
                     return Ok(Handled {
                         events: decision.events,
                         secrets: decision.secrets,
@@ -508,16 +514,24 @@ impl<S: Store> CommandService<S> {
         }
     }
 
-    /// Every event of the organization with its envelope, in version order (for trails and exports).
+    /// Every event of the organization with its envelope, in version order
+    /// (for trails and exports). Payloads are *opened*: personal data sealed
+    /// under a live key is in clear, that of deleted users is erased (empty),
+    /// so [`codec::decode`] reads them. The stored (sealed) form is what
+    /// [`EventStore::read_stream`](crate::store::EventStore::read_stream) returns.
     pub async fn history(&self, org: OrgId) -> Result<Vec<RecordedEvent>, ServiceError> {
-        let mut out = Vec::new();
+        let mut out: Vec<RecordedEvent> = Vec::new();
         loop {
-            let page = self
+            let mut page = self
                 .store
                 .read_stream(org, out.len() as u64 + 1, None, MAX_READ_PAGE)
                 .await?;
             if page.is_empty() {
                 return Ok(out);
+            }
+            let keys = self.key_ring(org, &page).await?;
+            for r in &mut page {
+                codec::open_payload(&mut r.payload, &r.event_type, r.stream, r.event_id, &keys)?;
             }
             out.extend(page);
         }
@@ -527,5 +541,177 @@ impl<S: Store> CommandService<S> {
     /// size of the organization: prefer [`CommandService::read`] on hot paths.
     pub async fn state(&self, org: OrgId) -> Result<Organization, ServiceError> {
         self.read(org, Organization::clone).await
+    }
+}
+
+// ---- Erasure (R-LIFE-06): sealing on write, opening on read, shredding on deletion.
+impl<S: Store> CommandService<S> {
+    /// The keys needed to open the sealed personal data of `page`.
+    pub(crate) async fn key_ring(
+        &self,
+        org: OrgId,
+        page: &[RecordedEvent],
+    ) -> Result<KeyRing, ServiceError> {
+        let mut subjects: Vec<UserId> = page
+            .iter()
+            .flat_map(|r| codec::sealed_subjects(&r.payload))
+            .collect();
+        subjects.sort_unstable();
+        subjects.dedup();
+        let mut ring = KeyRing::empty();
+        for chunk in subjects.chunks(MAX_KEYS_PER_LOAD) {
+            ring.extend(self.store.load_keys(org, chunk).await?);
+        }
+        Ok(ring)
+    }
+
+    /// Encodes events for appending, each with a fresh event id, sealing
+    /// personal data under its subject's key (created on first use; a
+    /// deleted key erases the data instead). Keys and nonces come from the
+    /// caller's [`SecretSource`]: the core draws no randomness.
+    pub(crate) async fn encode_sealed(
+        &self,
+        org: OrgId,
+        events: &[Event],
+        metadata: &EventMetadata,
+    ) -> Result<Vec<NewEvent>, ServiceError> {
+        let mut out = Vec::with_capacity(events.len());
+        for e in events {
+            out.push(
+                self.encode_one_sealed(org, e, EventId::from_uuid(self.ids.next_id()), metadata)
+                    .await?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Encodes one event with a given id (imports keep their event ids).
+    pub(crate) async fn encode_one_sealed(
+        &self,
+        org: OrgId,
+        event: &Event,
+        event_id: EventId,
+        metadata: &EventMetadata,
+    ) -> Result<NewEvent, ServiceError> {
+        let Some(subject) = codec::personal_subject(event) else {
+            return Ok(codec::encode(event, event_id, metadata.clone()));
+        };
+        let candidate = DataKey::from_bytes(self.secrets.secret());
+        let key = self.store.create_key(org, subject, candidate).await?;
+        let sealing = match &key {
+            Some(key) => Sealing::Seal {
+                key,
+                nonce: self.secrets.secret(),
+            },
+            None => Sealing::Erase,
+        };
+        Ok(codec::encode_sealed(
+            event,
+            org,
+            event_id,
+            metadata.clone(),
+            sealing,
+        ))
+    }
+
+    /// After `UserDeleted` events were recorded: deletes the users' data keys
+    /// (which erases their personal data from every event), then every
+    /// snapshot of the organization (older ones hold the profile in clear),
+    /// and saves a fresh snapshot of `state` (which holds no erased profile).
+    /// Idempotent; on failure the command stays recorded and re-sending it
+    /// (same command id) or [`CommandService::complete_erasure`] finishes the job.
+    async fn erase_deleted_users(
+        &self,
+        org: OrgId,
+        events: &[Event],
+        state: Option<&Organization>,
+    ) -> Result<(), ServiceError> {
+        let deleted: Vec<UserId> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::UserDeleted { user, .. } => Some(*user),
+                _ => None,
+            })
+            .collect();
+        if deleted.is_empty() {
+            return Ok(());
+        }
+        for user in &deleted {
+            self.store.delete_key(org, *user).await?;
+        }
+        self.store.delete_snapshots(org).await?;
+        if let Some(state) = state.filter(|_| self.config.snapshot_every != 0) {
+            self.save_snapshot_of(state).await;
+        }
+        Ok(())
+    }
+
+    async fn save_snapshot_of(&self, state: &Organization) {
+        if let Ok(json) = serde_json::to_value(state) {
+            // A failed snapshot costs only speed: the log is the truth.
+            let _ = self
+                .store
+                .save_snapshot(Snapshot {
+                    stream: state.id,
+                    version: state.version,
+                    schema_version: SNAPSHOT_SCHEMA_VERSION,
+                    state: json,
+                })
+                .await;
+        }
+    }
+
+    /// Makes sure every deleted user of the organization is erased: deletes
+    /// their data keys and the snapshots (then saves a fresh one). For
+    /// operators after a failure between recording a deletion and erasing;
+    /// idempotent. Returns how many deleted users were checked.
+    ///
+    /// ```
+    /// # use switchboard_core::service::*;
+    /// # async fn demo<S: switchboard_core::store::Store>(service: &CommandService<S>, org: switchboard_core::OrgId) -> Result<(), ServiceError> {
+    /// let checked = service.complete_erasure(org).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn complete_erasure(&self, org: OrgId) -> Result<usize, ServiceError> {
+        let state = self.load(org).await?;
+        let deleted: Vec<UserId> = state
+            .users
+            .values()
+            .filter(|u| u.status == crate::model::UserStatus::Deleted)
+            .map(|u| u.id)
+            .collect();
+        for user in &deleted {
+            self.store.delete_key(org, *user).await?;
+        }
+        if !deleted.is_empty() {
+            self.store.delete_snapshots(org).await?;
+            if self.config.snapshot_every != 0 {
+                self.save_snapshot_of(&state).await;
+            }
+        }
+        Ok(deleted.len())
+    }
+
+    /// Events `from..=to` of the organization with their envelopes, decoded
+    /// (personal data opened where its key exists, erased where it was
+    /// deleted), at most `limit` (capped at [`MAX_READ_PAGE`]).
+    pub async fn read_decoded(
+        &self,
+        org: OrgId,
+        from: u64,
+        to: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(RecordedEvent, Event)>, ServiceError> {
+        let page = self
+            .store
+            .read_stream(org, from, to, limit.min(MAX_READ_PAGE))
+            .await?;
+        let keys = self.key_ring(org, &page).await?;
+        page.into_iter()
+            .map(|r| {
+                let e = codec::decode_with(&r, &keys)?;
+                Ok((r, e))
+            })
+            .collect()
     }
 }

@@ -524,6 +524,10 @@ pub trait CheckpointStore: Send + Sync {
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, StoreError>;
 }
 
-/// A complete store: what the command-handling service needs.
-pub trait Store: EventStore + SnapshotStore + CheckpointStore {}
-impl<T: EventStore + SnapshotStore + CheckpointStore + ?Sized> Store for T {}
+/// A complete store: what the command-handling service needs, including the
+/// data keys that make personal data erasable ([`KeyStore`](crate::erasure::KeyStore), R-LIFE-06).
+pub trait Store: EventStore + SnapshotStore + CheckpointStore + crate::erasure::KeyStore {}
+impl<T: EventStore + SnapshotStore + CheckpointStore + crate::erasure::KeyStore + ?Sized> Store
+    for T
+{
+}

@@ -15,6 +15,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod keys;
+
 use async_trait::async_trait;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -90,6 +92,8 @@ struct Inner {
     state: RwLock<State>,
     /// Woken (all waiters) after every successful append.
     appended: Notify,
+    /// Per-user data keys (R-LIFE-06), apart from the log.
+    keys: keys::Keys,
 }
 
 #[derive(Default)]

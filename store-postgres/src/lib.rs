@@ -39,6 +39,7 @@
 
 mod error;
 mod import;
+mod keys;
 mod listener;
 mod sql;
 #[cfg(feature = "test-harness")]

@@ -30,6 +30,11 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0002_append_function",
         include_str!("../migrations/0002_append_function.sql"),
     ),
+    (
+        3,
+        "0003_data_keys",
+        include_str!("../migrations/0003_data_keys.sql"),
+    ),
 ];
 
 /// The channel `switchboard.append` notifies on commit.

@@ -1,0 +1,365 @@
+//! Erasable personal data by crypto-shredding (R-LIFE-06).
+//!
+//! The log is append-only, yet a deleted user's personal data must become
+//! unreadable. Every [`PersonalData`](crate::PersonalData) field of an event is
+//! therefore stored *sealed*: encrypted with AES-256-GCM under a data key of
+//! its own subject (one key per user of an organization). The keys live in a
+//! [`KeyStore`], the only mutable table; deleting a user's key erases every
+//! copy of their personal data in the log at once, in every store and every
+//! backup of the log, while ids and everything that is not personal stay
+//! readable.
+//!
+//! * A sealed field is the JSON object `{"$sealed": {"v": 1, "subject": <user id>,
+//!   "nonce": <hex>, "ct": <hex>}}` in place of the plain object.
+//! * The associated data binds the ciphertext to its organization, subject and
+//!   event id: a sealed blob copied into another event or organization does not open.
+//! * Nonces and keys come from the caller's [`SecretSource`](crate::SecretSource):
+//!   the core draws no randomness itself. Nonces are random (96 bits), never
+//!   derived from the stream position, because a retried append re-encrypts.
+//! * Reading with a missing key yields *erased* personal data (every field
+//!   `None`), never an error. A present key that fails to open a blob is an
+//!   integrity error ([`SealError::Tampered`]).
+//! * [`DataKey`] has no `Serialize` and a redacting `Debug`: keys cannot leak
+//!   into events, logs, exports or debug output by accident.
+
+use crate::ids::{EventId, OrgId, UserId};
+use crate::store::StoreError;
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use async_trait::async_trait;
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+
+/// The JSON key that marks a sealed personal-data object.
+pub const SEALED_TAG: &str = "$sealed";
+/// Limit: user ids asked for in one [`KeyStore::load_keys`] call.
+pub const MAX_KEYS_PER_LOAD: usize = 1_000;
+/// Limit: bytes of one sealed plaintext (a [`PersonalData`](crate::PersonalData) is far smaller).
+pub const MAX_SEALED_BYTES: usize = 64 * 1024;
+
+/// A user's 256-bit data key. Never serialized; `Debug` prints no bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DataKey([u8; 32]);
+
+impl DataKey {
+    /// A key from 32 secret bytes (e.g. `SecretSource::secret()`).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The key bytes, for a [`KeyStore`] to persist. Nothing else should call this.
+    pub fn expose_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(<redacted>)")
+    }
+}
+
+/// Where per-user data keys live: the only mutable data of a store. One job:
+/// create, load and delete keys. Deleting is final: a deleted key is never
+/// created again (the store keeps a tombstone without the key bytes), so a
+/// late or concurrent writer cannot seal new personal data of an erased user.
+///
+/// ```
+/// # use switchboard_core::erasure::*;
+/// # use switchboard_core::{OrgId, UserId};
+/// # async fn demo(keys: &dyn KeyStore, org: OrgId, user: UserId) -> Result<(), switchboard_core::store::StoreError> {
+/// let key = keys.create_key(org, user, DataKey::from_bytes([7; 32])).await?;
+/// assert!(key.is_some());
+/// keys.delete_key(org, user).await?;
+/// assert!(keys.load_keys(org, &[user]).await?.is_empty());
+/// assert!(keys.create_key(org, user, DataKey::from_bytes([8; 32])).await?.is_none());
+/// # Ok(()) }
+/// ```
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// The user's key: the existing one, or `candidate` stored as the key when
+    /// there is none. `None` when the user's key was deleted (erased for ever).
+    /// Safe under concurrency: two callers get the same key.
+    async fn create_key(
+        &self,
+        org: OrgId,
+        user: UserId,
+        candidate: DataKey,
+    ) -> Result<Option<DataKey>, StoreError>;
+
+    /// The keys of those users that have one (absent: never created, or deleted).
+    /// At most [`MAX_KEYS_PER_LOAD`] users per call.
+    async fn load_keys(
+        &self,
+        org: OrgId,
+        users: &[UserId],
+    ) -> Result<HashMap<UserId, DataKey>, StoreError>;
+
+    /// Deletes the user's key for ever (idempotent). Their sealed data becomes unreadable.
+    async fn delete_key(&self, org: OrgId, user: UserId) -> Result<(), StoreError>;
+}
+
+/// Checks a [`KeyStore::load_keys`] request's size; stores call it first.
+pub fn validate_key_request(users: &[UserId]) -> Result<(), StoreError> {
+    if users.len() > MAX_KEYS_PER_LOAD {
+        return Err(StoreError::InvalidRequest {
+            reason: format!(
+                "{} keys asked for in one call; the limit is {MAX_KEYS_PER_LOAD}",
+                users.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The keys at hand for decoding one batch of events.
+#[derive(Default)]
+pub struct KeyRing {
+    keys: HashMap<UserId, DataKey>,
+}
+
+impl std::fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("subjects", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyRing {
+    /// A ring with no key: every sealed field reads as erased.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// A ring holding these keys.
+    pub fn new(keys: HashMap<UserId, DataKey>) -> Self {
+        Self { keys }
+    }
+
+    /// The key of a user, if at hand.
+    pub fn get(&self, user: UserId) -> Option<&DataKey> {
+        self.keys.get(&user)
+    }
+
+    /// Adds keys.
+    pub fn extend(&mut self, keys: HashMap<UserId, DataKey>) {
+        self.keys.extend(keys);
+    }
+
+    /// Forgets a user's key (after deleting it).
+    pub fn forget(&mut self, user: UserId) {
+        self.keys.remove(&user);
+    }
+}
+
+/// Why a sealed field could not be opened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SealError {
+    /// The sealed object is not in the expected shape.
+    #[error("sealed personal data is malformed: {0}")]
+    Malformed(String),
+    /// The key is present but the blob does not open: altered, or moved from
+    /// another event, user or organization.
+    #[error("sealed personal data of {subject} does not authenticate")]
+    Tampered {
+        /// The subject.
+        subject: UserId,
+    },
+}
+
+fn associated_data(org: OrgId, subject: UserId, event: EventId) -> Vec<u8> {
+    // Fixed-width binary ids: no ambiguity between fields.
+    let mut aad = Vec::with_capacity(16 + 48);
+    aad.extend_from_slice(b"switchboard/pd/v1");
+    aad.extend_from_slice(org.as_uuid().as_bytes());
+    aad.extend_from_slice(subject.as_uuid().as_bytes());
+    aad.extend_from_slice(event.as_uuid().as_bytes());
+    aad
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[(b >> 4) as usize] as char);
+        s.push(DIGITS[(b & 15) as usize] as char);
+    }
+    s
+}
+
+fn unhex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    let digit = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    s.as_bytes()
+        .chunks(2)
+        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
+        .collect()
+}
+
+/// Seals a plain personal-data object for `subject` in event `event` of `org`.
+/// `nonce` must be fresh random bytes (first 12 are used).
+pub fn seal(
+    key: &DataKey,
+    nonce: &[u8; 32],
+    org: OrgId,
+    subject: UserId,
+    event: EventId,
+    plain: &Value,
+) -> Value {
+    let cipher = Aes256Gcm::new(key.0.as_ref().into());
+    let nonce = Nonce::from_slice(&nonce[..12]);
+    let msg = serde_json::to_vec(plain).unwrap_or_default();
+    let aad = associated_data(org, subject, event);
+    // AES-GCM encryption only fails for plaintexts over 64 GiB; payloads are
+    // capped at 1 MiB long before that. An (impossible) failure erases the
+    // field rather than storing it in clear.
+    match cipher.encrypt(
+        nonce,
+        Payload {
+            msg: &msg,
+            aad: &aad,
+        },
+    ) {
+        Ok(ct) => json!({ SEALED_TAG: {
+            "v": 1,
+            "subject": subject,
+            "nonce": hex(nonce.as_slice()),
+            "ct": hex(&ct),
+        }}),
+        Err(_) => Value::Object(Map::new()),
+    }
+}
+
+/// The subject of a sealed object, or `None` when `value` is not sealed.
+pub fn sealed_subject(value: &Value) -> Option<UserId> {
+    let inner = value.as_object()?.get(SEALED_TAG)?;
+    serde_json::from_value(inner.get("subject")?.clone()).ok()
+}
+
+/// Whether `value` is a sealed object.
+pub fn is_sealed(value: &Value) -> bool {
+    value
+        .as_object()
+        .is_some_and(|m| m.len() == 1 && m.contains_key(SEALED_TAG))
+}
+
+/// Opens a sealed object. A missing key gives `Ok(None)`: the data is erased.
+pub fn open(
+    keys: &KeyRing,
+    org: OrgId,
+    event: EventId,
+    sealed: &Value,
+) -> Result<Option<Value>, SealError> {
+    let malformed = |what: &str| SealError::Malformed(what.to_owned());
+    let inner = sealed
+        .as_object()
+        .and_then(|m| m.get(SEALED_TAG))
+        .and_then(Value::as_object)
+        .ok_or_else(|| malformed("not a sealed object"))?;
+    if inner.get("v").and_then(Value::as_u64) != Some(1) {
+        return Err(malformed("unknown sealing version"));
+    }
+    let subject: UserId = inner
+        .get("subject")
+        .cloned()
+        .and_then(|s| serde_json::from_value(s).ok())
+        .ok_or_else(|| malformed("no subject"))?;
+    let Some(key) = keys.get(subject) else {
+        return Ok(None);
+    };
+    let nonce = inner
+        .get("nonce")
+        .and_then(Value::as_str)
+        .and_then(unhex)
+        .filter(|n| n.len() == 12)
+        .ok_or_else(|| malformed("bad nonce"))?;
+    let ct = inner
+        .get("ct")
+        .and_then(Value::as_str)
+        .filter(|c| c.len() <= 2 * (MAX_SEALED_BYTES + 16))
+        .and_then(unhex)
+        .ok_or_else(|| malformed("bad ciphertext"))?;
+    let cipher = Aes256Gcm::new(key.0.as_ref().into());
+    let aad = associated_data(org, subject, event);
+    let plain = cipher
+        .decrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: &ct,
+                aad: &aad,
+            },
+        )
+        .map_err(|_| SealError::Tampered { subject })?;
+    serde_json::from_slice(&plain)
+        .map(Some)
+        .map_err(|e| SealError::Malformed(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use uuid::Uuid;
+
+    fn ids() -> (OrgId, UserId, EventId) {
+        (
+            OrgId::from_uuid(Uuid::from_u128(1)),
+            UserId::from_uuid(Uuid::from_u128(2)),
+            EventId::from_uuid(Uuid::from_u128(3)),
+        )
+    }
+
+    #[test]
+    fn r_life_06_sealed_data_opens_only_with_its_key_and_place() {
+        let (org, user, event) = ids();
+        let key = DataKey::from_bytes([9; 32]);
+        let plain = json!({"name": "Ada Lovelace", "email": "ada@example.com"});
+        let sealed = seal(&key, &[5; 32], org, user, event, &plain);
+        let text = sealed.to_string();
+        assert!(!text.contains("Ada") && !text.contains("ada@"));
+        assert!(is_sealed(&sealed));
+        assert_eq!(sealed_subject(&sealed), Some(user));
+        let ring = KeyRing::new(HashMap::from([(user, key.clone())]));
+        assert_eq!(open(&ring, org, event, &sealed), Ok(Some(plain)));
+        // Missing key: erased, not an error.
+        assert_eq!(open(&KeyRing::empty(), org, event, &sealed), Ok(None));
+        // Moved to another event or organization: does not authenticate.
+        let other = EventId::from_uuid(Uuid::from_u128(4));
+        assert_eq!(
+            open(&ring, org, other, &sealed),
+            Err(SealError::Tampered { subject: user })
+        );
+        let other_org = OrgId::from_uuid(Uuid::from_u128(5));
+        assert!(open(&ring, other_org, event, &sealed).is_err());
+    }
+
+    #[test]
+    fn malformed_sealed_objects_are_errors_not_panics() {
+        let (org, user, event) = ids();
+        let ring = KeyRing::new(HashMap::from([(user, DataKey::from_bytes([1; 32]))]));
+        for bad in [
+            json!({}),
+            json!({"$sealed": 3}),
+            json!({"$sealed": {"v": 2}}),
+            json!({"$sealed": {"v": 1, "subject": user, "nonce": "zz", "ct": "00"}}),
+            json!({"$sealed": {"v": 1, "subject": user, "nonce": "000000000000000000000000", "ct": "0"}}),
+        ] {
+            assert!(open(&ring, org, event, &bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_never_show_in_debug_output() {
+        let key = DataKey::from_bytes([0xAB; 32]);
+        let ring = KeyRing::new(HashMap::from([(ids().1, key.clone())]));
+        let out = format!("{key:?} {ring:?}");
+        assert!(!out.contains("171") && !out.to_lowercase().contains("ab, "));
+        assert!(out.contains("redacted"));
+    }
+}
