@@ -604,7 +604,7 @@ impl World {
     /// through to the next kind; a refused candidate is skipped (the history
     /// stays valid, only shorter).
     fn step(&mut self, kind: u8, pick: u16, extra: u16) {
-        if extra % 11 == 0 {
+        if extra.is_multiple_of(11) {
             // Days pass now and then, so that invitations lapse (R-INV-05).
             self.now += Duration::days(i64::from(extra % 20));
         }

@@ -721,7 +721,9 @@ impl Model {
             match self.work.get(*c) {
                 None => b.push("INPUT"),
                 Some(w) if w.kind != WorkKind::Client => b.push("R-WORK-02"),
-                Some(_) => {}
+                // Handing a client over is a transfer of its owner's work (R-WORK-02):
+                // the actor needs ManageUsers over that owner too (R-AUTH-01).
+                Some(w) => self.need_over(a, Permission::ManageUsers, &self.users[w.owner], b),
             }
         }
         if g.admin {
@@ -1093,14 +1095,14 @@ impl Model {
                 }
                 match email {
                     Some(Em::Invalid) => b.push("R-INV-01"),
-                    Some(e) => {
+                    Some(e)
                         if self
                             .by_email(&e.key().unwrap_or_default())
-                            .is_some_and(|o| o != *user)
-                        {
-                            b.push("R-USR-01");
-                        }
+                            .is_some_and(|o| o != *user) =>
+                    {
+                        b.push("R-USR-01")
                     }
+                    Some(_) => {}
                     None => {}
                 }
                 if *mobile == Some(Ed::Set(Mob::Invalid)) {
@@ -1462,11 +1464,8 @@ impl Model {
 
     fn need_profile_editor(&self, a: A, user: usize, u: &MUser, b: &mut Bl) {
         match a {
-            A::U(i) if i == user => {
-                if self.actor(a).is_err() {
-                    b.push("R-AUTH-01");
-                }
-            }
+            A::U(i) if i == user && self.actor(a).is_err() => b.push("R-AUTH-01"),
+            A::U(i) if i == user => {}
             A::U(_) => match self.policies.profile_edit {
                 ProfileEditPolicy::SelfOnly => b.push("R-AUTH-02"),
                 ProfileEditPolicy::SelfOrAdmin => self.need_over(a, Permission::ManageUsers, u, b),
