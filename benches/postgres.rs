@@ -72,15 +72,35 @@ SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::bigin
                      $6::jsonb[], $7::jsonb[], $8::timestamptz[], $9::uuid[], $10::uuid[],
                      $11::uuid[])";
 
+/// The same batched INSERT straight into the store's own table (all its
+/// indexes and defaults, none of the append function's logic): a diagnostic
+/// that splits the gap between "more indexes" and "append logic".
+const TABLE_INSERT: &str = "
+INSERT INTO switchboard.events (stream_id, version, event_id, event_type, schema_version,
+                                payload, actor, occurred_at, command_id, causation_id,
+                                correlation_id)
+SELECT * FROM unnest($1::uuid[], $2::bigint[], $3::uuid[], $4::text[], $5::bigint[],
+                     $6::jsonb[], $7::jsonb[], $8::timestamptz[], $9::uuid[], $10::uuid[],
+                     $11::uuid[])";
+
 const PLAIN_COPY: &str = "
 COPY plain_events (stream_id, version, event_id, event_type, schema_version, payload,
                    actor, occurred_at, command_id, causation_id, correlation_id)
+FROM STDIN (FORMAT binary)";
+
+/// The same binary COPY straight into the store's own table (diagnostic).
+const TABLE_COPY: &str = "
+COPY switchboard.events (stream_id, version, event_id, event_type, schema_version, payload,
+                         actor, occurred_at, command_id, causation_id, correlation_id)
 FROM STDIN (FORMAT binary)";
 
 const PLAIN_SELECT: &str = "
 SELECT stream_id, version, tx_id, position, event_id, event_type, schema_version, payload,
        actor, occurred_at, command_id, causation_id, correlation_id
   FROM switchboard.events ORDER BY tx_id, position";
+
+/// The store's read_all query, verbatim.
+const READ_ALL_SQL: &str = include_str!("../store-postgres/sql/read_all.sql");
 
 const TRUNCATE: &str = "TRUNCATE plain_events, switchboard.events, switchboard.streams, \
                         switchboard.commands, switchboard.claims, switchboard.snapshots";
@@ -110,7 +130,13 @@ fn fresh(events: &[NewEvent]) -> Vec<NewEvent> {
 }
 
 /// One plain batched INSERT of `events` as versions `from..` of `stream`.
-async fn plain_insert(client: &Client, stream: uuid::Uuid, from: i64, events: &[NewEvent]) {
+async fn plain_insert(
+    client: &Client,
+    sql: &str,
+    stream: uuid::Uuid,
+    from: i64,
+    events: &[NewEvent],
+) {
     let n = events.len();
     let streams = vec![stream; n];
     let versions: Vec<i64> = (0..n as i64).map(|i| from + i).collect();
@@ -144,7 +170,7 @@ async fn plain_insert(client: &Client, stream: uuid::Uuid, from: i64, events: &[
         &causes,
         &correlations,
     ];
-    if let Err(e) = client.execute(PLAIN_INSERT, &params).await {
+    if let Err(e) = client.execute(sql, &params).await {
         fail("plain insert", e);
     }
 }
@@ -249,6 +275,7 @@ async fn store_appends(
 /// The same as [`store_appends`] through plain batched INSERTs, one client per writer.
 async fn plain_appends(
     config: &tokio_postgres::Config,
+    sql: &'static str,
     sample: &Arc<Vec<NewEvent>>,
     batch: usize,
     writers: usize,
@@ -276,7 +303,7 @@ async fn plain_appends(
                     i += 1;
                     let events = fresh(&sample[from..from + batch]);
                     let t = Instant::now();
-                    plain_insert(&client, stream, version, &events).await;
+                    plain_insert(&client, sql, stream, version, &events).await;
                     latencies.push(t.elapsed());
                     version += batch as i64;
                 }
@@ -294,12 +321,12 @@ async fn plain_appends(
     into.add(batch, start.elapsed(), all);
 }
 
-async fn plain_copy(client: &mut Client, stream: uuid::Uuid, events: &[NewEvent]) {
+async fn plain_copy(client: &mut Client, sql: &str, stream: uuid::Uuid, events: &[NewEvent]) {
     let tx = match client.transaction().await {
         Ok(t) => t,
         Err(e) => fail("begin", e),
     };
-    let sink = match tx.copy_in(PLAIN_COPY).await {
+    let sink = match tx.copy_in(sql).await {
         Ok(s) => s,
         Err(e) => fail("copy in", e),
     };
@@ -424,78 +451,95 @@ async fn run() {
     // A sample from the mix part of the history (mostly small events).
     let sample = Arc::new(history[history.len() - 50_000..].to_vec());
 
+    // Diagnostic side: the append function without its `pg_notify` call
+    // (swapped in for its slices only, in this throwaway database).
+    // PostgreSQL serialises the commits of notifying transactions on one
+    // lock; this shows what that costs concurrent writers.
+    let shipped = match admin
+        .query_one(
+            "SELECT pg_get_functiondef('switchboard.append'::regproc)",
+            &[],
+        )
+        .await
+    {
+        Ok(r) => r.get::<_, String>(0),
+        Err(e) => fail("append function definition", e),
+    };
+    let silent = shipped.replace("PERFORM pg_notify('switchboard_events', '');", "");
     println!();
-    println!("| events/append | writers | store events/s | store p50 | store p99 | plain INSERT events/s | plain p50 | plain p99 | store/plain |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| events/append | writers | store events/s | store p50 | store p99 | plain INSERT events/s | plain p50 | plain p99 | store/plain | INSERT into store table events/s | that/plain | store without NOTIFY events/s | that/plain |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for batch in [1usize, 10, 100] {
         for writers in [1usize, 8] {
             if let Err(e) = admin.batch_execute(TRUNCATE).await {
                 fail("truncate", e);
             }
-            let (mut s, mut p) = (Slices::default(), Slices::default());
+            let (mut s, mut p, mut d, mut q) = (
+                Slices::default(),
+                Slices::default(),
+                Slices::default(),
+                Slices::default(),
+            );
             for _ in 0..SLICES {
-                store_appends(&store, &sample, batch, writers, RUN / SLICES, &mut s).await;
-                plain_appends(&config, &sample, batch, writers, RUN / SLICES, &mut p).await;
+                let slice = RUN / SLICES;
+                store_appends(&store, &sample, batch, writers, slice, &mut s).await;
+                plain_appends(
+                    &config,
+                    PLAIN_INSERT,
+                    &sample,
+                    batch,
+                    writers,
+                    slice,
+                    &mut p,
+                )
+                .await;
+                plain_appends(
+                    &config,
+                    TABLE_INSERT,
+                    &sample,
+                    batch,
+                    writers,
+                    slice,
+                    &mut d,
+                )
+                .await;
+                if let Err(e) = admin.batch_execute(&silent).await {
+                    fail("append function without notify", e);
+                }
+                store_appends(&store, &sample, batch, writers, slice, &mut q).await;
+                if let Err(e) = admin.batch_execute(&shipped).await {
+                    fail("restore append function", e);
+                }
             }
-            let (s, p) = (s.summary(), p.summary());
+            let (s, p, d, q) = (s.summary(), p.summary(), d.summary(), q.summary());
             println!(
-                "| {batch} | {writers} | {:.0} | {} | {} | {:.0} | {} | {} | {:.0} % |",
+                "| {batch} | {writers} | {:.0} | {} | {} | {:.0} | {} | {} | {:.0} % | {:.0} | {:.0} % | {:.0} | {:.0} % |",
                 s.events_per_s,
                 ms(s.p50),
                 ms(s.p99),
                 p.events_per_s,
                 ms(p.p50),
                 ms(p.p99),
-                100.0 * s.events_per_s / p.events_per_s
+                100.0 * s.events_per_s / p.events_per_s,
+                d.events_per_s,
+                100.0 * d.events_per_s / p.events_per_s,
+                q.events_per_s,
+                100.0 * q.events_per_s / p.events_per_s
             );
-        }
-    }
-
-    // Diagnostic: the same appends with the `pg_notify` call removed from
-    // `switchboard.append` (in this throwaway database only). PostgreSQL
-    // serialises the commits of notifying transactions on one lock, which
-    // bounds concurrent writers; this shows by how much.
-    let definition = admin
-        .query_one(
-            "SELECT pg_get_functiondef('switchboard.append'::regproc)",
-            &[],
-        )
-        .await
-        .map(|r| r.get::<_, String>(0));
-    if let Ok(definition) = definition {
-        let silent = definition.replace("PERFORM pg_notify('switchboard_events', '');", "");
-        if silent != definition && admin.batch_execute(&silent).await.is_ok() {
-            println!();
-            println!(
-                "Diagnostic, `switchboard.append` without its `pg_notify` (not the shipped store):"
-            );
-            println!();
-            println!("| events/append | writers | store events/s | store p50 | store p99 |");
-            println!("|---:|---:|---:|---:|---:|");
-            for batch in [1usize, 10, 100] {
-                for writers in [1usize, 8] {
-                    if let Err(e) = admin.batch_execute(TRUNCATE).await {
-                        fail("truncate", e);
-                    }
-                    let mut s = Slices::default();
-                    store_appends(&store, &sample, batch, writers, RUN, &mut s).await;
-                    let s = s.summary();
-                    println!(
-                        "| {batch} | {writers} | {:.0} | {} | {} |",
-                        s.events_per_s,
-                        ms(s.p50),
-                        ms(s.p99)
-                    );
-                }
-            }
-            // Back to the shipped function for the rest of the run.
-            if let Err(e) = admin.batch_execute(&definition).await {
-                fail("restore append function", e);
-            }
         }
     }
 
     // Bulk import of the whole history: store's COPY-based import vs plain COPY.
+    if let Err(e) = admin.batch_execute(TRUNCATE).await {
+        fail("truncate", e);
+    }
+    // Diagnostic first: plain COPY into the store's table (all its indexes),
+    // then empty it again for the real import.
+    let renamed = fresh(&history);
+    let t = Instant::now();
+    plain_copy(&mut admin, TABLE_COPY, uuid::Uuid::now_v7(), &renamed).await;
+    let table_copy = t.elapsed();
+    drop(renamed);
     if let Err(e) = admin.batch_execute(TRUNCATE).await {
         fail("truncate", e);
     }
@@ -508,7 +552,7 @@ async fn run() {
     }
     let import = t.elapsed();
     let t = Instant::now();
-    plain_copy(&mut admin, org.as_uuid(), &history).await;
+    plain_copy(&mut admin, PLAIN_COPY, org.as_uuid(), &history).await;
     let plain = t.elapsed();
     let n = history.len() as f64;
     println!();
@@ -521,6 +565,12 @@ async fn run() {
         plain.as_secs_f64(),
         100.0 * plain.as_secs_f64() / import.as_secs_f64(),
         cloning.as_secs_f64()
+    );
+    println!(
+        "diagnostic: plain COPY into the store's table (its indexes, no import logic): {:.0} events/s ({:.1} s), {:.0} % of plain COPY",
+        n / table_copy.as_secs_f64(),
+        table_copy.as_secs_f64(),
+        100.0 * plain.as_secs_f64() / table_copy.as_secs_f64()
     );
     drop(history);
     if let Err(e) = admin.batch_execute("VACUUM ANALYZE").await {
@@ -566,6 +616,25 @@ async fn run() {
         select = t.elapsed();
         counted = (count, plain_count);
     }
+    // Diagnostic: the store's own read_all SQL, same pages, rows not decoded:
+    // separates the query (horizon, paging) from the decoding of rows.
+    let t = Instant::now();
+    let (mut commit, mut sequence, mut raw_count) = (0i64, 0i64, 0usize);
+    loop {
+        let limit = MAX_READ_PAGE as i64;
+        let rows = match admin
+            .query(READ_ALL_SQL, &[&commit, &sequence, &limit])
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => fail("read_all sql", e),
+        };
+        let Some(last) = rows.last() else { break };
+        commit = last.get("commit");
+        sequence = last.get("position");
+        raw_count += rows.len();
+    }
+    let raw = t.elapsed();
     println!(
         "read all {} events in order: read_all {:.0} events/s ({:.2} s), plain SELECT {:.0} rows/s ({:.2} s, {} rows), read_all/plain {:.0} %",
         counted.0,
@@ -575,6 +644,11 @@ async fn run() {
         select.as_secs_f64(),
         counted.1,
         100.0 * select.as_secs_f64() / read_all.as_secs_f64()
+    );
+    println!(
+        "diagnostic: read_all's SQL in the same pages, rows not decoded: {:.0} rows/s ({:.2} s, {raw_count} rows)",
+        raw_count as f64 / raw.as_secs_f64(),
+        raw.as_secs_f64()
     );
 
     // Replay from Postgres: load the organization through the service, no snapshot.
