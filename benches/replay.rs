@@ -10,7 +10,10 @@
 //! * `fold_decoded` — `evolve` only, the events already in memory as `Event`s;
 //! * `decode_evolve` — what the service does with what a store returns:
 //!   `codec::decode` (JSON value → `Event`, upcasting) then `evolve`;
-//! * `parse_decode_evolve` — as above from the stored JSON text (bytes →
+//! * `open_decode_evolve_sealed` — as the service reads what it wrote:
+//!   personal data sealed under per-user keys (R-LIFE-06), opened with
+//!   `codec::decode_with` and the key ring (keys already loaded), then `evolve`;
+//! * `parse_decode_evolve` — as `decode_evolve` from the stored JSON text (bytes →
 //!   `serde_json::Value` first), i.e. what a store that returns text costs.
 //!
 //! The Postgres replay is in the `postgres` bench.
@@ -70,6 +73,21 @@ fn replay(c: &mut Criterion) {
             state.version
         });
     });
+    // The production path since personal data is sealed (R-LIFE-06): open
+    // the sealed fields with the key ring, then decode and evolve.
+    let (sealed, ring) = common::record_sealed(org, &events);
+    group.bench_function("open_decode_evolve_sealed", |b| {
+        b.iter(|| {
+            let mut state = Organization::empty(org);
+            for r in &sealed {
+                if let Ok(e) = codec::decode_with(r, &ring) {
+                    evolve(&mut state, &e);
+                }
+            }
+            state.version
+        });
+    });
+    drop(sealed);
     group.bench_function("parse_decode_evolve", |b| {
         b.iter(|| {
             let mut state = Organization::empty(org);

@@ -295,6 +295,39 @@ pub fn record(org: OrgId, events: &[Event]) -> Vec<RecordedEvent> {
         .collect()
 }
 
+/// As [`record`], with personal data sealed as the service stores it
+/// (AES-256-GCM under each subject's data key, R-LIFE-06), and the key ring
+/// that opens it.
+pub fn record_sealed(
+    org: OrgId,
+    events: &[Event],
+) -> (Vec<RecordedEvent>, switchboard::erasure::KeyRing) {
+    use switchboard::erasure::{DataKey, KeyRing};
+    let mut keys = std::collections::HashMap::new();
+    let mut recorded = record(org, events);
+    for (i, (e, r)) in events.iter().zip(recorded.iter_mut()).enumerate() {
+        let Some(subject) = codec::personal_subject(e) else {
+            continue;
+        };
+        let key = keys.entry(subject).or_insert_with(|| {
+            let mut bytes = [0u8; 32];
+            bytes[..16].copy_from_slice(&subject.as_uuid().as_u128().to_le_bytes());
+            DataKey::from_bytes(bytes)
+        });
+        let mut nonce = [0u8; 32];
+        nonce[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        let sealed = codec::encode_sealed(
+            e,
+            org,
+            r.event_id,
+            r.metadata.clone(),
+            codec::Sealing::Seal { key, nonce },
+        );
+        r.payload = sealed.payload;
+    }
+    (recorded, KeyRing::new(keys))
+}
+
 /// A history of at least `target` events: an organization of `users` users,
 /// then mix rounds.
 pub fn history(users: usize, target: usize) -> Fixture {
