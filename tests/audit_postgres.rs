@@ -95,3 +95,8 @@ async fn r_life_06_raw_tables_hold_no_personal_data_of_a_deleted_user() {
     }
     drop(service);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn v1_events_stored_as_they_were_are_upcast_on_read() {
+    v1_events_stored_as_they_were_load_through_the_service(fresh_store().await).await;
+}

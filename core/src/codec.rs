@@ -53,9 +53,41 @@ pub struct Upcaster {
     pub apply: fn(Value) -> Result<Value, String>,
 }
 
-/// Every upcasting step, all types. Add one when an event's shape changes and
-/// bump that type's [`Event::schema_version`].
-pub static UPCASTERS: &[Upcaster] = &[];
+/// Every upcasting step, all types. Add one when an event's shape changes:
+/// the type's current version ([`current_version`], [`Event::schema_version`])
+/// is 1 plus its number of steps, so adding a step is the version bump.
+///
+/// History:
+/// * `DeviceSignedIn` v1 → v2: `name` became `device_name` (a field called
+///   `name` on a user's event reads as the user's personal name, which
+///   erasure reviews must tell apart) and `at` became `signed_in_at` (as in
+///   the state's `DeviceSession`).
+pub static UPCASTERS: &[Upcaster] = &[Upcaster {
+    event_type: "DeviceSignedIn",
+    from: 1,
+    apply: device_signed_in_v1_to_v2,
+}];
+
+/// Renames a payload field; the old one must exist and the new one must not.
+fn rename_field(payload: &mut Value, from: &str, to: &str) -> Result<(), String> {
+    let Value::Object(map) = payload else {
+        return Err("payload is not an object".into());
+    };
+    if map.contains_key(to) {
+        return Err(format!("field {to:?} already present"));
+    }
+    let value = map
+        .remove(from)
+        .ok_or_else(|| format!("missing field {from:?}"))?;
+    map.insert(to.to_owned(), value);
+    Ok(())
+}
+
+fn device_signed_in_v1_to_v2(mut payload: Value) -> Result<Value, String> {
+    rename_field(&mut payload, "name", "device_name")?;
+    rename_field(&mut payload, "at", "signed_in_at")?;
+    Ok(payload)
+}
 
 /// The current schema version of an event type (1 unless an upcaster chain raises it).
 pub fn current_version(event_type: &str) -> u32 {
@@ -273,4 +305,88 @@ pub fn claims(events: &[Event]) -> Vec<ClaimChange> {
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn device_signed_in() -> Event {
+        Event::DeviceSignedIn {
+            user: UserId::from_uuid(uuid::Uuid::from_u128(1)),
+            device: crate::ids::DeviceId::from_uuid(uuid::Uuid::from_u128(2)),
+            name: "Pixel 9".into(),
+            at: chrono::DateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn device_signed_in_is_stored_at_version_2_in_its_new_shape() {
+        let e = device_signed_in();
+        assert_eq!(current_version("DeviceSignedIn"), 2);
+        assert_eq!(e.schema_version(), 2);
+        assert_eq!(current_version("UserActivated"), 1);
+        let p = payload(&e);
+        assert_eq!(p["device_name"], "Pixel 9");
+        assert!(p.get("name").is_none() && p.get("at").is_none());
+        assert_eq!(decode_payload("DeviceSignedIn", 2, &p), Ok(e));
+    }
+
+    #[test]
+    fn a_version_1_device_signed_in_is_upcast_on_read() {
+        let v1 = json!({
+            "user": UserId::from_uuid(uuid::Uuid::from_u128(1)),
+            "device": crate::ids::DeviceId::from_uuid(uuid::Uuid::from_u128(2)),
+            "name": "Pixel 9",
+            "at": "1970-01-01T00:00:00Z",
+        });
+        assert_eq!(
+            decode_payload("DeviceSignedIn", 1, &v1),
+            Ok(device_signed_in())
+        );
+    }
+
+    #[test]
+    fn unknown_and_malformed_versions_are_typed_errors() {
+        let p = payload(&device_signed_in());
+        assert!(matches!(
+            decode_payload("DeviceSignedIn", 3, &p),
+            Err(DecodeError::UnknownVersion { version: 3, .. })
+        ));
+        assert!(matches!(
+            decode_payload("DeviceSignedIn", 0, &p),
+            Err(DecodeError::UnknownVersion { version: 0, .. })
+        ));
+        // A "v1" payload already in the v2 shape does not upcast.
+        assert!(matches!(
+            decode_payload("DeviceSignedIn", 1, &p),
+            Err(DecodeError::Malformed { version: 1, .. })
+        ));
+        assert!(matches!(
+            decode_payload("DeviceSignedIn", 1, &json!([1, 2])),
+            Err(DecodeError::Malformed { .. })
+        ));
+    }
+
+    #[test]
+    fn every_upcaster_step_is_unique_and_contiguous() {
+        for u in UPCASTERS {
+            let steps: Vec<u32> = UPCASTERS
+                .iter()
+                .filter(|x| x.event_type == u.event_type)
+                .map(|x| x.from)
+                .collect();
+            let mut sorted = steps.clone();
+            sorted.sort_unstable();
+            sorted.dedup();
+            assert_eq!(
+                sorted.len(),
+                steps.len(),
+                "{}: duplicate step",
+                u.event_type
+            );
+            assert_eq!(sorted, (1..=steps.len() as u32).collect::<Vec<_>>());
+        }
+    }
 }

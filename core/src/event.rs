@@ -182,9 +182,12 @@ pub enum Event {
         user: UserId,
         /// The device session.
         device: DeviceId,
-        /// Device name.
+        /// Device name. Stored as `device_name` since schema version 2 (v1:
+        /// `name`, easily mistaken for the user's personal name).
+        #[serde(rename = "device_name")]
         name: String,
-        /// When.
+        /// When. Stored as `signed_in_at` since schema version 2 (v1: `at`).
+        #[serde(rename = "signed_in_at")]
         at: DateTime<Utc>,
     },
     /// First sign-in after acceptance: the user is active (R-INV-04).
@@ -393,10 +396,11 @@ impl Event {
         }
     }
 
-    /// The current schema version of this event's payload. Bump it when the
-    /// shape changes and add an upcaster in [`crate::codec`].
+    /// The current schema version of this event's payload: 1 plus the
+    /// upcasting steps of its type in [`crate::codec::UPCASTERS`]. To change a
+    /// shape, add an upcaster there; this follows.
     pub fn schema_version(&self) -> u32 {
-        1
+        crate::codec::current_version(self.event_type())
     }
 
     /// The user whose personal data this event carries, if any (for erasure).

@@ -36,3 +36,8 @@ async fn r_life_06_no_personal_data_of_a_deleted_user_is_readable() {
 async fn r_life_06_live_users_data_stays_readable_in_past_states() {
     personal_data_is_readable_until_deletion(MemoryStore::new()).await;
 }
+
+#[tokio::test]
+async fn v1_events_stored_as_they_were_are_upcast_on_read() {
+    v1_events_stored_as_they_were_load_through_the_service(MemoryStore::new()).await;
+}

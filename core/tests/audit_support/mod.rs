@@ -421,3 +421,61 @@ pub async fn personal_data_is_readable_until_deletion<S: Store>(store: S) {
     let carl = past.users[&d.carl].profile.as_ref().unwrap();
     assert_eq!((carl.name.as_deref(), carl.email.as_str()), (None, ""));
 }
+
+/// The frozen version-1 log (see core/tests/audit_fixture.rs).
+pub const V1_FIXTURE: &str = include_str!("../fixtures/v1_history.jsonl");
+
+/// Version-1 payloads stored as they were (never rewritten) load through the
+/// service on this store: upcast on read, same state as the fold.
+pub async fn v1_events_stored_as_they_were_load_through_the_service<S: Store>(store: S) {
+    use switchboard_core::store::{AppendRequest, ExpectedVersion, NewEvent, RecordedEvent};
+    let records: Vec<RecordedEvent> = V1_FIXTURE
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let org = records[0].stream;
+    for r in &records {
+        assert_eq!(r.schema_version, 1);
+        store
+            .append(AppendRequest {
+                stream: org,
+                expected: ExpectedVersion::Exact(r.version - 1),
+                command_id: None,
+                events: vec![NewEvent {
+                    event_id: r.event_id,
+                    event_type: r.event_type.clone(),
+                    schema_version: r.schema_version,
+                    payload: r.payload.clone(),
+                    metadata: r.metadata.clone(),
+                }],
+                claims: vec![],
+            })
+            .await
+            .unwrap();
+    }
+    let stored = store.read_stream(org, 1, None, 100).await.unwrap();
+    assert!(
+        stored.iter().all(|r| r.schema_version == 1),
+        "stored as they were"
+    );
+    let (service, _, _) = new_service(store, 3);
+    let events: Vec<Event> = records.iter().map(|r| codec::decode(r).unwrap()).collect();
+    let loaded = service.load(org).await.unwrap();
+    assert_eq!(loaded, fold(org, &events));
+    assert!(loaded
+        .users
+        .values()
+        .any(|u| u.devices.values().any(|d| d.name == "work laptop")));
+    // Trails read the old events too.
+    let ann = loaded
+        .users
+        .values()
+        .find(|u| u.email() == Some("ann@northwind.example"))
+        .unwrap()
+        .id;
+    let trail = service.trail(org, Subject::User(ann)).await.unwrap();
+    assert!(trail
+        .entries
+        .iter()
+        .any(|e| e.event_type == "DeviceSignedIn" && e.sentence.contains("work laptop")));
+}
