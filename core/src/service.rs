@@ -576,13 +576,54 @@ impl<S: Store> CommandService<S> {
         metadata: &EventMetadata,
     ) -> Result<Vec<NewEvent>, ServiceError> {
         let mut out = Vec::with_capacity(events.len());
+        // One key look-up per subject per command (a bulk invitation seals
+        // many events, a profile completion several of one user).
+        let mut keys: HashMap<UserId, Option<DataKey>> = HashMap::new();
         for e in events {
-            out.push(
-                self.encode_one_sealed(org, e, EventId::from_uuid(self.ids.next_id()), metadata)
-                    .await?,
-            );
+            let event_id = EventId::from_uuid(self.ids.next_id());
+            let Some(subject) = codec::personal_subject(e) else {
+                out.push(codec::encode(e, event_id, metadata.clone()));
+                continue;
+            };
+            let key = match keys.get(&subject) {
+                Some(k) => k.clone(),
+                None => {
+                    let k = self.subject_key(org, subject).await?;
+                    keys.insert(subject, k.clone());
+                    k
+                }
+            };
+            out.push(self.seal_with(org, e, event_id, metadata, key.as_ref()));
         }
         Ok(out)
+    }
+
+    /// The subject's data key, created on first use; `None` once erased.
+    async fn subject_key(
+        &self,
+        org: OrgId,
+        subject: UserId,
+    ) -> Result<Option<DataKey>, ServiceError> {
+        let candidate = DataKey::from_bytes(self.secrets.secret());
+        Ok(self.store.create_key(org, subject, candidate).await?)
+    }
+
+    fn seal_with(
+        &self,
+        org: OrgId,
+        event: &Event,
+        event_id: EventId,
+        metadata: &EventMetadata,
+        key: Option<&DataKey>,
+    ) -> NewEvent {
+        let sealing = match key {
+            Some(key) => Sealing::Seal {
+                key,
+                nonce: self.secrets.secret(),
+            },
+            None => Sealing::Erase,
+        };
+        codec::encode_sealed(event, org, event_id, metadata.clone(), sealing)
     }
 
     /// Encodes one event with a given id (imports keep their event ids).
@@ -596,22 +637,8 @@ impl<S: Store> CommandService<S> {
         let Some(subject) = codec::personal_subject(event) else {
             return Ok(codec::encode(event, event_id, metadata.clone()));
         };
-        let candidate = DataKey::from_bytes(self.secrets.secret());
-        let key = self.store.create_key(org, subject, candidate).await?;
-        let sealing = match &key {
-            Some(key) => Sealing::Seal {
-                key,
-                nonce: self.secrets.secret(),
-            },
-            None => Sealing::Erase,
-        };
-        Ok(codec::encode_sealed(
-            event,
-            org,
-            event_id,
-            metadata.clone(),
-            sealing,
-        ))
+        let key = self.subject_key(org, subject).await?;
+        Ok(self.seal_with(org, event, event_id, metadata, key.as_ref()))
     }
 
     /// After `UserDeleted` events were recorded: deletes the users' data keys

@@ -42,6 +42,13 @@ pub enum JsonlError {
         /// Why.
         reason: String,
     },
+    /// A command of the file is already recorded in this store (under any
+    /// organization): the file was imported before, or ids collide.
+    #[error("command {command} is already recorded in this store")]
+    AlreadyRecorded {
+        /// The command id.
+        command: CommandId,
+    },
     /// The target stream already has events; imports only go into an empty stream.
     #[error("organization {org} already has {version} events; import needs an empty stream")]
     NotEmpty {
@@ -264,14 +271,8 @@ impl<S: Store> CommandService<S> {
                 claims: codec::claims(&events),
             })
             .await?;
-        if outcome.duplicate {
-            return Err(JsonlError::Line {
-                line: 0,
-                reason: format!(
-                    "command {} is already recorded in this store",
-                    command_id.map(|c| c.to_string()).unwrap_or_default()
-                ),
-            });
+        if let Some(command) = command_id.filter(|_| outcome.duplicate) {
+            return Err(JsonlError::AlreadyRecorded { command });
         }
         rep.events += batch.len() as u64;
         rep.appends += 1;
