@@ -1,5 +1,6 @@
 //! Decide + evolve, no I/O: commands per second of the typical mix on
-//! organizations of 100, 10 000 and 100 000 users, side by side.
+//! organizations of 100, 10 000 and 100 000 users, side by side; then the
+//! same mix through `CommandService::handle` on the memory store.
 //!
 //! `cargo bench --bench decide_evolve`
 //!
@@ -14,7 +15,15 @@ mod common;
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
+use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+use switchboard::memory::MemoryStore;
+use switchboard::service::{CommandRequest, CommandService, ServiceConfig};
+use switchboard::store::{
+    AppendRequest, EventStore, ExpectedVersion, NewEvent, MAX_EVENTS_PER_APPEND,
+};
+use switchboard::*;
 
 fn decide_evolve(c: &mut Criterion) {
     let mut group = c.benchmark_group("decide_evolve_mix");
@@ -69,5 +78,237 @@ fn decide_evolve(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, decide_evolve);
+/// A fresh store holding `pristine`'s history and a service with that
+/// organization already folded in its cache (the warm path every command
+/// after the first takes).
+fn warm_service(
+    rt: &tokio::runtime::Runtime,
+    pristine: &common::Fixture,
+    config: ServiceConfig,
+) -> CommandService<MemoryStore> {
+    let org = pristine.state.id;
+    let records = common::record(org, &pristine.events);
+    let store = MemoryStore::new();
+    let service = CommandService::with_config(
+        store,
+        Arc::new(FixedClock::new(common::now())),
+        Arc::new(SequentialIds::new(8)),
+        Arc::new(SeededSecrets::new(8)),
+        config,
+    );
+    rt.block_on(async {
+        for chunk in records.chunks(MAX_EVENTS_PER_APPEND) {
+            let request = AppendRequest {
+                stream: org,
+                expected: ExpectedVersion::Any,
+                command_id: None,
+                events: chunk
+                    .iter()
+                    .map(|r| NewEvent {
+                        event_id: r.event_id,
+                        event_type: r.event_type.clone(),
+                        schema_version: r.schema_version,
+                        payload: r.payload.clone(),
+                        metadata: r.metadata.clone(),
+                    })
+                    .collect(),
+                claims: vec![],
+            };
+            if let Err(e) = service.store().append(request).await {
+                panic!("fixture append failed: {e}");
+            }
+        }
+        if let Err(e) = service.read(org, |s| s.users.len()).await {
+            panic!("warm-up load failed: {e}");
+        }
+    });
+    service
+}
+
+/// One round of the mix through `CommandService::handle`.
+async fn service_round(
+    service: &CommandService<MemoryStore>,
+    f: &common::Fixture,
+    i: usize,
+    leaders: &mut HashSet<UserId>,
+) -> usize {
+    let org = f.state.id;
+    let owner = Actor::user(f.owner);
+    let len = f.active.len();
+    let (a, b, c, d) = (
+        f.active[(4 * i) % len],
+        f.active[(4 * i + 1) % len],
+        f.active[(4 * i + 2) % len],
+        f.active[(4 * i + 3) % len],
+    );
+    let n = f.numbers[(2 * i) % common::NUMBER_POOL].clone();
+    let m = f.numbers[(2 * i + 1) % common::NUMBER_POOL].clone();
+    // Command ids unique per command of the run (a repeated id would be
+    // answered as a duplicate, not decided).
+    let run = |k: u128, command: Command| {
+        let request = CommandRequest::new(
+            org,
+            CommandId::from_uuid(uuid::Uuid::from_u128(
+                (0xB0B5_u128 << 64) | (i as u128 * 16 + k),
+            )),
+            owner.clone(),
+            command,
+        );
+        async move {
+            match service.handle(request).await {
+                Ok(h) => h.events,
+                Err(e) => panic!("service refused a mix command: {e}"),
+            }
+        }
+    };
+    let invited = run(
+        0,
+        Command::InviteUsers {
+            emails: format!("svc{i}@bench.example"),
+            grant: Grant {
+                role: RoleId::new(RoleId::AGENT),
+                accounts: vec![f.root],
+                agency_admin: false,
+                clients: vec![],
+            },
+        },
+    )
+    .await;
+    let mut events = invited.len();
+    let role = if leaders.remove(&c) {
+        RoleId::AGENT
+    } else {
+        leaders.insert(c);
+        RoleId::TEAM_LEADER
+    };
+    let mut commands = Vec::with_capacity(8);
+    if let Some(invitation) = invited.iter().find_map(|e| match e {
+        Event::UserInvited { invitation, .. } => Some(*invitation),
+        _ => None,
+    }) {
+        commands.push(Command::RevokeInvitation { invitation });
+    }
+    commands.extend([
+        Command::AssignNumber {
+            number: n.clone(),
+            user: a,
+        },
+        Command::ForwardNumber {
+            number: m.clone(),
+            to: b,
+        },
+        Command::ChangeRole {
+            user: c,
+            account: f.root,
+            role: RoleId::new(role),
+        },
+        Command::Deactivate {
+            user: d,
+            forward_numbers_to: None,
+            reassign_reports: None,
+        },
+        Command::Reactivate { user: d },
+        Command::UnassignNumber { number: n },
+        Command::StopForwarding { number: m },
+    ]);
+    for (k, command) in commands.into_iter().enumerate() {
+        events += run(k as u128 + 1, command).await.len();
+    }
+    events
+}
+
+/// The same mix through `CommandService::handle` on a `MemoryStore`: adds
+/// the command-id lookup, encoding (JSON, sealing of personal data), the
+/// append (validation, claims) and periodic snapshots to decide + evolve.
+/// Two configurations: snapshots off, and the default (a snapshot every
+/// 1 000 events, which serializes the whole organization).
+fn service_mix(c: &mut Criterion) {
+    let rt = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(rt) => rt,
+        Err(e) => panic!("tokio runtime: {e}"),
+    };
+    for (label, snapshot_every, rounds_per_iter) in [("service_mix_no_snapshots", 0u64, 1u64)] {
+        let mut group = c.benchmark_group(label);
+        group
+            .sample_size(10)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(4))
+            .sampling_mode(SamplingMode::Flat)
+            .throughput(Throughput::Elements(common::MIX_COMMANDS * rounds_per_iter));
+        for users in [100usize, 10_000, 100_000] {
+            let pristine = common::build(users, 7, true);
+            let config = ServiceConfig {
+                snapshot_every,
+                ..ServiceConfig::default()
+            };
+            let reset_every = ((users / 5).max(20) as u64).max(rounds_per_iter);
+            group.bench_with_input(BenchmarkId::from_parameter(users), &users, |b, _| {
+                let mut service = warm_service(&rt, &pristine, config.clone());
+                let mut since_reset = 0;
+                let mut round = 0usize;
+                let mut leaders = HashSet::new();
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    let mut left = iters * rounds_per_iter;
+                    while left > 0 {
+                        if since_reset >= reset_every {
+                            service = warm_service(&rt, &pristine, config.clone());
+                            leaders.clear();
+                            since_reset = 0;
+                        }
+                        let chunk = left.min(reset_every - since_reset);
+                        let start = Instant::now();
+                        rt.block_on(async {
+                            for _ in 0..chunk {
+                                std::hint::black_box(
+                                    service_round(&service, &pristine, round, &mut leaders).await,
+                                );
+                                round += 1;
+                            }
+                        });
+                        total += start.elapsed();
+                        since_reset += chunk;
+                        left -= chunk;
+                    }
+                    total
+                });
+            });
+        }
+        group.finish();
+    }
+}
+
+/// The default configuration snapshots every 1 000 events, on the command
+/// path: the command that crosses the boundary serializes the whole
+/// organization. A rare, large cost that criterion's sampling averages
+/// badly, so this runs 300 rounds (2 700 commands, ~2 700 events) per size
+/// and prints the median and worst round and the amortized cost.
+fn service_snapshot_stalls(_: &mut Criterion) {
+    let rt = match tokio::runtime::Builder::new_current_thread().build() {
+        Ok(rt) => rt,
+        Err(e) => panic!("tokio runtime: {e}"),
+    };
+    for users in [100usize, 10_000, 100_000] {
+        let pristine = common::build(users, 7, true);
+        let service = warm_service(&rt, &pristine, ServiceConfig::default());
+        let mut leaders = HashSet::new();
+        let mut times = Vec::with_capacity(300);
+        for round in 0..300 {
+            let start = Instant::now();
+            rt.block_on(service_round(&service, &pristine, round, &mut leaders));
+            times.push(start.elapsed());
+        }
+        let total: Duration = times.iter().sum();
+        times.sort_unstable();
+        println!(
+            "service_default_config/{users}: 300 rounds of the mix with a snapshot every 1 000 events: \
+             median round {:?}, worst round {:?}, amortized {:?} per round",
+            times[150],
+            times[299],
+            total / 300
+        );
+    }
+}
+
+criterion_group!(benches, decide_evolve, service_mix, service_snapshot_stalls);
 criterion_main!(benches);
