@@ -50,10 +50,33 @@ pub use switchboard_store_memory as memory;
 #[cfg(feature = "postgres")]
 pub use switchboard_store_postgres as postgres;
 
-/// Production sources of time, ids and secrets (the core never reads a clock
-/// or draws random numbers itself).
+/// Production sources of time, ids, secrets and retry pauses (the core never
+/// reads a clock, draws random numbers or sleeps itself).
 pub mod system {
-    use switchboard_core::{Clock, IdSource, SecretSource};
+    use switchboard_core::{Clock, IdSource, Pause, SecretSource};
+
+    /// Sleeps on the tokio timer between attempts of a command that met a
+    /// version conflict (see `ServiceConfig::retry_base_delay`). Needs a
+    /// tokio runtime with the timer enabled.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use switchboard::memory::MemoryStore;
+    /// use switchboard::service::CommandService;
+    /// use switchboard::system::{OsSecrets, SystemClock, TokioPause, UuidV7Ids};
+    ///
+    /// let service = CommandService::new(MemoryStore::new(), Arc::new(SystemClock), Arc::new(UuidV7Ids), Arc::new(OsSecrets))
+    ///     .with_pause(Arc::new(TokioPause));
+    /// ```
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct TokioPause;
+
+    #[async_trait::async_trait]
+    impl Pause for TokioPause {
+        async fn pause(&self, duration: std::time::Duration) {
+            tokio::time::sleep(duration).await;
+        }
+    }
 
     /// The system's wall clock, in UTC.
     #[derive(Clone, Copy, Debug, Default)]

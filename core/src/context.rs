@@ -90,6 +90,68 @@ pub trait SecretSource: Send + Sync {
     fn secret(&self) -> [u8; 32];
 }
 
+/// Waits between two attempts of a command whose append met a version
+/// conflict. The core has no timer (no async runtime): the caller brings one,
+/// as it brings the clock. The service computes the delay (exponential, with
+/// a jitter derived from the command id, see [`ServiceConfig`](crate::service::ServiceConfig));
+/// the pause only waits.
+///
+/// With [`YieldPause`] (the default) the service only yields to the executor,
+/// which is enough inside one process; services that share an organization
+/// across processes should pass a real timer, such as
+/// `switchboard::system::TokioPause`.
+///
+/// ```
+/// use switchboard_core::Pause;
+/// use std::time::Duration;
+///
+/// /// A pause that records what it was asked and returns at once.
+/// #[derive(Default)]
+/// struct Recording(std::sync::Mutex<Vec<Duration>>);
+///
+/// #[async_trait::async_trait]
+/// impl Pause for Recording {
+///     async fn pause(&self, duration: Duration) {
+///         self.0.lock().unwrap().push(duration);
+///     }
+/// }
+/// ```
+#[async_trait::async_trait]
+pub trait Pause: Send + Sync {
+    /// Waits about `duration` (never more than the service's configured maximum).
+    async fn pause(&self, duration: std::time::Duration);
+}
+
+/// A [`Pause`] that does not wait: it yields once to the executor, so that
+/// other tasks (the one that won the race among them) can run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct YieldPause;
+
+#[async_trait::async_trait]
+impl Pause for YieldPause {
+    async fn pause(&self, _duration: std::time::Duration) {
+        YieldOnce(false).await;
+    }
+}
+
+/// A future that is pending once (waking itself at once), then ready.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
 /// A clock that says what it was told: for tests, replays and examples.
 #[derive(Debug)]
 pub struct FixedClock {

@@ -20,7 +20,8 @@ pub mod store;
 pub mod subscription;
 
 pub use context::{
-    Actor, Clock, Context, FixedClock, IdSource, SecretSource, SeededSecrets, SequentialIds,
+    Actor, Clock, Context, FixedClock, IdSource, Pause, SecretSource, SeededSecrets, SequentialIds,
+    YieldPause,
 };
 pub use ids::*;
 pub use subscription::subscribe;

@@ -10,7 +10,7 @@
 use crate::codec;
 use crate::codec::Sealing;
 use crate::command::Command;
-use crate::context::{Actor, Clock, Context, IdSource, SecretSource};
+use crate::context::{Actor, Clock, Context, IdSource, Pause, SecretSource, YieldPause};
 use crate::decide::{decide, Decision, IssuedSecret};
 use crate::erasure::{DataKey, KeyRing, MAX_KEYS_PER_LOAD};
 use crate::error::{Blocker, CommandError};
@@ -24,6 +24,7 @@ use crate::store::{
 };
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Schema version of serialized [`Organization`] snapshots. Bump it when the
 /// state's shape changes: older snapshots are then ignored and the stream replayed.
@@ -34,6 +35,13 @@ pub const SNAPSHOT_SCHEMA_VERSION: u32 = 1;
 pub struct ServiceConfig {
     /// Attempts on a version conflict before giving up (1..=100).
     pub max_attempts: u32,
+    /// Pause before the second attempt; it doubles with every further
+    /// conflict, up to `retry_max_delay`, and each pause is jittered to
+    /// between half and all of it (from the command id, so two commands that
+    /// collided do not wake together). At most 1 s.
+    pub retry_base_delay: Duration,
+    /// The longest pause between two attempts (at most 10 s).
+    pub retry_max_delay: Duration,
     /// Save a snapshot every this many events (0: never).
     pub snapshot_every: u64,
     /// Organizations kept folded in memory (at least 1).
@@ -44,6 +52,8 @@ impl Default for ServiceConfig {
     fn default() -> Self {
         Self {
             max_attempts: 8,
+            retry_base_delay: Duration::from_millis(2),
+            retry_max_delay: Duration::from_millis(200),
             snapshot_every: 1_000,
             cache_capacity: 1_024,
         }
@@ -96,6 +106,9 @@ pub struct Handled {
     pub version: u64,
     /// True when the command id had been handled before: nothing new was recorded.
     pub duplicate: bool,
+    /// How many times the command was decided: 1, plus one for each version
+    /// conflict that sent it back (0 for a duplicate answered from the store).
+    pub attempts: u32,
 }
 
 /// Why the service could not handle a command.
@@ -107,7 +120,8 @@ pub enum ServiceError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Conflicts persisted through every attempt; nothing was recorded.
+    /// Conflicts persisted through every attempt; nothing was recorded, and
+    /// the same request (same command id) may be sent again.
     #[error("gave up after {attempts} conflicting attempts")]
     Contention {
         /// Attempts made.
@@ -152,6 +166,7 @@ pub struct CommandService<S> {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdSource>,
     secrets: Arc<dyn SecretSource>,
+    pause: Arc<dyn Pause>,
     config: ServiceConfig,
     cache: Mutex<HashMap<OrgId, Slot>>,
 }
@@ -176,15 +191,43 @@ impl<S: Store> CommandService<S> {
         mut config: ServiceConfig,
     ) -> Self {
         config.max_attempts = config.max_attempts.clamp(1, 100);
+        config.retry_max_delay = config.retry_max_delay.min(Duration::from_secs(10));
+        config.retry_base_delay = config
+            .retry_base_delay
+            .min(Duration::from_secs(1))
+            .min(config.retry_max_delay);
         config.cache_capacity = config.cache_capacity.max(1);
         Self {
             store,
             clock,
             ids,
             secrets,
+            pause: Arc::new(YieldPause),
             config,
             cache: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Waits between conflicting attempts with `pause` (the default,
+    /// [`YieldPause`], only yields). Pass a timer when several processes
+    /// write to the same organizations.
+    ///
+    /// ```
+    /// # use switchboard_core::service::*;
+    /// # use switchboard_core::*;
+    /// # use std::sync::Arc;
+    /// # fn demo<S: store::Store>(service: CommandService<S>) {
+    /// let service = service.with_pause(Arc::new(YieldPause));
+    /// # }
+    /// ```
+    pub fn with_pause(mut self, pause: Arc<dyn Pause>) -> Self {
+        self.pause = pause;
+        self
+    }
+
+    /// The configuration in force (after clamping).
+    pub fn config(&self) -> &ServiceConfig {
+        &self.config
     }
 
     /// The store.
@@ -364,6 +407,7 @@ impl<S: Store> CommandService<S> {
             outcome: Some(outcome),
             version: outcome.last_version,
             duplicate: true,
+            attempts: 0,
         })
     }
 
@@ -390,7 +434,11 @@ impl<S: Store> CommandService<S> {
         request: &CommandRequest,
         state: &mut Organization,
     ) -> Result<Handled, ServiceError> {
-        for _attempt in 0..self.config.max_attempts {
+        for attempt in 1..=self.config.max_attempts {
+            if attempt > 1 {
+                let delay = retry_delay(&self.config, request.command_id, attempt);
+                self.pause.pause(delay).await;
+            }
             self.catch_up(state, None).await?;
             let now = self.clock.now();
             let ctx = Context {
@@ -409,6 +457,7 @@ impl<S: Store> CommandService<S> {
                     outcome: None,
                     version: state.version,
                     duplicate: false,
+                    attempts: attempt,
                 });
             }
             let metadata = EventMetadata {
@@ -436,7 +485,12 @@ impl<S: Store> CommandService<S> {
                 claims: codec::claims(&decision.events),
             };
             match self.append_resending(append).await {
-                Ok(outcome) if outcome.duplicate => return self.duplicate(outcome).await,
+                Ok(outcome) if outcome.duplicate => {
+                    // Another instance recorded this very command meanwhile.
+                    let mut handled = self.duplicate(outcome).await?;
+                    handled.attempts = attempt;
+                    return Ok(handled);
+                }
                 Ok(outcome) => {
                     let before = state.version;
                     for e in &decision.events {
@@ -453,6 +507,7 @@ impl<S: Store> CommandService<S> {
                         outcome: Some(outcome),
                         version: state.version,
                         duplicate: false,
+                        attempts: attempt,
                     });
                 }
                 Err(StoreError::Conflict { .. }) => continue,
@@ -542,6 +597,26 @@ impl<S: Store> CommandService<S> {
     pub async fn state(&self, org: OrgId) -> Result<Organization, ServiceError> {
         self.read(org, Organization::clone).await
     }
+}
+
+/// The pause before attempt `attempt` (2, 3, …) of a command: the base delay
+/// doubled per earlier conflict, capped, then scaled into [½, 1) of itself by
+/// a jitter drawn from the command id and the attempt. Pure: the same command
+/// waits the same on every run, two commands almost never the same.
+pub fn retry_delay(config: &ServiceConfig, command: CommandId, attempt: u32) -> Duration {
+    let doublings = attempt.saturating_sub(2).min(20);
+    let full = config
+        .retry_base_delay
+        .saturating_mul(1u32 << doublings)
+        .min(config.retry_max_delay);
+    // SplitMix64 over the id's two halves and the attempt.
+    let (hi, lo) = command.as_uuid().as_u64_pair();
+    let mut z = hi ^ lo.rotate_left(32) ^ u64::from(attempt).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    let fraction = (z >> 11) as f64 / (1u64 << 53) as f64; // [0, 1)
+    full / 2 + full.mul_f64(fraction / 2.0)
 }
 
 // ---- Erasure (R-LIFE-06): sealing on write, opening on read, shredding on deletion.

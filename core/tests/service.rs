@@ -4,8 +4,12 @@
 
 use chrono::TimeZone;
 use std::sync::Arc;
+use switchboard_core::erasure::{DataKey, KeyStore};
 use switchboard_core::service::*;
-use switchboard_core::store::{EventStore, Snapshot, SnapshotStore};
+use switchboard_core::store::{
+    AppendOutcome, AppendRequest, CheckpointStore, ClaimKey, EventStore, Position, RecordedEvent,
+    Snapshot, SnapshotStore, StoreError,
+};
 use switchboard_core::*;
 use switchboard_store_memory::MemoryStore;
 
@@ -181,11 +185,207 @@ async fn the_same_command_id_twice_records_nothing_new() {
     assert_eq!(f.store.stream_version(f.org).await.unwrap(), first.version);
 }
 
+/// Sleeps on the tokio timer: what `switchboard::system::TokioPause` does
+/// (the facade is not a dependency of core's tests).
+struct Sleep;
+
+#[async_trait::async_trait]
+impl Pause for Sleep {
+    async fn pause(&self, duration: std::time::Duration) {
+        tokio::time::sleep(duration).await;
+    }
+}
+
+/// A memory store that, just before the first append it forwards, lets a
+/// rival service instance record a command: the first attempt of whatever
+/// command is being handled then meets a version conflict, every time.
+#[derive(Clone)]
+struct Interloper {
+    inner: MemoryStore,
+    rival: Arc<std::sync::Mutex<Option<CommandRequest>>>,
+    rival_service: Arc<CommandService<MemoryStore>>,
+}
+
+#[async_trait::async_trait]
+impl EventStore for Interloper {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        let rival = self.rival.lock().unwrap().take();
+        if let Some(rival) = rival {
+            self.rival_service
+                .handle(rival)
+                .await
+                .expect("the rival's command lands");
+        }
+        self.inner.append(request).await
+    }
+    async fn find_command(&self, id: CommandId) -> Result<Option<AppendOutcome>, StoreError> {
+        self.inner.find_command(id).await
+    }
+    async fn stream_version(&self, stream: OrgId) -> Result<u64, StoreError> {
+        self.inner.stream_version(stream).await
+    }
+    async fn read_stream(
+        &self,
+        stream: OrgId,
+        from: u64,
+        to: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_stream(stream, from, to, limit).await
+    }
+    async fn read_all(
+        &self,
+        after: Option<Position>,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        self.inner.read_all(after, limit).await
+    }
+    async fn wait_for_events(&self, after: Option<Position>, timeout: std::time::Duration) {
+        self.inner.wait_for_events(after, timeout).await
+    }
+    async fn claim_holder(&self, key: &ClaimKey) -> Result<Option<OrgId>, StoreError> {
+        self.inner.claim_holder(key).await
+    }
+}
+
+#[async_trait::async_trait]
+impl SnapshotStore for Interloper {
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        self.inner.save_snapshot(snapshot).await
+    }
+    async fn load_snapshot(
+        &self,
+        stream: OrgId,
+        at_most: Option<u64>,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        self.inner.load_snapshot(stream, at_most).await
+    }
+    async fn delete_snapshots(&self, stream: OrgId) -> Result<(), StoreError> {
+        self.inner.delete_snapshots(stream).await
+    }
+}
+
+#[async_trait::async_trait]
+impl CheckpointStore for Interloper {
+    async fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), StoreError> {
+        self.inner.save_checkpoint(name, position).await
+    }
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, StoreError> {
+        self.inner.load_checkpoint(name).await
+    }
+}
+
+#[async_trait::async_trait]
+impl KeyStore for Interloper {
+    async fn create_key(
+        &self,
+        org: OrgId,
+        user: UserId,
+        candidate: DataKey,
+    ) -> Result<Option<DataKey>, StoreError> {
+        self.inner.create_key(org, user, candidate).await
+    }
+    async fn load_keys(
+        &self,
+        org: OrgId,
+        users: &[UserId],
+    ) -> Result<std::collections::HashMap<UserId, DataKey>, StoreError> {
+        self.inner.load_keys(org, users).await
+    }
+    async fn delete_key(&self, org: OrgId, user: UserId) -> Result<(), StoreError> {
+        self.inner.delete_key(org, user).await
+    }
+}
+
+/// A pause that records what it was asked to wait and returns at once.
+#[derive(Default)]
+struct RecordingPause(std::sync::Mutex<Vec<std::time::Duration>>);
+
+#[async_trait::async_trait]
+impl Pause for RecordingPause {
+    async fn pause(&self, duration: std::time::Duration) {
+        self.0.lock().unwrap().push(duration);
+    }
+}
+
+#[tokio::test]
+async fn a_conflict_pauses_then_decides_again_on_the_caught_up_state() {
+    let f = Fixture::new();
+    let setup = f.service(0);
+    let owner = history(&f, &setup, 0).await;
+    let root = setup.state(f.org).await.unwrap().root_account.unwrap();
+    let store = Interloper {
+        inner: f.store.clone(),
+        rival: Arc::new(std::sync::Mutex::new(None)),
+        rival_service: Arc::new(f.service(0)),
+    };
+    let pause = Arc::new(RecordingPause::default());
+    let service = CommandService::with_config(
+        store.clone(),
+        f.clock.clone(),
+        f.ids.clone(),
+        Arc::new(SeededSecrets::new(8)),
+        ServiceConfig {
+            snapshot_every: 0,
+            ..ServiceConfig::default()
+        },
+    )
+    .with_pause(pause.clone());
+    service.state(f.org).await.unwrap(); // warm: the rival's event will be news
+    let create = |name: &str| Command::CreateAccount {
+        name: name.into(),
+        parent: root,
+    };
+    *store.rival.lock().unwrap() = Some(f.request(Actor::user(owner), create("Rival")));
+    let request = f.request(Actor::user(owner), create("Mine"));
+    let handled = service.handle(request.clone()).await.unwrap();
+
+    assert_eq!(handled.attempts, 2, "one conflict, one retry");
+    assert_eq!(handled.version, 3, "v2 is the rival's, v3 is ours");
+    let waited = pause.0.lock().unwrap().clone();
+    assert_eq!(
+        waited,
+        vec![retry_delay(service.config(), request.command_id, 2)]
+    );
+    let base = service.config().retry_base_delay;
+    assert!(waited[0] >= base / 2 && waited[0] < base, "{waited:?}");
+    let state = service.state(f.org).await.unwrap();
+    let mut names: Vec<&str> = state.accounts.values().map(|a| a.name.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["HQ", "Mine", "Rival"]);
+    assert_eq!(state, f.service(0).load(f.org).await.unwrap());
+}
+
+#[test]
+fn retry_delays_double_up_to_the_cap_and_stay_jittered_within_half() {
+    let config = ServiceConfig {
+        retry_base_delay: std::time::Duration::from_millis(4),
+        retry_max_delay: std::time::Duration::from_millis(50),
+        ..ServiceConfig::default()
+    };
+    let command = CommandId::from_uuid(uuid::Uuid::from_u128(0xfeed));
+    for attempt in 2..=12u32 {
+        let full = std::time::Duration::from_millis((4u64 << (attempt - 2)).min(50));
+        let d = retry_delay(&config, command, attempt);
+        assert!(
+            d >= full / 2 && d < full,
+            "attempt {attempt}: {d:?} vs {full:?}"
+        );
+        assert_eq!(d, retry_delay(&config, command, attempt), "pure");
+    }
+    // Two commands that collided wait differently.
+    let other = CommandId::from_uuid(uuid::Uuid::from_u128(0xbeef));
+    assert_ne!(
+        retry_delay(&config, command, 2),
+        retry_delay(&config, other, 2)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_service_instances_retry_on_conflict_and_lose_nothing() {
     let f = Arc::new(Fixture::new());
-    let a = Arc::new(f.service(0));
-    let b = Arc::new(f.service(0));
+    let a = Arc::new(f.service(0).with_pause(Arc::new(Sleep)));
+    let b = Arc::new(f.service(0).with_pause(Arc::new(Sleep)));
     let owner = history(&f, &a, 0).await;
     let root = a.state(f.org).await.unwrap().root_account.unwrap();
     // Warm b's cache, then let both write concurrently: every conflict is
@@ -208,7 +408,8 @@ async fn two_service_instances_retry_on_conflict_and_lose_nothing() {
         }));
     }
     for t in tasks {
-        t.await.unwrap().expect("every command lands after retries");
+        let handled = t.await.unwrap().expect("every command lands after retries");
+        assert!(handled.attempts >= 1 && !handled.duplicate, "{handled:?}");
     }
     assert_eq!(f.store.stream_version(f.org).await.unwrap(), 41);
     let a_state = a.state(f.org).await.unwrap();
