@@ -119,6 +119,59 @@ fn r_team_01_the_reporting_line_never_forms_a_cycle() {
     assert_eq!(only(&err), &Blocker::ReportingCycle { user: c, leader: d });
 }
 
+#[test]
+fn r_team_01_a_loop_through_the_leaving_leader_is_not_another_pairs_cycle() {
+    // Found by the reference-model test: Tom leads Ann; a plan naming Tom as
+    // the new leader of someone made the walk above Ann loop on Tom -> Tom,
+    // and a third pair (Olga -> Ann) was refused for a cycle it is not in.
+    let mut w = World::new();
+    let tom = w.leader("Tom", &[w.root]);
+    let ann = w.leader("Ann", &[w.root]);
+    let olga = w.leader("Olga", &[w.root]);
+    w.reports_to(ann, tom);
+    let err = w.refused(
+        w.owner_actor(),
+        Command::ReassignReports {
+            leader: tom,
+            to: Reassignment::Each(vec![(olga, ann), (tom, tom)]),
+        },
+    );
+    let mut rules: Vec<String> = err.blockers.iter().map(Blocker::rule).collect();
+    rules.sort_unstable();
+    rules.dedup();
+    assert_eq!(rules, ["R-OFF-01", "R-TEAM-02"], "{err}");
+    assert!(
+        !err.blockers
+            .iter()
+            .any(|b| matches!(b, Blocker::ReportingCycle { .. })),
+        "{err}"
+    );
+    // Two reports sent to each other is a cycle, named for both pairs.
+    let bea = w.leader("Bea", &[w.root]);
+    w.reports_to(bea, tom);
+    let err = w.refused(
+        w.owner_actor(),
+        Command::ReassignReports {
+            leader: tom,
+            to: Reassignment::Each(vec![(ann, bea), (bea, ann)]),
+        },
+    );
+    assert_eq!(
+        err.blockers,
+        vec![
+            Blocker::ReportingCycle {
+                user: ann,
+                leader: bea
+            },
+            Blocker::ReportingCycle {
+                user: bea,
+                leader: ann
+            },
+        ],
+        "{err}"
+    );
+}
+
 // ---------------------------------------------------------------- R-TEAM-02
 
 #[test]

@@ -19,10 +19,19 @@ fn would_cycle(
     leader: UserId,
 ) -> bool {
     let mut cursor = Some(leader);
+    // The recorded lines never loop, but lines planned in the same command
+    // may (a report sent to the leaving leader, two reports sent to each
+    // other). A loop that does not pass through `user` is not this pair's
+    // cycle: the pair that closes it is refused for it, or for naming the
+    // leaving leader (R-OFF-01), so stop there instead of walking it.
+    let mut seen = BTreeSet::new();
     for _ in 0..MAX_REPORTING_DEPTH {
         let Some(c) = cursor else { return false };
         if c == user {
             return true;
+        }
+        if !seen.insert(c) {
+            return false;
         }
         cursor = planned
             .get(&c)

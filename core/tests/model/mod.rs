@@ -2416,6 +2416,9 @@ pub fn transitions(m: &Model) -> BoxedStrategy<T> {
     let clients: Vec<usize> = (0..m.work.len())
         .filter(|w| m.work[*w].kind == WorkKind::Client)
         .collect();
+    let active: Vec<usize> = (0..m.users.len())
+        .filter(|i| m.users[*i].status == UserStatus::Active)
+        .collect();
     let assigned_n = nums(&|n| n.assigned.is_some());
     let forwarded_n = nums(&|n| n.forwarded.is_some());
     let free_n = nums(&|n| n.assigned.is_none());
@@ -2507,7 +2510,11 @@ pub fn transitions(m: &Model) -> BoxedStrategy<T> {
         3 => leader_s.clone().prop_flat_map({ let m = m5.clone(); move |leader| reassign_s(&m, leader).prop_map(move |to| C::ReassignReports { leader, to }) }),
         4 => (kind_s(), u()).prop_map(|(kind, owner)| C::CreateWorkItem { kind, owner }),
         3 => (u(), u(), sel).prop_map(|(from, to, selection)| C::TransferWork { from, to, selection }),
-        3 => prop::collection::vec((prefer(clients, work_s(m)), u()), 0..3).prop_map(|assignments| C::ReassignClients { assignments }),
+        // Mostly clients that exist, to active users, so that some are accepted.
+        3 => prop_oneof![
+                1 => Just(Vec::new()),
+                6 => prop::collection::vec((prefer(clients, work_s(m)), prefer(active.clone(), u())), 1..3),
+            ].prop_map(|assignments| C::ReassignClients { assignments }),
         6 => stake_s.clone().prop_flat_map({ let m = m5.clone(); move |user| (maybe_user(&m), prop::option::weighted(0.4, reassign_s(&m, user)))
             .prop_map(move |(forward_to, reassign)| C::Deactivate { user, forward_to, reassign }) }),
         4 => prefer(deactivated, u()).prop_map(|user| C::Reactivate { user }),
