@@ -14,3 +14,16 @@ async fn tour_runs_and_its_history_replays_to_the_live_state() {
     assert_eq!(summary.refusals, 10, "{summary:?}");
     assert!(summary.events > 60, "{summary:?}");
 }
+
+/// The same tour on a real PostgreSQL server (a throwaway cluster when
+/// `DATABASE_URL` is unset): the store changes, the story does not.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tour_runs_on_postgres_and_replays_to_the_live_state() {
+    let store = switchboard_store_postgres::testing::fresh_store().await;
+    let summary = tour::tour(store)
+        .await
+        .expect("the tour runs to the end on Postgres and its replay matches");
+    assert_eq!(summary.refusals, 10, "{summary:?}");
+    assert!(summary.events > 60, "{summary:?}");
+}
