@@ -195,20 +195,21 @@ fn decide_row(
     };
     let mut events = Vec::new();
     let profile_event = profile_events(s, ctx, user.id, &change, &mut b);
-    // The profile as this row leaves it: deactivation checks completeness on it (R-LIFE-04).
+    // The profile as this row asks to leave it: deactivation and reactivation
+    // check completeness on it (R-LIFE-04). The values as written, not as
+    // accepted: a value the row may not set or sets wrongly is already a
+    // blocker of its own (R-AUTH-02, R-USR-02), so R-LIFE-04 names only the
+    // fields the row leaves missing, and fixing the value fixes the row.
     let mut after = user.profile.clone();
-    if let (
-        Some(Event::ProfileUpdated {
-            personal,
-            default_country,
-            ..
-        }),
-        Some(p),
-    ) = (&profile_event, after.as_mut())
-    {
-        crate::evolve::apply_personal(p, personal);
-        if default_country.is_some() {
-            p.default_country = default_country.clone();
+    if let Some(p) = after.as_mut() {
+        if let Some(name) = change.name {
+            p.name = Some(name.to_owned());
+        }
+        if let Some(Edit::Set(mobile)) = change.mobile {
+            p.mobile = Some(crate::PhoneNumber(mobile.clone()));
+        }
+        if let Some(country) = change.default_country {
+            p.default_country = Some(country.to_owned());
         }
     }
     events.extend(profile_event);

@@ -202,6 +202,47 @@ fn r_bulk_01_a_row_may_complete_a_profile_and_deactivate_in_one_go() {
     );
 }
 
+#[test]
+fn r_bulk_01_a_wrong_value_in_a_completing_row_is_its_only_blocker() {
+    // Found by the reference-model test: the row supplies the missing
+    // fields, one of them wrongly; the refusal names that value (R-USR-02),
+    // not also R-LIFE-04 for the field the row does supply.
+    let mut w = World::with_policies(Some(Policies {
+        profile_edit: ProfileEditPolicy::SelfOrAdmin,
+        ..Policies::default()
+    }));
+    let ian = w.incomplete_agent("Ian", &[w.root]);
+    let e = email(&w, ian);
+    let err = w.refused(
+        w.owner_actor(),
+        bulk(
+            &format!("email,deactivated,mobile,country\n{e},y,+1 415 555 0177,Q1\n"),
+            BulkMode::AllOrNothing,
+        ),
+    );
+    let blockers = rejected(&rejected_rows(&err)[0]);
+    let rules: Vec<String> = blockers.iter().map(Blocker::rule).collect();
+    assert_eq!(rules, ["R-USR-02"], "{blockers:?}");
+    // A field the row leaves out is still missing.
+    let err = w.refused(
+        w.owner_actor(),
+        bulk(
+            &format!("email,deactivated,country\n{e},y,Q1\n"),
+            BulkMode::AllOrNothing,
+        ),
+    );
+    let blockers = rejected(&rejected_rows(&err)[0]);
+    assert!(
+        blockers.contains(&Blocker::IncompleteProfile {
+            user: ian,
+            missing: vec![ProfileField::Mobile]
+        }),
+        "{blockers:?}"
+    );
+    assert_eq!(blockers.len(), 2, "{blockers:?}");
+    assert_eq!(w.user(ian).status, UserStatus::Active, "nothing changed");
+}
+
 // ---------------------------------------------------------------- R-BULK-02
 
 #[test]
