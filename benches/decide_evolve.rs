@@ -278,11 +278,13 @@ fn service_mix(c: &mut Criterion) {
     }
 }
 
-/// The default configuration snapshots every 1 000 events, on the command
-/// path: the command that crosses the boundary serializes the whole
-/// organization. A rare, large cost that criterion's sampling averages
-/// badly, so this runs 300 rounds (2 700 commands, ~2 700 events) per size
-/// and prints the median and worst round and the amortized cost.
+/// The default configuration saves a snapshot on the command path once the
+/// events since the last one reach `max(snapshot_every, 4 × entities)`: the
+/// command that crosses it serializes the whole organization. A rare, large
+/// cost that criterion's sampling averages badly, so this runs 300 rounds
+/// (2 700 commands) per size and prints the median and worst round and the
+/// amortized cost; then it times one snapshot (serialize + the store's size
+/// check) and divides it by the interval at which one is due.
 fn service_snapshot_stalls(_: &mut Criterion) {
     let rt = match tokio::runtime::Builder::new_current_thread().build() {
         Ok(rt) => rt,
@@ -290,7 +292,8 @@ fn service_snapshot_stalls(_: &mut Criterion) {
     };
     for users in [100usize, 10_000, 100_000] {
         let pristine = common::build(users, 7, true);
-        let service = warm_service(&rt, &pristine, ServiceConfig::default());
+        let config = ServiceConfig::default();
+        let service = warm_service(&rt, &pristine, config.clone());
         let mut leaders = HashSet::new();
         let mut times = Vec::with_capacity(300);
         for round in 0..300 {
@@ -301,11 +304,30 @@ fn service_snapshot_stalls(_: &mut Criterion) {
         let total: Duration = times.iter().sum();
         times.sort_unstable();
         println!(
-            "service_default_config/{users}: 300 rounds of the mix with a snapshot every 1 000 events: \
+            "service_default_config/{users}: 300 rounds of the mix: \
              median round {:?}, worst round {:?}, amortized {:?} per round",
             times[150],
             times[299],
             total / 300
+        );
+        let state = &pristine.state;
+        let start = Instant::now();
+        let snapshot = switchboard::store::Snapshot {
+            stream: state.id,
+            version: state.version,
+            schema_version: switchboard::service::SNAPSHOT_SCHEMA_VERSION,
+            state: serde_json::to_value(state).unwrap_or_default(),
+        };
+        let fits = snapshot.validate().is_ok();
+        let cost = start.elapsed();
+        let interval = config
+            .snapshot_every
+            .max(config.snapshot_events_per_entity * state.entity_count());
+        println!(
+            "service_default_config/{users}: one snapshot costs {cost:?} (fits the limit: {fits}); \
+             due every {interval} events ({} entities): {:?} per event amortized",
+            state.entity_count(),
+            cost / interval as u32
         );
     }
 }

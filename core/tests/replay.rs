@@ -719,6 +719,7 @@ fn through_the_service_a_fresh_load_equals_the_cached_state_after_every_command(
         Arc::new(SeededSecrets::new(3)),
         ServiceConfig {
             snapshot_every: 7,
+            snapshot_events_per_entity: 0,
             ..ServiceConfig::default()
         },
     );

@@ -41,6 +41,7 @@ impl Fixture {
             Arc::new(SeededSecrets::new(7)),
             ServiceConfig {
                 snapshot_every,
+                snapshot_events_per_entity: 0,
                 ..ServiceConfig::default()
             },
         )
@@ -129,6 +130,145 @@ async fn a_cold_service_loads_the_snapshot_plus_the_tail() {
     f.store.save_snapshot(old).await.unwrap();
     let replayed = f.service(5).load(f.org).await.unwrap();
     assert_eq!(replayed, live);
+}
+
+/// Toggles the invitation TTL: one event, no new entity.
+fn toggle_policies(state: &Organization) -> Command {
+    let mut policies = state.policies.clone();
+    policies.invitation_ttl_days = if policies.invitation_ttl_days == 14 {
+        15
+    } else {
+        14
+    };
+    Command::SetPolicies { policies }
+}
+
+#[tokio::test]
+async fn a_large_organization_is_snapshotted_only_after_enough_events_per_entity() {
+    let f = Fixture::new();
+    let service = CommandService::with_config(
+        f.store.clone(),
+        f.clock.clone(),
+        f.ids.clone(),
+        Arc::new(SeededSecrets::new(7)),
+        ServiceConfig {
+            snapshot_every: 5,
+            snapshot_events_per_entity: 2,
+            ..ServiceConfig::default()
+        },
+    );
+    // Every account adds an entity as well as an event: never due.
+    let owner = history(&f, &service, 20).await;
+    assert_eq!(f.store.load_snapshot(f.org, None).await.unwrap(), None);
+    let entities = service
+        .read(f.org, Organization::entity_count)
+        .await
+        .unwrap();
+    assert!(entities > 20, "{entities}");
+    let due_at = 2 * entities; // since the last snapshot (none: version 0)
+    loop {
+        let state = service.state(f.org).await.unwrap();
+        let handled = service
+            .handle(f.request(Actor::user(owner), toggle_policies(&state)))
+            .await
+            .unwrap();
+        let snap = f.store.load_snapshot(f.org, None).await.unwrap();
+        if handled.version < due_at {
+            assert_eq!(snap, None, "v{}: not due before v{due_at}", handled.version);
+        } else {
+            assert_eq!(snap.map(|s| s.version), Some(due_at));
+            break;
+        }
+    }
+    // The next one is due `max(5, 2 × entities)` events later, not 5.
+    for _ in 0..(due_at - 1) {
+        let state = service.state(f.org).await.unwrap();
+        service
+            .handle(f.request(Actor::user(owner), toggle_policies(&state)))
+            .await
+            .unwrap();
+    }
+    let snap = f.store.load_snapshot(f.org, None).await.unwrap().unwrap();
+    assert_eq!(snap.version, due_at, "not yet: one event short");
+    let state = service.state(f.org).await.unwrap();
+    service
+        .handle(f.request(Actor::user(owner), toggle_policies(&state)))
+        .await
+        .unwrap();
+    let snap = f.store.load_snapshot(f.org, None).await.unwrap().unwrap();
+    assert_eq!(snap.version, 2 * due_at);
+}
+
+#[tokio::test]
+async fn a_deletion_removes_the_snapshots_and_a_fresh_one_waits_until_due() {
+    let f = Fixture::new();
+    let service = f.service(10);
+    let owner = history(&f, &service, 8).await; // versions 1..=9
+    let root = service.state(f.org).await.unwrap().root_account.unwrap();
+    let invited = service
+        .handle(f.request(
+            Actor::user(owner),
+            Command::InviteUsers {
+                emails: "ivy@snap.example, jon@snap.example".into(),
+                grant: Grant {
+                    role: RoleId::new(RoleId::AGENT),
+                    accounts: vec![root],
+                    agency_admin: false,
+                    clients: vec![],
+                },
+            },
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.store
+            .load_snapshot(f.org, None)
+            .await
+            .unwrap()
+            .map(|s| s.version),
+        Some(invited.version),
+        "due: 10 events or more since none"
+    );
+    let state = service.state(f.org).await.unwrap();
+    let invitees: Vec<UserId> = state
+        .users
+        .values()
+        .filter(|u| u.status == UserStatus::Invited)
+        .map(|u| u.id)
+        .collect();
+    assert_eq!(invitees.len(), 2);
+    let delete = |user| Command::Delete {
+        user,
+        acknowledgement: DeletionAcknowledgement::ALL,
+        forward_numbers_to: None,
+        reassign_reports: None,
+    };
+    // Two deletions in a row: the snapshot holding their profiles is
+    // removed, and none is written again before it is due.
+    for user in &invitees {
+        service
+            .handle(f.request(Actor::user(owner), delete(*user)))
+            .await
+            .unwrap();
+        assert_eq!(f.store.load_snapshot(f.org, None).await.unwrap(), None);
+    }
+    let mut version = service.state(f.org).await.unwrap().version;
+    while version < invited.version + 10 {
+        let state = service.state(f.org).await.unwrap();
+        version = service
+            .handle(f.request(Actor::user(owner), toggle_policies(&state)))
+            .await
+            .unwrap()
+            .version;
+    }
+    let snap = f.store.load_snapshot(f.org, None).await.unwrap().unwrap();
+    assert_eq!(snap.version, invited.version + 10);
+    let text = snap.state.to_string();
+    assert!(!text.contains("ivy@snap.example") && !text.contains("jon@snap.example"));
+    assert_eq!(
+        service.load(f.org).await.unwrap(),
+        service.state(f.org).await.unwrap()
+    );
 }
 
 #[tokio::test]

@@ -26,6 +26,7 @@ pub fn new_service<S: Store>(
         Arc::new(SeededSecrets::new(seed)),
         ServiceConfig {
             snapshot_every: 3,
+            snapshot_events_per_entity: 0,
             ..ServiceConfig::default()
         },
     );
