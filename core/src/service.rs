@@ -622,6 +622,40 @@ impl<S: Store> CommandService<S> {
         }
     }
 
+    /// Saves a snapshot of the organization as it is now and returns its
+    /// version. For services that snapshot from a background task of their
+    /// own (`snapshot_every: 0`) rather than on the command path: the
+    /// organization's lock is held only to copy the state, not while it is
+    /// serialized and written. A snapshot too large for the store is refused
+    /// with [`StoreError::InvalidRequest`]; nothing else changes.
+    ///
+    /// ```
+    /// # use switchboard_core::service::*;
+    /// # async fn demo<S: switchboard_core::store::Store>(service: &CommandService<S>, org: switchboard_core::OrgId) -> Result<(), ServiceError> {
+    /// let version = service.snapshot(org).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn snapshot(&self, org: OrgId) -> Result<u64, ServiceError> {
+        let state = self.state(org).await?;
+        let json = serde_json::to_value(&state).map_err(|e| StoreError::InvalidRequest {
+            reason: format!("the state could not be serialized: {e}"),
+        })?;
+        self.store
+            .save_snapshot(Snapshot {
+                stream: org,
+                version: state.version,
+                schema_version: SNAPSHOT_SCHEMA_VERSION,
+                state: json,
+            })
+            .await?;
+        let slot = self.slot(org);
+        let mut guard = slot.lock().await;
+        if let Some(cached) = guard.as_mut() {
+            cached.snapshot_at = cached.snapshot_at.max(state.version);
+        }
+        Ok(state.version)
+    }
+
     /// A copy of the current state (cached, caught up). The copy costs the
     /// size of the organization: prefer [`CommandService::read`] on hot paths.
     pub async fn state(&self, org: OrgId) -> Result<Organization, ServiceError> {

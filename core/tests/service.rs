@@ -272,6 +272,27 @@ async fn a_deletion_removes_the_snapshots_and_a_fresh_one_waits_until_due() {
 }
 
 #[tokio::test]
+async fn a_background_snapshot_is_what_a_cold_load_starts_from() {
+    let f = Fixture::new();
+    let service = f.service(0); // never on the command path
+    history(&f, &service, 6).await;
+    assert_eq!(f.store.load_snapshot(f.org, None).await.unwrap(), None);
+    let version = service.snapshot(f.org).await.unwrap();
+    assert_eq!(version, 7);
+    let snap = f.store.load_snapshot(f.org, None).await.unwrap().unwrap();
+    assert_eq!(snap.version, 7);
+    assert_eq!(snap.schema_version, SNAPSHOT_SCHEMA_VERSION);
+    let live = service.state(f.org).await.unwrap();
+    // A cold service starts from it: tamper with it to see it used.
+    let mut tampered = snap;
+    tampered.state["name"] = serde_json::json!("From the background snapshot");
+    f.store.save_snapshot(tampered).await.unwrap();
+    let cold = f.service(0).load(f.org).await.unwrap();
+    assert_eq!(cold.name, "From the background snapshot");
+    assert_eq!(cold.accounts, live.accounts);
+}
+
+#[tokio::test]
 async fn load_at_version_equals_the_fold_of_that_prefix() {
     let f = Fixture::new();
     let service = f.service(4);
