@@ -8,8 +8,10 @@
 //! 400 061 events) followed by rounds of the typical mix until it reaches
 //! 1 000 000 events. Three ways to fold it, one core:
 //! * `fold_decoded` — `evolve` only, the events already in memory as `Event`s;
-//! * `decode_evolve` — what the service does with what a store returns:
+//! * `decode_evolve` — what a reader of borrowed records does:
 //!   `codec::decode` (JSON value → `Event`, upcasting) then `evolve`;
+//! * `decode_owned_evolve` — what the service's catch-up does with the page a
+//!   store returned: `codec::decode_owned` (no copy of the payload) then `evolve`;
 //! * `open_decode_evolve_sealed` — as the service reads what it wrote:
 //!   personal data sealed under per-user keys (R-LIFE-06), opened with
 //!   `codec::decode_with` and the key ring (keys already loaded), then `evolve`;
@@ -21,7 +23,7 @@
 mod common;
 
 use criterion::{
-    criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
+    criterion_group, criterion_main, BatchSize, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -73,6 +75,24 @@ fn replay(c: &mut Criterion) {
             state.version
         });
     });
+    // What the service's catch-up does: it owns each page it reads, so the
+    // payloads' strings move into the events (the copy of the records is
+    // made outside the timing).
+    group.bench_function("decode_owned_evolve", |b| {
+        b.iter_batched(
+            || records.clone(),
+            |owned| {
+                let mut state = Organization::empty(org);
+                for r in owned {
+                    if let Ok(e) = codec::decode_owned(r, &switchboard::erasure::KeyRing::empty()) {
+                        evolve(&mut state, &e);
+                    }
+                }
+                state.version
+            },
+            BatchSize::PerIteration,
+        );
+    });
     // The production path since personal data is sealed (R-LIFE-06): open
     // the sealed fields with the key ring, then decode and evolve.
     let (sealed, ring) = common::record_sealed(org, &events);
@@ -95,7 +115,7 @@ fn replay(c: &mut Criterion) {
                 let Ok(payload) = serde_json::from_slice::<serde_json::Value>(text) else {
                     continue;
                 };
-                if let Ok(e) = codec::decode_payload(ty, *version, &payload) {
+                if let Ok(e) = codec::decode_payload_value(ty, *version, payload) {
                     evolve(&mut state, &e);
                 }
             }

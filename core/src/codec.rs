@@ -248,16 +248,42 @@ pub fn open_payload(
 
 /// Reads a recorded event as a current [`Event`], opening sealed personal
 /// data with `keys` (missing keys read as erased data, never an error).
+/// Copies the payload once; [`decode_owned`] does not copy it at all.
 pub fn decode_with(recorded: &RecordedEvent, keys: &KeyRing) -> Result<Event, DecodeError> {
-    let mut payload = recorded.payload.clone();
-    open_payload(
-        &mut payload,
+    decode_parts(
         &recorded.event_type,
+        recorded.schema_version,
         recorded.stream,
         recorded.event_id,
+        recorded.payload.clone(),
         keys,
-    )?;
-    decode_payload(&recorded.event_type, recorded.schema_version, &payload)
+    )
+}
+
+/// [`decode_with`], consuming the recorded event: for readers that own the
+/// page they read (the service's catch-up), so the payload's strings move
+/// into the event instead of being copied.
+pub fn decode_owned(recorded: RecordedEvent, keys: &KeyRing) -> Result<Event, DecodeError> {
+    decode_parts(
+        &recorded.event_type,
+        recorded.schema_version,
+        recorded.stream,
+        recorded.event_id,
+        recorded.payload,
+        keys,
+    )
+}
+
+fn decode_parts(
+    event_type: &str,
+    version: u32,
+    org: OrgId,
+    event_id: EventId,
+    mut payload: Value,
+    keys: &KeyRing,
+) -> Result<Event, DecodeError> {
+    open_payload(&mut payload, event_type, org, event_id, keys)?;
+    decode_payload_value(event_type, version, payload)
 }
 
 /// Reads a stored payload of type `event_type` at `version` as a current [`Event`].
@@ -266,20 +292,31 @@ pub fn decode_payload(
     version: u32,
     payload: &Value,
 ) -> Result<Event, DecodeError> {
-    let mut v = upcast(event_type, version, payload.clone())?;
-    let Value::Object(map) = &mut v else {
-        return Err(DecodeError::Malformed {
-            event_type: event_type.to_owned(),
-            version,
-            reason: "payload is not an object".into(),
-        });
-    };
-    map.insert("type".into(), Value::String(event_type.to_owned()));
-    serde_json::from_value(v).map_err(|e| DecodeError::Malformed {
+    decode_payload_value(event_type, version, payload.clone())
+}
+
+/// [`decode_payload`], consuming the payload.
+pub fn decode_payload_value(
+    event_type: &str,
+    version: u32,
+    payload: Value,
+) -> Result<Event, DecodeError> {
+    let malformed = |reason: String| DecodeError::Malformed {
         event_type: event_type.to_owned(),
         version,
-        reason: e.to_string(),
-    })
+        reason,
+    };
+    let v = upcast(event_type, version, payload)?;
+    if !v.is_object() {
+        return Err(malformed("payload is not an object".into()));
+    }
+    // `{"<type>": payload}`: the externally tagged twin reads it in one pass
+    // (see `event::events!`); an unknown type is an unknown variant.
+    let mut tagged = serde_json::Map::with_capacity(1);
+    tagged.insert(event_type.to_owned(), v);
+    serde_json::from_value::<crate::event::Tagged>(Value::Object(tagged))
+        .map(Event::from)
+        .map_err(|e| malformed(e.to_string()))
 }
 
 /// Reads a recorded event as a current [`Event`] without keys: sealed

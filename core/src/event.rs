@@ -69,6 +69,53 @@ impl DeletionAcknowledgement {
     };
 }
 
+/// Defines [`Event`] and, from the same variant list, its externally tagged
+/// twin [`Tagged`] (`{"<type>": {fields}}`) that `codec` reads stored payloads
+/// into. Why two: serde reads an internally tagged enum (`"type"` inside the
+/// object, [`Event`]'s public JSON shape) by first buffering the whole object
+/// into a private tree and then reading the variant from that copy; the
+/// externally tagged form is read in one pass, moving the payload's strings
+/// instead of copying them, which halves the cost of decoding (BENCHMARKS.md
+/// §2). One list, so the two cannot drift apart.
+macro_rules! events {
+    (
+        $(#[$enum_attr:meta])*
+        pub enum Event {
+            $(
+                $(#[$variant_attr:meta])*
+                $variant:ident {
+                    $( $(#[$field_attr:meta])* $field:ident : $ty:ty ),* $(,)?
+                }
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$enum_attr])*
+        pub enum Event {
+            $(
+                $(#[$variant_attr])*
+                $variant { $( $(#[$field_attr])* $field: $ty ),* }
+            ),*
+        }
+
+        /// [`Event`] externally tagged, for decoding only (see `events!`).
+        #[derive(Deserialize)]
+        pub(crate) enum Tagged {
+            $(
+                $variant { $( $(#[$field_attr])* $field: $ty ),* }
+            ),*
+        }
+
+        impl From<Tagged> for Event {
+            fn from(tagged: Tagged) -> Self {
+                match tagged {
+                    $( Tagged::$variant { $($field),* } => Event::$variant { $($field),* } ),*
+                }
+            }
+        }
+    };
+}
+
+events! {
 /// Something that happened to an organization.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -352,6 +399,7 @@ pub enum Event {
         /// Sessions ended.
         sessions_ended: Vec<DeviceId>,
     },
+}
 }
 
 impl Event {

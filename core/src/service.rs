@@ -293,7 +293,7 @@ impl<S: Store> CommandService<S> {
                 return Ok(());
             }
             let keys = self.key_ring(state.id, &page).await?;
-            for r in &page {
+            for r in page {
                 if r.version != state.version + 1 {
                     return Err(StoreError::Corrupt {
                         reason: format!(
@@ -303,7 +303,7 @@ impl<S: Store> CommandService<S> {
                     }
                     .into());
                 }
-                evolve(state, &codec::decode_with(r, &keys)?);
+                evolve(state, &codec::decode_owned(r, &keys)?);
             }
         }
     }
