@@ -1023,7 +1023,7 @@ fn r_num_02_a_model_that_forgets_it_fails_with_a_short_shrunk_sequence() {
 #[test]
 fn transitions_cover_every_command_and_the_refusal_paths() {
     let mut runner = TestRunner::new(Config {
-        cases: 150,
+        cases: 300,
         failure_persistence: None,
         ..Config::default()
     });

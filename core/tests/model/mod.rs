@@ -2195,6 +2195,15 @@ pub fn opening() -> Vec<T> {
                 leader: Some(2),
             },
         ),
+        // A client from the start, so that reassigning clients (R-WORK-02)
+        // and transfers by kind meet one in most sequences.
+        T::Cmd(
+            owner,
+            C::CreateWorkItem {
+                kind: WorkKind::Client,
+                owner: 3,
+            },
+        ),
     ]
 }
 
