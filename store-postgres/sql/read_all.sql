@@ -6,6 +6,7 @@
 -- appear below this horizon again: the order (tx_id, position) of what we
 -- return is final, and a reader that has seen (t, p) never misses an event
 -- that sorts before it.
+-- The select list is read by position (lib.rs, `mod col`): keep its order.
 SELECT stream_id, version, tx_id::text::bigint AS commit, position, event_id, event_type,
        schema_version, payload, actor, occurred_at, command_id, causation_id, correlation_id
   FROM switchboard.events

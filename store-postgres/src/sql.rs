@@ -35,6 +35,11 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0003_data_keys",
         include_str!("../migrations/0003_data_keys.sql"),
     ),
+    (
+        4,
+        "0004_append_skips_absent_claims",
+        include_str!("../migrations/0004_append_skips_absent_claims.sql"),
+    ),
 ];
 
 /// The channel `switchboard.append` notifies on commit.
