@@ -16,7 +16,11 @@
 //!   long-running transaction (holding an xid) on the same cluster delays
 //!   subscribers (never reorders them).
 //! * **Wake-ups** by LISTEN/NOTIFY on a dedicated connection that
-//!   reconnects by itself, with polling as the fallback.
+//!   reconnects by itself, with polling as the fallback. Appends are
+//!   announced after they commit, at most one `NOTIFY` per 2 ms per store
+//!   (a `NOTIFY` inside the append would serialise concurrent commits on
+//!   PostgreSQL's notification lock); waiters in the same process are woken
+//!   at once.
 //! * **Errors** mapped by SQLSTATE to [`StoreError`]; an append whose
 //!   connection broke is `Unavailable { maybe_committed: true }`: re-send it
 //!   with the same command id.
@@ -37,6 +41,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod announcer;
 mod error;
 mod import;
 mod keys;
@@ -65,6 +70,12 @@ use tokio::task::JoinHandle;
 use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
+
+/// Limit: looks `wait_for_events` takes after a notification whose events
+/// the read horizon still hides, pausing 2, 4, 8, … ms (about 0.25 s in all)
+/// before leaving the rest to the poll.
+const RECHECKS: u32 = 7;
+const RECHECK_FIRST_PAUSE: Duration = Duration::from_millis(2);
 
 /// How many times an append is re-run after a transient race (serialization
 /// failure, deadlock, a unique key inserted concurrently) before giving up.
@@ -119,6 +130,8 @@ struct Inner {
     wake: Arc<Notify>,
     poll_interval: Duration,
     listener: Option<JoinHandle<()>>,
+    announcements: Arc<announcer::Announcements>,
+    announcer: JoinHandle<()>,
 }
 
 impl Drop for Inner {
@@ -126,6 +139,7 @@ impl Drop for Inner {
         if let Some(listener) = self.listener.take() {
             listener.abort();
         }
+        self.announcer.abort();
     }
 }
 
@@ -189,32 +203,34 @@ impl PostgresStore {
     }
 
     /// Uses an existing pool. With `listen`, a dedicated connection made from
-    /// that config (without TLS) wakes waiters on every commit; without it,
-    /// waiters poll every [`PostgresOptions::poll_interval`]. Must be called
-    /// inside a Tokio runtime.
+    /// that config (without TLS) wakes waiters when other processes append;
+    /// without it, waiters poll every [`PostgresOptions::poll_interval`]
+    /// (appends through this store wake its own waiters either way). Must be
+    /// called inside a Tokio runtime: the store runs a task that announces
+    /// its appends to other processes (one `NOTIFY` per couple of
+    /// milliseconds at most, see the `announcer` module) and, with `listen`,
+    /// the listener.
     pub fn from_pool(
         pool: Pool,
         listen: Option<tokio_postgres::Config>,
         options: PostgresOptions,
     ) -> Result<Self, StoreError> {
+        let runtime =
+            tokio::runtime::Handle::try_current().map_err(|e| StoreError::InvalidRequest {
+                reason: format!("PostgresStore needs a Tokio runtime: {e}"),
+            })?;
         let wake = Arc::new(Notify::new());
-        let listener = match listen {
-            Some(config) => {
-                let runtime = tokio::runtime::Handle::try_current().map_err(|e| {
-                    StoreError::InvalidRequest {
-                        reason: format!("PostgresStore needs a Tokio runtime: {e}"),
-                    }
-                })?;
-                Some(runtime.spawn(listener::run(config, wake.clone())))
-            }
-            None => None,
-        };
+        let listener = listen.map(|config| runtime.spawn(listener::run(config, wake.clone())));
+        let announcements = Arc::new(announcer::Announcements::default());
+        let announcer = runtime.spawn(announcer::run(pool.clone(), announcements.clone()));
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
                 wake,
                 poll_interval: options.poll_interval.max(Duration::from_millis(1)),
                 listener,
+                announcements,
+                announcer,
             }),
         })
     }
@@ -571,7 +587,13 @@ impl EventStore for PostgresStore {
         };
         let status: String = row.try_get("o_status").map_err(corrupt)?;
         match status.as_str() {
-            "ok" => outcome_from(&row, false),
+            "ok" => {
+                // Committed: wake this process's waiters now, other
+                // processes' through the announcer's next NOTIFY.
+                self.inner.wake.notify_waiters();
+                self.inner.announcements.committed();
+                outcome_from(&row, false)
+            }
             // The first outcome, naming the stream the command appended to.
             "duplicate" => outcome_from(&row, true),
             "conflict" => {
@@ -685,7 +707,26 @@ impl EventStore for PostgresStore {
         }
         // On an error we still wait (no hot loop); the caller's read reports it.
         let wait = timeout.min(self.inner.poll_interval);
-        let _ = tokio::time::timeout(wait, notified).await;
+        let started = tokio::time::Instant::now();
+        if tokio::time::timeout(wait, notified).await.is_err() {
+            return; // the poll: the caller looks again
+        }
+        // Woken by a commit. Its events may still sit behind the read horizon
+        // while an older transaction anywhere on the cluster runs, and that
+        // transaction's end is announced by nobody: look again a few times,
+        // soon, rather than wait out the poll for a notification that may
+        // never come. Bounded: RECHECKS looks, within the same `wait`.
+        let mut pause = RECHECK_FIRST_PAUSE;
+        for _ in 0..RECHECKS {
+            if let Ok(true) = self.has_events_after(after).await {
+                return;
+            }
+            if started.elapsed() + pause >= wait {
+                return;
+            }
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        }
     }
 
     async fn claim_holder(&self, key: &ClaimKey) -> Result<Option<OrgId>, StoreError> {

@@ -37,12 +37,12 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
     ),
     (
         4,
-        "0004_append_skips_absent_claims",
-        include_str!("../migrations/0004_append_skips_absent_claims.sql"),
+        "0004_append_function_v2",
+        include_str!("../migrations/0004_append_function_v2.sql"),
     ),
 ];
 
-/// The channel `switchboard.append` notifies on commit.
+/// The channel appends are announced on (`announcer.rs`; imports notify in their transaction).
 pub(crate) const CHANNEL: &str = "switchboard_events";
 
 /// Key of the advisory lock that serialises concurrent `migrate()` calls

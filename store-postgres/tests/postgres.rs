@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use switchboard_core::store::conformance::{append, event, event_id, org};
 use switchboard_core::store::{EventStore, ExpectedVersion, Position, StoreError};
 use switchboard_store_postgres::testing::{
-    create_database, fresh_store, server, try_fresh_database,
+    create_database, fresh_store, server, try_fresh_database, TestCluster,
 };
 use switchboard_store_postgres::{PostgresOptions, PostgresStore};
 use tokio_postgres::NoTls;
@@ -349,6 +349,67 @@ async fn notifications_wake_other_instances_and_survive_a_killed_listener() {
             t.elapsed()
         );
     }
+}
+
+/// Appends are announced at most once per couple of milliseconds, yet the
+/// last append of a burst is always announced: a subscriber in another
+/// instance that only wakes on notifications (its poll is a minute) reads
+/// every event of a burst from 8 concurrent writers without waiting out a poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_appends_shares_notifications_and_the_last_one_is_announced() {
+    const WRITERS: u128 = 8;
+    const APPENDS: u128 = 25;
+    // A private cluster: the read horizon is cluster-wide, and the other
+    // tests' transactions (one holds a transaction open on purpose) would
+    // hide events for longer than the waiter's re-checks.
+    let cluster = TestCluster::start().expect("private PostgreSQL cluster");
+    let admin: tokio_postgres::Config = cluster.url("postgres").parse().expect("url");
+    let config = create_database(&admin, None).await.expect("database");
+    store_on(&config).await.migrate().await.expect("migrate");
+    let slow_poll = PostgresOptions {
+        poll_interval: Duration::from_secs(60),
+        ..PostgresOptions::default()
+    };
+    let reader = PostgresStore::connect_config(config.clone(), slow_poll)
+        .await
+        .expect("reader");
+    let writer = store_on(&config).await;
+    let t = Instant::now();
+    let writers = (0..WRITERS).map(|w| {
+        let writer = writer.clone();
+        async move {
+            for i in 0..APPENDS {
+                writer
+                    .append(append(
+                        org(100 + w),
+                        ExpectedVersion::Any,
+                        vec![event(1_000 * (w + 1) + i)],
+                    ))
+                    .await
+                    .expect("append");
+            }
+        }
+    });
+    let read = async {
+        let mut after = None;
+        let mut seen = 0u128;
+        while seen < WRITERS * APPENDS {
+            reader.wait_for_events(after, Duration::from_secs(60)).await;
+            let page = reader.read_all(after, 1_000).await.expect("read");
+            if let Some(last) = page.last() {
+                after = Some(last.position);
+            }
+            seen += page.len() as u128;
+        }
+        seen
+    };
+    let (seen, _) = tokio::join!(read, futures_util::future::join_all(writers));
+    assert_eq!(seen, WRITERS * APPENDS);
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "every wait ended on a notification, none on the 60 s poll ({:?})",
+        t.elapsed()
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,15 @@
 -- switchboard.append, version 2: the same checks and effects as migration
--- 0002 (read it for the why of each step), with the claim statements skipped
--- when an append carries no claims — most appends: only adding and releasing
--- numbers claim (R-NUM-06). Three statements fewer per append.
+-- 0002 (read it for the why of each step), except:
+--
+-- * the claim statements are skipped when an append carries no claims — most
+--   appends: only adding and releasing numbers claim (R-NUM-06);
+-- * it no longer calls pg_notify. PostgreSQL queues a transaction's
+--   notifications under one cluster-wide lock at commit, so notifying appends
+--   committed one at a time; the store now announces appends itself, at most
+--   one NOTIFY per couple of milliseconds (store-postgres/src/announcer.rs).
+--   Direct callers of this function who want subscribers woken at once send
+--   `NOTIFY switchboard_events` themselves; otherwise subscribers find the
+--   events at their next poll.
 --
 -- Same signature, so CREATE OR REPLACE swaps it in place, atomically with the
 -- migration's transaction; callers are unchanged.
@@ -169,7 +177,5 @@ BEGIN
                 o_first_commit, o_first_sequence, o_last_commit, o_last_sequence);
     END IF;
 
-    -- Delivered at commit; wakes wait_for_events in every store instance.
-    PERFORM pg_notify('switchboard_events', '');
 END;
 $$;
