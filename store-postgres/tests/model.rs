@@ -4,7 +4,7 @@
 //! They must agree on every result, modulo `Position` values (which differ
 //! between stores; their order must not).
 //!
-//! Cases default to 16 (about a database and 40 operations each); set
+//! Cases default to 64 (each a database and up to 40 operations, ~8 s); set
 //! `PROPTEST_CASES` for more.
 
 use proptest::prelude::*;
@@ -259,7 +259,7 @@ fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(16)
+        .unwrap_or(64)
 }
 
 prop_state_machine! {
