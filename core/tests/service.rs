@@ -132,15 +132,22 @@ async fn a_cold_service_loads_the_snapshot_plus_the_tail() {
     assert_eq!(replayed, live);
 }
 
-/// Toggles the invitation TTL: one event, no new entity.
-fn toggle_policies(state: &Organization) -> Command {
-    let mut policies = state.policies.clone();
+/// Toggles the invitation TTL as `owner`: one event, no new entity.
+async fn toggle_policies(
+    f: &Fixture,
+    service: &CommandService<MemoryStore>,
+    owner: UserId,
+) -> Handled {
+    let mut policies = service.state(f.org).await.unwrap().policies;
     policies.invitation_ttl_days = if policies.invitation_ttl_days == 14 {
         15
     } else {
         14
     };
-    Command::SetPolicies { policies }
+    service
+        .handle(f.request(Actor::user(owner), Command::SetPolicies { policies }))
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -167,11 +174,7 @@ async fn a_large_organization_is_snapshotted_only_after_enough_events_per_entity
     assert!(entities > 20, "{entities}");
     let due_at = 2 * entities; // since the last snapshot (none: version 0)
     loop {
-        let state = service.state(f.org).await.unwrap();
-        let handled = service
-            .handle(f.request(Actor::user(owner), toggle_policies(&state)))
-            .await
-            .unwrap();
+        let handled = toggle_policies(&f, &service, owner).await;
         let snap = f.store.load_snapshot(f.org, None).await.unwrap();
         if handled.version < due_at {
             assert_eq!(snap, None, "v{}: not due before v{due_at}", handled.version);
@@ -182,19 +185,11 @@ async fn a_large_organization_is_snapshotted_only_after_enough_events_per_entity
     }
     // The next one is due `max(5, 2 × entities)` events later, not 5.
     for _ in 0..(due_at - 1) {
-        let state = service.state(f.org).await.unwrap();
-        service
-            .handle(f.request(Actor::user(owner), toggle_policies(&state)))
-            .await
-            .unwrap();
+        toggle_policies(&f, &service, owner).await;
     }
     let snap = f.store.load_snapshot(f.org, None).await.unwrap().unwrap();
     assert_eq!(snap.version, due_at, "not yet: one event short");
-    let state = service.state(f.org).await.unwrap();
-    service
-        .handle(f.request(Actor::user(owner), toggle_policies(&state)))
-        .await
-        .unwrap();
+    toggle_policies(&f, &service, owner).await;
     let snap = f.store.load_snapshot(f.org, None).await.unwrap().unwrap();
     assert_eq!(snap.version, 2 * due_at);
 }
@@ -254,12 +249,7 @@ async fn a_deletion_removes_the_snapshots_and_a_fresh_one_waits_until_due() {
     }
     let mut version = service.state(f.org).await.unwrap().version;
     while version < invited.version + 10 {
-        let state = service.state(f.org).await.unwrap();
-        version = service
-            .handle(f.request(Actor::user(owner), toggle_policies(&state)))
-            .await
-            .unwrap()
-            .version;
+        version = toggle_policies(&f, &service, owner).await.version;
     }
     let snap = f.store.load_snapshot(f.org, None).await.unwrap().unwrap();
     assert_eq!(snap.version, invited.version + 10);
