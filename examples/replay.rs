@@ -142,7 +142,7 @@ async fn demo_run() -> Result<(), Failure> {
     let who = copy.who_had_access(d.org, d.east, d.times.joined).await?;
     println!("Who had access to East at {}?", d.times.joined.to_rfc3339());
     for a in who {
-        println!("  {} ({:?}, {:?})", a.label, a.via, a.status);
+        println!("  {} ({}, {})", a.label, a.via, a.status);
     }
     for t in [d.times.joined, d.times.assigned, d.times.deleted] {
         let routing = match copy.number_routing_at(d.org, &d.number, t).await? {

@@ -15,6 +15,15 @@ pub enum AccessVia {
     AgencyAdministrator,
 }
 
+impl std::fmt::Display for AccessVia {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AccessVia::Role(role) => write!(f, "as {role}"),
+            AccessVia::AgencyAdministrator => f.write_str("as agency administrator"),
+        }
+    }
+}
+
 impl Organization {
     /// Users with a status, in id order (R-LIFE-02: list deactivated users).
     pub fn users_with_status(&self, status: UserStatus) -> Vec<&User> {
