@@ -2,7 +2,8 @@
 -- 0002 (read it for the why of each step), except:
 --
 -- * the claim statements are skipped when an append carries no claims — most
---   appends: only adding and releasing numbers claim (R-NUM-06);
+--   appends: only adding and releasing numbers claim (R-NUM-06) — and so is
+--   the event-id pre-check, left to the unique index (see below);
 -- * it no longer calls pg_notify. PostgreSQL queues a transaction's
 --   notifications under one cluster-wide lock at commit, so notifying appends
 --   committed one at a time; the store now announces appends itself, at most
@@ -90,18 +91,23 @@ BEGIN
         RETURN;
     END IF;
 
-    -- The first event id (in request order) recorded anywhere already.
-    SELECT e.id INTO o_event_id
-      FROM unnest(p_event_ids) WITH ORDINALITY AS e(id, ord)
-     WHERE EXISTS (SELECT 1 FROM switchboard.events x WHERE x.event_id = e.id)
-     ORDER BY e.ord LIMIT 1;
-    IF FOUND THEN
-        o_status := 'duplicate_event';
-        RETURN;
-    END IF;
-
-    -- Claims (most appends carry none: skip their three statements).
+    -- Claims (most appends carry none: skip their statements).
     IF coalesce(cardinality(p_claim_takes), 0) > 0 THEN
+        -- The first event id (in request order) recorded anywhere already:
+        -- checked before the claims, as the contract orders them. Without
+        -- claims there is nothing to order it against, and the unique index
+        -- on event_id refuses a duplicate at the INSERT below (23505 on
+        -- events_event_id_key), which the client turns into the same
+        -- duplicate_event answer; that saves an index probe per event.
+        SELECT e.id INTO o_event_id
+          FROM unnest(p_event_ids) WITH ORDINALITY AS e(id, ord)
+         WHERE EXISTS (SELECT 1 FROM switchboard.events x WHERE x.event_id = e.id)
+         ORDER BY e.ord LIMIT 1;
+        IF FOUND THEN
+            o_status := 'duplicate_event';
+            RETURN;
+        END IF;
+
         -- The first claim change (in request order) on a key another stream holds.
         SELECT c.ns, c.val, k.stream_id INTO o_claim_namespace, o_claim_value, o_claim_holder
           FROM unnest(p_claim_namespaces, p_claim_values) WITH ORDINALITY AS c(ns, val, ord)

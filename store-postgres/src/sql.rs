@@ -6,6 +6,7 @@ pub(crate) const READ_ALL: &str = include_str!("../sql/read_all.sql");
 pub(crate) const HAS_EVENTS_AFTER: &str = include_str!("../sql/has_events_after.sql");
 pub(crate) const STREAM_VERSION: &str = include_str!("../sql/stream_version.sql");
 pub(crate) const FIND_COMMAND: &str = include_str!("../sql/find_command.sql");
+pub(crate) const FIRST_RECORDED_EVENT_ID: &str = include_str!("../sql/first_recorded_event_id.sql");
 pub(crate) const CLAIM_HOLDER: &str = include_str!("../sql/claim_holder.sql");
 pub(crate) const SAVE_SNAPSHOT: &str = include_str!("../sql/save_snapshot.sql");
 pub(crate) const LOAD_SNAPSHOT: &str = include_str!("../sql/load_snapshot.sql");

@@ -287,6 +287,19 @@ pub async fn duplicate_event_id<S: Store + ?Sized>(store: &S) {
             event_id: event_id(2)
         })
     );
+    // Without claims, in another stream: the first recorded id in request order.
+    assert_eq!(
+        store
+            .append(append(
+                b,
+                ExpectedVersion::NoStream,
+                vec![event(4), event(2), event(1)]
+            ))
+            .await,
+        Err(StoreError::DuplicateEvent {
+            event_id: event_id(2)
+        })
+    );
     // In the same stream.
     assert_eq!(
         store
