@@ -347,20 +347,20 @@ impl Pause for Sleep {
     }
 }
 
-/// A memory store that, just before the first append it forwards, lets a
-/// rival service instance record a command: the first attempt of whatever
-/// command is being handled then meets a version conflict, every time.
+/// A memory store that, just before each append it forwards, lets a rival
+/// service instance record the next of its queued commands: each attempt
+/// that finds a rival queued meets a version conflict, every time.
 #[derive(Clone)]
 struct Interloper {
     inner: MemoryStore,
-    rival: Arc<std::sync::Mutex<Option<CommandRequest>>>,
+    rivals: Arc<std::sync::Mutex<std::collections::VecDeque<CommandRequest>>>,
     rival_service: Arc<CommandService<MemoryStore>>,
 }
 
 #[async_trait::async_trait]
 impl EventStore for Interloper {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
-        let rival = self.rival.lock().unwrap().take();
+        let rival = self.rivals.lock().unwrap().pop_front();
         if let Some(rival) = rival {
             self.rival_service
                 .handle(rival)
@@ -467,7 +467,7 @@ async fn a_conflict_pauses_then_decides_again_on_the_caught_up_state() {
     let root = setup.state(f.org).await.unwrap().root_account.unwrap();
     let store = Interloper {
         inner: f.store.clone(),
-        rival: Arc::new(std::sync::Mutex::new(None)),
+        rivals: Arc::default(),
         rival_service: Arc::new(f.service(0)),
     };
     let pause = Arc::new(RecordingPause::default());
@@ -487,7 +487,11 @@ async fn a_conflict_pauses_then_decides_again_on_the_caught_up_state() {
         name: name.into(),
         parent: root,
     };
-    *store.rival.lock().unwrap() = Some(f.request(Actor::user(owner), create("Rival")));
+    store
+        .rivals
+        .lock()
+        .unwrap()
+        .push_back(f.request(Actor::user(owner), create("Rival")));
     let request = f.request(Actor::user(owner), create("Mine"));
     let handled = service.handle(request.clone()).await.unwrap();
 
@@ -505,6 +509,63 @@ async fn a_conflict_pauses_then_decides_again_on_the_caught_up_state() {
     names.sort_unstable();
     assert_eq!(names, ["HQ", "Mine", "Rival"]);
     assert_eq!(state, f.service(0).load(f.org).await.unwrap());
+}
+
+#[tokio::test]
+async fn conflicts_on_every_attempt_end_in_contention_with_nothing_recorded() {
+    let f = Fixture::new();
+    let setup = f.service(0);
+    let owner = history(&f, &setup, 0).await;
+    let root = setup.state(f.org).await.unwrap().root_account.unwrap();
+    let store = Interloper {
+        inner: f.store.clone(),
+        rivals: Arc::default(),
+        rival_service: Arc::new(f.service(0)),
+    };
+    let pause = Arc::new(RecordingPause::default());
+    let service = CommandService::with_config(
+        store.clone(),
+        f.clock.clone(),
+        f.ids.clone(),
+        Arc::new(SeededSecrets::new(9)),
+        ServiceConfig {
+            max_attempts: 3,
+            snapshot_every: 0,
+            ..ServiceConfig::default()
+        },
+    )
+    .with_pause(pause.clone());
+    let create = |name: &str| Command::CreateAccount {
+        name: name.into(),
+        parent: root,
+    };
+    for i in 0..3 {
+        store
+            .rivals
+            .lock()
+            .unwrap()
+            .push_back(f.request(Actor::user(owner), create(&format!("Rival {i}"))));
+    }
+    let request = f.request(Actor::user(owner), create("Mine"));
+    let err = service.handle(request.clone()).await.unwrap_err();
+    assert_eq!(err, ServiceError::Contention { attempts: 3 });
+    assert_eq!(
+        pause.0.lock().unwrap().len(),
+        2,
+        "a pause before attempts 2 and 3"
+    );
+    // The rivals' three commands are recorded; ours is not, in any form.
+    assert_eq!(f.store.stream_version(f.org).await.unwrap(), 4);
+    assert_eq!(
+        f.store.find_command(request.command_id).await.unwrap(),
+        None
+    );
+    let state = service.state(f.org).await.unwrap();
+    assert!(state.accounts.values().all(|a| a.name != "Mine"));
+    assert_eq!(state, f.service(0).load(f.org).await.unwrap());
+    // Sent again once the rivals are done, the same command lands.
+    let handled = service.handle(request).await.unwrap();
+    assert_eq!((handled.attempts, handled.version), (1, 5));
 }
 
 #[test]
