@@ -627,7 +627,8 @@ impl<S: Store> CommandService<S> {
     /// own (`snapshot_every: 0`) rather than on the command path: the
     /// organization's lock is held only to copy the state, not while it is
     /// serialized and written. A snapshot too large for the store is refused
-    /// with [`StoreError::InvalidRequest`]; nothing else changes.
+    /// with [`StoreError::InvalidRequest`]; nothing else changes. An
+    /// organization without events is not saved (returns 0).
     ///
     /// ```
     /// # use switchboard_core::service::*;
@@ -637,6 +638,9 @@ impl<S: Store> CommandService<S> {
     /// ```
     pub async fn snapshot(&self, org: OrgId) -> Result<u64, ServiceError> {
         let state = self.state(org).await?;
+        if state.version == 0 {
+            return Ok(0); // no events, nothing worth saving
+        }
         let json = serde_json::to_value(&state).map_err(|e| StoreError::InvalidRequest {
             reason: format!("the state could not be serialized: {e}"),
         })?;

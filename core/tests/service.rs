@@ -265,6 +265,8 @@ async fn a_deletion_removes_the_snapshots_and_a_fresh_one_waits_until_due() {
 async fn a_background_snapshot_is_what_a_cold_load_starts_from() {
     let f = Fixture::new();
     let service = f.service(0); // never on the command path
+    assert_eq!(service.snapshot(f.org).await.unwrap(), 0, "nothing yet");
+    assert_eq!(f.store.load_snapshot(f.org, None).await.unwrap(), None);
     history(&f, &service, 6).await;
     assert_eq!(f.store.load_snapshot(f.org, None).await.unwrap(), None);
     let version = service.snapshot(f.org).await.unwrap();
