@@ -461,112 +461,119 @@ impl Pause for RecordingPause {
     }
 }
 
+/// An organization with its owner and root account, and a service over an
+/// [`Interloper`] store whose pauses are recorded.
+struct Interloping {
+    f: Fixture,
+    owner: UserId,
+    root: AccountId,
+    store: Interloper,
+    pause: Arc<RecordingPause>,
+    service: CommandService<Interloper>,
+}
+
+impl Interloping {
+    async fn new(max_attempts: u32) -> Self {
+        let f = Fixture::new();
+        let setup = f.service(0);
+        let owner = history(&f, &setup, 0).await;
+        let root = setup.state(f.org).await.unwrap().root_account.unwrap();
+        let store = Interloper {
+            inner: f.store.clone(),
+            rivals: Arc::default(),
+            rival_service: Arc::new(f.service(0)),
+        };
+        let pause = Arc::new(RecordingPause::default());
+        let service = CommandService::with_config(
+            store.clone(),
+            f.clock.clone(),
+            f.ids.clone(),
+            Arc::new(SeededSecrets::new(8)),
+            ServiceConfig {
+                max_attempts,
+                snapshot_every: 0,
+                ..ServiceConfig::default()
+            },
+        )
+        .with_pause(pause.clone());
+        service.state(f.org).await.unwrap(); // warm: the rivals' events will be news
+        Self {
+            f,
+            owner,
+            root,
+            store,
+            pause,
+            service,
+        }
+    }
+
+    /// A request, as the owner, to create an account.
+    fn create(&self, name: &str) -> CommandRequest {
+        self.f.request(
+            Actor::user(self.owner),
+            Command::CreateAccount {
+                name: name.into(),
+                parent: self.root,
+            },
+        )
+    }
+
+    /// Queues a rival command, recorded just before the next append.
+    fn rival(&self, name: &str) {
+        let request = self.create(name);
+        self.store.rivals.lock().unwrap().push_back(request);
+    }
+}
+
 #[tokio::test]
 async fn a_conflict_pauses_then_decides_again_on_the_caught_up_state() {
-    let f = Fixture::new();
-    let setup = f.service(0);
-    let owner = history(&f, &setup, 0).await;
-    let root = setup.state(f.org).await.unwrap().root_account.unwrap();
-    let store = Interloper {
-        inner: f.store.clone(),
-        rivals: Arc::default(),
-        rival_service: Arc::new(f.service(0)),
-    };
-    let pause = Arc::new(RecordingPause::default());
-    let service = CommandService::with_config(
-        store.clone(),
-        f.clock.clone(),
-        f.ids.clone(),
-        Arc::new(SeededSecrets::new(8)),
-        ServiceConfig {
-            snapshot_every: 0,
-            ..ServiceConfig::default()
-        },
-    )
-    .with_pause(pause.clone());
-    service.state(f.org).await.unwrap(); // warm: the rival's event will be news
-    let create = |name: &str| Command::CreateAccount {
-        name: name.into(),
-        parent: root,
-    };
-    store
-        .rivals
-        .lock()
-        .unwrap()
-        .push_back(f.request(Actor::user(owner), create("Rival")));
-    let request = f.request(Actor::user(owner), create("Mine"));
-    let handled = service.handle(request.clone()).await.unwrap();
+    let t = Interloping::new(ServiceConfig::default().max_attempts).await;
+    t.rival("Rival");
+    let request = t.create("Mine");
+    let handled = t.service.handle(request.clone()).await.unwrap();
 
     assert_eq!(handled.attempts, 2, "one conflict, one retry");
     assert_eq!(handled.version, 3, "v2 is the rival's, v3 is ours");
-    let waited = pause.0.lock().unwrap().clone();
+    let waited = t.pause.0.lock().unwrap().clone();
     assert_eq!(
         waited,
-        vec![retry_delay(service.config(), request.command_id, 2)]
+        vec![retry_delay(t.service.config(), request.command_id, 2)]
     );
-    let base = service.config().retry_base_delay;
+    let base = t.service.config().retry_base_delay;
     assert!(waited[0] >= base / 2 && waited[0] < base, "{waited:?}");
-    let state = service.state(f.org).await.unwrap();
+    let state = t.service.state(t.f.org).await.unwrap();
     let mut names: Vec<&str> = state.accounts.values().map(|a| a.name.as_str()).collect();
     names.sort_unstable();
     assert_eq!(names, ["HQ", "Mine", "Rival"]);
-    assert_eq!(state, f.service(0).load(f.org).await.unwrap());
+    assert_eq!(state, t.f.service(0).load(t.f.org).await.unwrap());
 }
 
 #[tokio::test]
 async fn conflicts_on_every_attempt_end_in_contention_with_nothing_recorded() {
-    let f = Fixture::new();
-    let setup = f.service(0);
-    let owner = history(&f, &setup, 0).await;
-    let root = setup.state(f.org).await.unwrap().root_account.unwrap();
-    let store = Interloper {
-        inner: f.store.clone(),
-        rivals: Arc::default(),
-        rival_service: Arc::new(f.service(0)),
-    };
-    let pause = Arc::new(RecordingPause::default());
-    let service = CommandService::with_config(
-        store.clone(),
-        f.clock.clone(),
-        f.ids.clone(),
-        Arc::new(SeededSecrets::new(9)),
-        ServiceConfig {
-            max_attempts: 3,
-            snapshot_every: 0,
-            ..ServiceConfig::default()
-        },
-    )
-    .with_pause(pause.clone());
-    let create = |name: &str| Command::CreateAccount {
-        name: name.into(),
-        parent: root,
-    };
+    let t = Interloping::new(3).await;
     for i in 0..3 {
-        store
-            .rivals
-            .lock()
-            .unwrap()
-            .push_back(f.request(Actor::user(owner), create(&format!("Rival {i}"))));
+        t.rival(&format!("Rival {i}"));
     }
-    let request = f.request(Actor::user(owner), create("Mine"));
-    let err = service.handle(request.clone()).await.unwrap_err();
+    let request = t.create("Mine");
+    let err = t.service.handle(request.clone()).await.unwrap_err();
     assert_eq!(err, ServiceError::Contention { attempts: 3 });
     assert_eq!(
-        pause.0.lock().unwrap().len(),
+        t.pause.0.lock().unwrap().len(),
         2,
         "a pause before attempts 2 and 3"
     );
     // The rivals' three commands are recorded; ours is not, in any form.
+    let f = &t.f;
     assert_eq!(f.store.stream_version(f.org).await.unwrap(), 4);
     assert_eq!(
         f.store.find_command(request.command_id).await.unwrap(),
         None
     );
-    let state = service.state(f.org).await.unwrap();
+    let state = t.service.state(f.org).await.unwrap();
     assert!(state.accounts.values().all(|a| a.name != "Mine"));
     assert_eq!(state, f.service(0).load(f.org).await.unwrap());
     // Sent again once the rivals are done, the same command lands.
-    let handled = service.handle(request).await.unwrap();
+    let handled = t.service.handle(request).await.unwrap();
     assert_eq!((handled.attempts, handled.version), (1, 5));
 }
 
