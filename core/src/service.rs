@@ -641,17 +641,7 @@ impl<S: Store> CommandService<S> {
         if state.version == 0 {
             return Ok(0); // no events, nothing worth saving
         }
-        let json = serde_json::to_value(&state).map_err(|e| StoreError::InvalidRequest {
-            reason: format!("the state could not be serialized: {e}"),
-        })?;
-        self.store
-            .save_snapshot(Snapshot {
-                stream: org,
-                version: state.version,
-                schema_version: SNAPSHOT_SCHEMA_VERSION,
-                state: json,
-            })
-            .await?;
+        self.write_snapshot(&state).await?;
         let slot = self.slot(org);
         let mut guard = slot.lock().await;
         if let Some(cached) = guard.as_mut() {
@@ -787,9 +777,8 @@ impl<S: Store> CommandService<S> {
     /// After `UserDeleted` events were recorded: deletes the users' data keys
     /// (which erases their personal data from every event), then every
     /// snapshot of the organization (older ones hold the profile in clear).
-    /// Idempotent; on failure the
-    /// command stays recorded and re-sending it (same command id) or
-    /// [`CommandService::complete_erasure`] finishes the job.
+    /// Idempotent; on failure the command stays recorded and re-sending it
+    /// (same command id) or [`CommandService::complete_erasure`] finishes the job.
     async fn erase_deleted_users(&self, org: OrgId, events: &[Event]) -> Result<(), ServiceError> {
         let deleted: Vec<UserId> = events
             .iter()
@@ -808,19 +797,25 @@ impl<S: Store> CommandService<S> {
         Ok(())
     }
 
+    /// Saves a snapshot of `state`; on the command path a failure costs only
+    /// speed (the log is the truth), so this ignores it.
     async fn save_snapshot_of(&self, state: &Organization) {
-        if let Ok(json) = serde_json::to_value(state) {
-            // A failed snapshot costs only speed: the log is the truth.
-            let _ = self
-                .store
-                .save_snapshot(Snapshot {
-                    stream: state.id,
-                    version: state.version,
-                    schema_version: SNAPSHOT_SCHEMA_VERSION,
-                    state: json,
-                })
-                .await;
-        }
+        let _ = self.write_snapshot(state).await;
+    }
+
+    async fn write_snapshot(&self, state: &Organization) -> Result<(), ServiceError> {
+        let json = serde_json::to_value(state).map_err(|e| StoreError::InvalidRequest {
+            reason: format!("the state could not be serialized: {e}"),
+        })?;
+        self.store
+            .save_snapshot(Snapshot {
+                stream: state.id,
+                version: state.version,
+                schema_version: SNAPSHOT_SCHEMA_VERSION,
+                state: json,
+            })
+            .await?;
+        Ok(())
     }
 
     /// Makes sure every deleted user of the organization is erased: deletes

@@ -441,24 +441,6 @@ fn decode_event(row: &Row) -> Result<RecordedEvent, StoreError> {
     })
 }
 
-/// The first of `ids` that a recorded event carries.
-async fn first_recorded_event_id(
-    client: &deadpool_postgres::Object,
-    ids: &[Uuid],
-) -> Result<Option<Uuid>, StoreError> {
-    let stmt = client
-        .prepare_cached(sql::FIRST_RECORDED_EVENT_ID)
-        .await
-        .map_err(|e| map_db(&e, Op::Other))?;
-    let rows = client
-        .query(&stmt, &[&ids])
-        .await
-        .map_err(|e| map_db(&e, Op::Other))?;
-    rows.first()
-        .map(|r| r.try_get(0).map_err(corrupt))
-        .transpose()
-}
-
 fn outcome_from(row: &Row, duplicate: bool) -> Result<AppendOutcome, StoreError> {
     let get = |name: &str| -> Result<u64, StoreError> {
         let v: Option<i64> = row.try_get(name).map_err(corrupt)?;
@@ -593,27 +575,27 @@ impl EventStore for PostgresStore {
                     Some(row) => break row,
                     None => return Err(corrupt("switchboard.append returned no row")),
                 },
-                Err(e) if is_event_id_violation(&e) => {
+                Err(e) if is_retryable_race(&e) => {
+                    drop(client);
                     // A claim-free append leaves duplicate event ids to the
                     // unique index (migration 0004): name the first one.
-                    // None found: a concurrent append holding that id rolled
-                    // back; run again.
-                    if let Some(id) = first_recorded_event_id(&client, &params.event_ids).await? {
-                        return Err(StoreError::DuplicateEvent {
-                            event_id: EventId::from_uuid(id),
-                        });
+                    if is_event_id_violation(&e) {
+                        let rows = self
+                            .query(sql::FIRST_RECORDED_EVENT_ID, &[&params.event_ids])
+                            .await?;
+                        if let Some(r) = rows.first() {
+                            return Err(StoreError::DuplicateEvent {
+                                event_id: EventId::from_uuid(r.try_get(0).map_err(corrupt)?),
+                            });
+                        }
                     }
                     if attempt >= MAX_APPEND_ATTEMPTS {
                         return Err(map_db(&e, Op::Write));
                     }
-                    drop(client);
-                    tokio::time::sleep(Duration::from_millis(u64::from(attempt * attempt))).await;
-                }
-                Err(e) if is_retryable_race(&e) && attempt < MAX_APPEND_ATTEMPTS => {
-                    // Someone inserted the same key concurrently; the retry's
-                    // checks see their commit. Back off a little so a hot
+                    // Someone inserted the same key concurrently (and, if
+                    // no recorded event holds it, rolled back); the retry's
+                    // checks see their outcome. Back off a little so a hot
                     // stream does not live-lock.
-                    drop(client);
                     tokio::time::sleep(Duration::from_millis(u64::from(attempt * attempt))).await;
                 }
                 Err(e) => return Err(map_db(&e, Op::Write)),
