@@ -163,14 +163,21 @@ fn r_bulk_01_every_row_is_validated() {
     assert_eq!(err.rules(), vec!["R-BULK-01"], "no data rows");
 }
 
-#[test]
-fn r_bulk_01_a_row_may_complete_a_profile_and_deactivate_in_one_go() {
+/// An organization whose admins may edit profiles (`SelfOrAdmin`), with Ian,
+/// an active agent whose profile lacks a mobile and a country; and his email.
+fn incomplete_agent_ian() -> (World, UserId, String) {
     let mut w = World::with_policies(Some(Policies {
         profile_edit: ProfileEditPolicy::SelfOrAdmin,
         ..Policies::default()
     }));
     let ian = w.incomplete_agent("Ian", &[w.root]);
     let e = email(&w, ian);
+    (w, ian, e)
+}
+
+#[test]
+fn r_bulk_01_a_row_may_complete_a_profile_and_deactivate_in_one_go() {
+    let (mut w, ian, e) = incomplete_agent_ian();
     // Without the fields: R-LIFE-04 applies per row.
     let err = w.refused(
         w.owner_actor(),
@@ -207,12 +214,7 @@ fn r_bulk_01_a_wrong_value_in_a_completing_row_is_its_only_blocker() {
     // Found by the reference-model test: the row supplies the missing
     // fields, one of them wrongly; the refusal names that value (R-USR-02),
     // not also R-LIFE-04 for the field the row does supply.
-    let mut w = World::with_policies(Some(Policies {
-        profile_edit: ProfileEditPolicy::SelfOrAdmin,
-        ..Policies::default()
-    }));
-    let ian = w.incomplete_agent("Ian", &[w.root]);
-    let e = email(&w, ian);
+    let (mut w, ian, e) = incomplete_agent_ian();
     let err = w.refused(
         w.owner_actor(),
         bulk(
