@@ -250,6 +250,8 @@ async fn store_appends(
                         command_id: Some(CommandId::from_uuid(uuid::Uuid::now_v7())),
                         events: fresh(&sample[from..from + batch]),
                         claims: vec![],
+                        command_digest: None,
+                        keys: Vec::new(),
                     };
                     let t = Instant::now();
                     match store.append(request).await {

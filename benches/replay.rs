@@ -29,10 +29,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard::codec;
 use switchboard::memory::MemoryStore;
-use switchboard::service::{CommandService, SNAPSHOT_SCHEMA_VERSION};
+use switchboard::service::CommandService;
 use switchboard::store::{
-    AppendRequest, EventStore, ExpectedVersion, NewEvent, Snapshot, SnapshotStore,
-    MAX_EVENTS_PER_APPEND,
+    AppendRequest, EventStore, ExpectedVersion, NewEvent, MAX_EVENTS_PER_APPEND,
 };
 use switchboard::*;
 
@@ -143,6 +142,8 @@ async fn append_all(store: &MemoryStore, org: OrgId, records: &[store::RecordedE
                 })
                 .collect(),
             claims: vec![],
+            command_digest: None,
+            keys: Vec::new(),
         };
         if let Err(e) = store.append(request).await {
             panic!("fixture append failed: {e}");
@@ -180,18 +181,8 @@ fn load(c: &mut Criterion) {
     rt.block_on(async {
         append_all(&full, org, &records).await;
         append_all(&snap, org, &records).await;
-        let state = match serde_json::to_value(&snapshot_state) {
-            Ok(v) => v,
-            Err(e) => panic!("snapshot: {e}"),
-        };
-        let saved = snap
-            .save_snapshot(Snapshot {
-                stream: org,
-                version: at as u64,
-                schema_version: SNAPSHOT_SCHEMA_VERSION,
-                state,
-            })
-            .await;
+        // Sealed as the service writes them (profiles under their users' keys).
+        let saved = service(snap.clone()).write_snapshot(&snapshot_state).await;
         if let Err(e) = saved {
             panic!("snapshot refused: {e}");
         }

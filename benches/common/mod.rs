@@ -280,7 +280,8 @@ pub fn record(org: OrgId, events: &[Event]) -> Vec<RecordedEvent> {
                 e,
                 EventId::from_uuid(uuid::Uuid::from_u128(i as u128 + 1)),
                 metadata.clone(),
-            );
+            )
+            .expect("every event encodes");
             RecordedEvent {
                 stream: org,
                 version: i as u64 + 1,
@@ -322,7 +323,8 @@ pub fn record_sealed(
             r.event_id,
             r.metadata.clone(),
             codec::Sealing::Seal { key, nonce },
-        );
+        )
+        .expect("every event encodes");
         r.payload = sealed.payload;
     }
     (recorded, KeyRing::new(keys))

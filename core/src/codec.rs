@@ -12,6 +12,18 @@ use serde_json::Value;
 /// The claim namespace of phone numbers (R-NUM-06).
 pub const PHONE_NUMBER_CLAIM: &str = "phone_number";
 
+/// Why an event could not be encoded for the store. Every current event
+/// serializes; this guards against a future type that does not (a map with
+/// non-string keys, say) turning into a `null` payload in the log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event {event_type} could not be encoded: {reason}")]
+pub struct EncodeError {
+    /// Type name.
+    pub event_type: String,
+    /// Why.
+    pub reason: String,
+}
+
 /// Why a stored event could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -129,24 +141,34 @@ pub fn upcast(
 }
 
 /// The stored payload of an event: its fields, without the type tag.
-pub fn payload(event: &Event) -> Value {
-    let mut v = serde_json::to_value(event).unwrap_or(Value::Null);
-    if let Value::Object(map) = &mut v {
-        map.remove("type");
+pub fn payload(event: &Event) -> Result<Value, EncodeError> {
+    let fail = |reason: String| EncodeError {
+        event_type: event.event_type().to_owned(),
+        reason,
+    };
+    match serde_json::to_value(event).map_err(|e| fail(e.to_string()))? {
+        Value::Object(mut map) => {
+            map.remove("type");
+            Ok(Value::Object(map))
+        }
+        _ => Err(fail("the payload is not a JSON object".into())),
     }
-    v
 }
 
 /// An event ready to append, with its personal data in clear. The service
 /// uses [`encode_sealed`]; this is for tests, tools and exports.
-pub fn encode(event: &Event, event_id: EventId, metadata: EventMetadata) -> NewEvent {
-    NewEvent {
+pub fn encode(
+    event: &Event,
+    event_id: EventId,
+    metadata: EventMetadata,
+) -> Result<NewEvent, EncodeError> {
+    Ok(NewEvent {
         event_id,
         event_type: event.event_type().to_owned(),
         schema_version: current_version(event.event_type()),
-        payload: payload(event),
+        payload: payload(event)?,
         metadata,
-    }
+    })
 }
 
 /// The top-level payload field of an event type that holds its
@@ -193,8 +215,8 @@ pub fn encode_sealed(
     event_id: EventId,
     metadata: EventMetadata,
     sealing: Sealing<'_>,
-) -> NewEvent {
-    let mut new = encode(event, event_id, metadata);
+) -> Result<NewEvent, EncodeError> {
+    let mut new = encode(event, event_id, metadata)?;
     if let (Some(subject), Some(field), Value::Object(map)) = (
         personal_subject(event),
         personal_field(event.event_type()),
@@ -209,7 +231,7 @@ pub fn encode_sealed(
             };
         }
     }
-    new
+    Ok(new)
 }
 
 /// Users whose keys are needed to open the sealed fields of `payload`.
@@ -364,7 +386,7 @@ mod tests {
         assert_eq!(current_version("DeviceSignedIn"), 2);
         assert_eq!(e.schema_version(), 2);
         assert_eq!(current_version("UserActivated"), 1);
-        let p = payload(&e);
+        let p = payload(&e).expect("encodes");
         assert_eq!(p["device_name"], "Pixel 9");
         assert!(p.get("name").is_none() && p.get("at").is_none());
         assert_eq!(decode_payload("DeviceSignedIn", 2, &p), Ok(e));
@@ -386,7 +408,7 @@ mod tests {
 
     #[test]
     fn unknown_and_malformed_versions_are_typed_errors() {
-        let p = payload(&device_signed_in());
+        let p = payload(&device_signed_in()).expect("encodes");
         assert!(matches!(
             decode_payload("DeviceSignedIn", 3, &p),
             Err(DecodeError::UnknownVersion { version: 3, .. })

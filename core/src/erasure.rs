@@ -147,6 +147,11 @@ impl KeyRing {
         self.keys.extend(keys);
     }
 
+    /// The keys held, by user.
+    pub fn into_keys(self) -> HashMap<UserId, DataKey> {
+        self.keys
+    }
+
     /// Forgets a user's key (after deleting it).
     pub fn forget(&mut self, user: UserId) {
         self.keys.remove(&user);
@@ -213,20 +218,32 @@ pub fn seal(
     event: EventId,
     plain: &Value,
 ) -> Value {
+    seal_bound(
+        key,
+        nonce,
+        subject,
+        &associated_data(org, subject, event),
+        plain,
+    )
+}
+
+/// Seals `plain` for `subject`, bound to the associated data `aad` (which
+/// names the place the blob belongs to: an event, or a snapshot).
+pub(crate) fn seal_bound(
+    key: &DataKey,
+    nonce: &[u8; 32],
+    subject: UserId,
+    aad: &[u8],
+    plain: &Value,
+) -> Value {
     let cipher = Aes256Gcm::new(key.0.as_ref().into());
     let nonce = Nonce::from_slice(&nonce[..12]);
+    // Serializing a `Value` to bytes cannot fail (its keys are strings).
     let msg = serde_json::to_vec(plain).unwrap_or_default();
-    let aad = associated_data(org, subject, event);
     // AES-GCM encryption only fails for plaintexts over 64 GiB; payloads are
     // capped at 1 MiB long before that. An (impossible) failure erases the
     // field rather than storing it in clear.
-    match cipher.encrypt(
-        nonce,
-        Payload {
-            msg: &msg,
-            aad: &aad,
-        },
-    ) {
+    match cipher.encrypt(nonce, Payload { msg: &msg, aad }) {
         Ok(ct) => json!({ SEALED_TAG: {
             "v": 1,
             "subject": subject,
@@ -256,6 +273,15 @@ pub fn open(
     org: OrgId,
     event: EventId,
     sealed: &Value,
+) -> Result<Option<Value>, SealError> {
+    open_bound(keys, sealed, |subject| associated_data(org, subject, event))
+}
+
+/// Opens a sealed object whose associated data `aad_for(subject)` gives.
+pub(crate) fn open_bound(
+    keys: &KeyRing,
+    sealed: &Value,
+    aad_for: impl FnOnce(UserId) -> Vec<u8>,
 ) -> Result<Option<Value>, SealError> {
     let malformed = |what: &str| SealError::Malformed(what.to_owned());
     let inner = sealed
@@ -287,7 +313,7 @@ pub fn open(
         .and_then(unhex)
         .ok_or_else(|| malformed("bad ciphertext"))?;
     let cipher = Aes256Gcm::new(key.0.as_ref().into());
-    let aad = associated_data(org, subject, event);
+    let aad = aad_for(subject);
     let plain = cipher
         .decrypt(
             Nonce::from_slice(&nonce),

@@ -17,7 +17,8 @@
 //! are not dense: do not do arithmetic on them.
 
 use crate::context::Actor;
-use crate::ids::{CommandId, EventId, OrgId};
+use crate::erasure::DataKey;
+use crate::ids::{CommandId, EventId, OrgId, UserId};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -31,6 +32,8 @@ pub const MAX_EVENTS_PER_APPEND: usize = 10_000;
 pub const MAX_CLAIMS_PER_APPEND: usize = 10_000;
 /// Limit: bytes of one event's JSON payload.
 pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
+/// Limit: data-key changes in one append (at most one or two per event).
+pub const MAX_KEY_CHANGES_PER_APPEND: usize = 2 * MAX_EVENTS_PER_APPEND;
 /// Limit: events returned by one read call.
 pub const MAX_READ_PAGE: usize = 10_000;
 /// Limit: length of an event type name, claim namespace, claim value or checkpoint name.
@@ -207,20 +210,97 @@ pub enum ClaimChange {
     Release(ClaimKey),
 }
 
-/// One atomic append.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// One atomic append. Not serializable: it may carry data keys.
+#[derive(Clone, Debug, PartialEq)]
 pub struct AppendRequest {
     /// The stream.
     pub stream: OrgId,
     /// The optimistic-concurrency check.
     pub expected: ExpectedVersion,
-    /// The idempotency key: if an append with this command id was recorded
-    /// before, the store records nothing and returns that append's outcome.
+    /// The idempotency key, scoped to `stream`: if an append to this stream
+    /// with this command id was recorded before, the store records nothing and
+    /// returns that append's outcome. The same id in another stream is another
+    /// key: it neither collides nor reveals anything.
     pub command_id: Option<CommandId>,
+    /// A digest of the command behind `command_id`, recorded with it. An
+    /// append whose command id is recorded with a *different* digest is
+    /// refused with [`StoreError::IdempotencyKeyReused`] instead of being
+    /// answered with the first outcome. `None` (here or on the recorded
+    /// command) skips the comparison.
+    pub command_digest: Option<CommandDigest>,
     /// The events, in order. At least one.
     pub events: Vec<NewEvent>,
     /// Claim changes committed with the events.
     pub claims: Vec<ClaimChange>,
+    /// Data-key changes committed with the events (R-LIFE-06): keys created
+    /// for the subjects whose personal data the events seal for the first
+    /// time, and keys shredded for the users the events delete. Committing
+    /// them with the events means that a refused, conflicting or abandoned
+    /// append leaves no key behind, and that a recorded deletion has always
+    /// erased its user.
+    pub keys: Vec<KeyChange>,
+}
+
+/// A digest of a command, recorded with its command id to tell a repeated
+/// command from another command that reuses its id (SHA-256, 32 bytes).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CommandDigest(pub [u8; 32]);
+
+impl fmt::Debug for CommandDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CommandDigest({self})")
+    }
+}
+
+impl fmt::Display for CommandDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The first 8 bytes name it well enough for an operator.
+        for b in &self.0[..8] {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A change to a user's data key, committed atomically with an append. The
+/// creations of an append are checked against the keys as they were before
+/// it, and applied before its shreds: a subject both created and shredded
+/// by one append ends erased.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyChange {
+    /// Store `key` as the subject's key. The subject must have no key row
+    /// at all (neither a key nor the tombstone of a deleted one): otherwise
+    /// the whole append is refused with [`StoreError::KeyExists`], since the
+    /// events were sealed under a key that would not be the subject's.
+    Create {
+        /// The user.
+        subject: UserId,
+        /// Their new key.
+        key: DataKey,
+    },
+    /// Delete the subject's key for ever, leaving a tombstone (idempotent).
+    Shred {
+        /// The user.
+        subject: UserId,
+    },
+}
+
+/// What a store recorded for a command id of a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommandRecord {
+    /// The outcome of the append that carried it (`duplicate: false`).
+    pub outcome: AppendOutcome,
+    /// The digest it was recorded with, if any.
+    pub digest: Option<CommandDigest>,
+}
+
+/// Whether a recorded command may answer a request with `digest`: unknown
+/// digests on either side are not compared.
+pub fn digests_match(recorded: Option<CommandDigest>, request: Option<CommandDigest>) -> bool {
+    match (recorded, request) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
 }
 
 impl AppendRequest {
@@ -235,6 +315,12 @@ impl AppendRequest {
             return bad(format!(
                 "{} events in one append; the limit is {MAX_EVENTS_PER_APPEND}",
                 self.events.len()
+            ));
+        }
+        if self.keys.len() > MAX_KEY_CHANGES_PER_APPEND {
+            return bad(format!(
+                "{} key changes in one append; the limit is {MAX_KEY_CHANGES_PER_APPEND}",
+                self.keys.len()
             ));
         }
         if self.claims.len() > MAX_CLAIMS_PER_APPEND {
@@ -274,6 +360,14 @@ impl AppendRequest {
                     "payload of event {} is {size} bytes; the limit is {MAX_PAYLOAD_BYTES}",
                     e.event_id
                 ));
+            }
+        }
+        let mut created = std::collections::HashSet::new();
+        for k in &self.keys {
+            if let KeyChange::Create { subject, .. } = k {
+                if !created.insert(*subject) {
+                    return bad(format!("two keys created for user {subject} in one append"));
+                }
             }
         }
         for c in &self.claims {
@@ -386,6 +480,21 @@ pub enum StoreError {
         /// The duplicated id.
         event_id: EventId,
     },
+    /// The command id is recorded in this stream for a different command
+    /// (another digest); nothing was appended and nothing of the first
+    /// command is revealed.
+    #[error("command id {command_id} was already used for a different command")]
+    IdempotencyKeyReused {
+        /// The reused id.
+        command_id: CommandId,
+    },
+    /// A [`KeyChange::Create`] met a subject that already has a key row (a
+    /// live key or the tombstone of an erased one); nothing was appended.
+    #[error("a data key of user {subject} exists already")]
+    KeyExists {
+        /// The user.
+        subject: UserId,
+    },
     /// A unique claim is held by another stream; nothing was appended.
     #[error("{key} is claimed by organization {holder}")]
     ClaimTaken {
@@ -445,6 +554,8 @@ pub enum StoreError {
 ///         command_id: None,
 ///         events: vec![event],
 ///         claims: vec![],
+///         command_digest: None,
+///         keys: vec![],
 ///     })
 ///     .await?;
 /// assert_eq!(outcome.last_version, 1);
@@ -456,15 +567,20 @@ pub enum StoreError {
 pub trait EventStore: Send + Sync {
     /// Appends atomically: all events and claim changes, or nothing.
     ///
-    /// Order of checks: request limits; a known `command_id` returns the first
-    /// outcome with `duplicate: true`; the expected version; event ids; claims.
+    /// Order of checks: request limits; a `command_id` recorded in the same
+    /// stream returns the first outcome with `duplicate: true` (or
+    /// [`StoreError::IdempotencyKeyReused`] when the digests differ); the
+    /// expected version; event ids; claims; key creations.
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError>;
 
-    /// The outcome of the append recorded with this command id, if any.
+    /// What was recorded for this command id in this stream, if anything.
+    /// Ids are scoped to their stream: another stream's use of the same id
+    /// is not found.
     async fn find_command(
         &self,
+        stream: OrgId,
         command_id: CommandId,
-    ) -> Result<Option<AppendOutcome>, StoreError>;
+    ) -> Result<Option<CommandRecord>, StoreError>;
 
     /// The stream's current version (0 when it has no events).
     async fn stream_version(&self, stream: OrgId) -> Result<u64, StoreError>;

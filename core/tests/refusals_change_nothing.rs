@@ -45,7 +45,7 @@ async fn assert_refused_unchanged(svc: &Svc, actor: Actor, cmd: Command, rule: &
     assert!(
         svc.service
             .store()
-            .find_command(id)
+            .find_command(svc.org, id)
             .await
             .unwrap()
             .is_none(),

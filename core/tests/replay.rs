@@ -658,7 +658,7 @@ fn replaying_a_long_varied_history_gives_the_live_state() {
     // externally tagged twin of `Event`) reads back every event of every
     // type exactly, by reference and by value.
     for e in &w.events {
-        let payload = codec::payload(e);
+        let payload = codec::payload(e).expect("encodes");
         assert!(
             payload.get("type").is_none(),
             "the type travels beside the payload"
@@ -671,7 +671,7 @@ fn replaying_a_long_varied_history_gives_the_live_state() {
     // An unknown type is a typed error, not a panic.
     let e = &w.events[0];
     assert!(matches!(
-        codec::decode_payload("NoSuchEvent", 1, &codec::payload(e)),
+        codec::decode_payload("NoSuchEvent", 1, &codec::payload(e).expect("encodes")),
         Err(codec::DecodeError::Malformed { .. })
     ));
 }

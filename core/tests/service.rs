@@ -7,8 +7,8 @@ use std::sync::Arc;
 use switchboard_core::erasure::{DataKey, KeyStore};
 use switchboard_core::service::*;
 use switchboard_core::store::{
-    AppendOutcome, AppendRequest, CheckpointStore, ClaimKey, EventStore, Position, RecordedEvent,
-    Snapshot, SnapshotStore, StoreError,
+    AppendOutcome, AppendRequest, CheckpointStore, ClaimKey, CommandRecord, EventStore, Position,
+    RecordedEvent, Snapshot, SnapshotStore, StoreError,
 };
 use switchboard_core::*;
 use switchboard_store_memory::MemoryStore;
@@ -195,7 +195,7 @@ async fn a_large_organization_is_snapshotted_only_after_enough_events_per_entity
 }
 
 #[tokio::test]
-async fn a_deletion_removes_the_snapshots_and_a_fresh_one_waits_until_due() {
+async fn r_life_06_a_deletion_erases_its_user_from_every_snapshot_at_once() {
     let f = Fixture::new();
     let service = f.service(10);
     let owner = history(&f, &service, 8).await; // versions 1..=9
@@ -232,21 +232,53 @@ async fn a_deletion_removes_the_snapshots_and_a_fresh_one_waits_until_due() {
         .map(|u| u.id)
         .collect();
     assert_eq!(invitees.len(), 2);
+    // Profiles are sealed in snapshots: no email in clear, ever.
+    let sealed = f.store.load_snapshot(f.org, None).await.unwrap().unwrap();
+    let text = sealed.state.to_string();
+    assert!(!text.contains("ivy@snap.example") && !text.contains("jon@snap.example"));
+    // Before the deletion, the snapshot opens to the live profiles.
+    let from_snapshot = f
+        .service(0)
+        .load_at_version(f.org, sealed.version)
+        .await
+        .unwrap();
+    assert_eq!(
+        from_snapshot.users[&invitees[0]].email(),
+        state.users[&invitees[0]].email()
+    );
     let delete = |user| Command::Delete {
         user,
         acknowledgement: DeletionAcknowledgement::ALL,
         forward_numbers_to: None,
         reassign_reports: None,
     };
-    // Two deletions in a row: the snapshot holding their profiles is
-    // removed, and none is written again before it is due.
+    // Two deletions in a row: the snapshot stays, and none is written again
+    // before it is due.
     for user in &invitees {
         service
             .handle(f.request(Actor::user(owner), delete(*user)))
             .await
             .unwrap();
-        assert_eq!(f.store.load_snapshot(f.org, None).await.unwrap(), None);
+        assert_eq!(
+            f.store.load_snapshot(f.org, None).await.unwrap(),
+            Some(sealed.clone())
+        );
     }
+    // The same snapshot now reads the deleted users as erased: their keys
+    // were shredded by the deletions' appends.
+    let past = f
+        .service(0)
+        .load_at_version(f.org, sealed.version)
+        .await
+        .unwrap();
+    for user in &invitees {
+        let profile = past.users[user].profile.as_ref().unwrap();
+        assert_eq!(
+            (profile.email.as_str(), profile.name.as_deref()),
+            ("", None)
+        );
+    }
+    assert_eq!(past.users.len(), state.users.len());
     let mut version = service.state(f.org).await.unwrap().version;
     while version < invited.version + 10 {
         version = toggle_policies(&f, &service, owner).await.version;
@@ -371,8 +403,12 @@ impl EventStore for Interloper {
         }
         self.inner.append(request).await
     }
-    async fn find_command(&self, id: CommandId) -> Result<Option<AppendOutcome>, StoreError> {
-        self.inner.find_command(id).await
+    async fn find_command(
+        &self,
+        stream: OrgId,
+        id: CommandId,
+    ) -> Result<Option<CommandRecord>, StoreError> {
+        self.inner.find_command(stream, id).await
     }
     async fn stream_version(&self, stream: OrgId) -> Result<u64, StoreError> {
         self.inner.stream_version(stream).await
@@ -566,7 +602,10 @@ async fn conflicts_on_every_attempt_end_in_contention_with_nothing_recorded() {
     let f = &t.f;
     assert_eq!(f.store.stream_version(f.org).await.unwrap(), 4);
     assert_eq!(
-        f.store.find_command(request.command_id).await.unwrap(),
+        f.store
+            .find_command(f.org, request.command_id)
+            .await
+            .unwrap(),
         None
     );
     let state = t.service.state(f.org).await.unwrap();

@@ -8,17 +8,52 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use switchboard_core::erasure::{validate_key_request, DataKey, KeyStore};
 use switchboard_core::ids::{OrgId, UserId};
-use switchboard_core::store::StoreError;
+use switchboard_core::store::{KeyChange, StoreError};
 
-/// The key table: `Some(key)` while the user's data is readable, `None`
-/// (a tombstone without key bytes) once erased.
+/// `Some(key)` while the user's data is readable, `None` (a tombstone
+/// without key bytes) once erased.
+pub(crate) type KeyTable = HashMap<(OrgId, UserId), Option<DataKey>>;
+
+/// The key table behind its lock.
 #[derive(Default)]
 pub(crate) struct Keys {
-    keys: Mutex<HashMap<(OrgId, UserId), Option<DataKey>>>,
+    keys: Mutex<KeyTable>,
+}
+
+/// Checks an append's key changes against the table without applying them:
+/// a creation for a subject that has a row (key or tombstone) refuses the
+/// append, since its events are sealed under a key that would not be theirs.
+pub(crate) fn check(table: &KeyTable, org: OrgId, changes: &[KeyChange]) -> Result<(), StoreError> {
+    for change in changes {
+        if let KeyChange::Create { subject, .. } = change {
+            if table.contains_key(&(org, *subject)) {
+                return Err(StoreError::KeyExists { subject: *subject });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Applies checked key changes: every creation, then every shred (so a
+/// subject both created and shredded by one append ends as a tombstone,
+/// whatever the order of the two in the request).
+pub(crate) fn apply(table: &mut KeyTable, org: OrgId, changes: Vec<KeyChange>) {
+    let mut shreds = Vec::new();
+    for change in changes {
+        match change {
+            KeyChange::Create { subject, key } => {
+                table.insert((org, subject), Some(key));
+            }
+            KeyChange::Shred { subject } => shreds.push(subject),
+        }
+    }
+    for subject in shreds {
+        table.insert((org, subject), None);
+    }
 }
 
 impl Keys {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(OrgId, UserId), Option<DataKey>>> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, KeyTable> {
         // Every operation is a single map call: a poisoned lock still guards
         // consistent data.
         self.keys.lock().unwrap_or_else(|p| p.into_inner())

@@ -23,8 +23,9 @@ use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 use switchboard_core::ids::{CommandId, EventId, OrgId};
 use switchboard_core::store::{
-    validate_checkpoint_name, AppendOutcome, AppendRequest, CheckpointStore, ClaimChange, ClaimKey,
-    EventStore, Position, RecordedEvent, Snapshot, SnapshotStore, StoreError, MAX_READ_PAGE,
+    digests_match, validate_checkpoint_name, AppendOutcome, AppendRequest, CheckpointStore,
+    ClaimChange, ClaimKey, CommandRecord, EventStore, Position, RecordedEvent, Snapshot,
+    SnapshotStore, StoreError, MAX_READ_PAGE,
 };
 use tokio::sync::Notify;
 
@@ -60,6 +61,8 @@ use tokio::sync::Notify;
 ///             },
 ///         }],
 ///         claims: vec![ClaimChange::Claim(ClaimKey::new("phone_number", "+14155550100"))],
+///         command_digest: None,
+///         keys: vec![],
 ///     })
 ///     .await?;
 /// assert_eq!(outcome.last_version, 1);
@@ -103,7 +106,8 @@ struct State {
     /// For each stream, the indexes into `log` of its events, in version order.
     streams: HashMap<OrgId, Vec<usize>>,
     event_ids: HashSet<EventId>,
-    commands: HashMap<CommandId, AppendOutcome>,
+    /// Idempotency keys, scoped to their stream.
+    commands: HashMap<(OrgId, CommandId), CommandRecord>,
     claims: HashMap<ClaimKey, OrgId>,
     /// Append counter: the `commit` part of positions.
     commits: u64,
@@ -189,14 +193,19 @@ impl EventStore for MemoryStore {
             command_id,
             events,
             claims,
+            command_digest,
+            keys,
         } = request;
         let outcome = {
             let mut st = self.write();
             if let Some(cmd) = command_id {
-                if let Some(first) = st.commands.get(&cmd) {
+                if let Some(first) = st.commands.get(&(stream, cmd)) {
+                    if !digests_match(first.digest, command_digest) {
+                        return Err(StoreError::IdempotencyKeyReused { command_id: cmd });
+                    }
                     return Ok(AppendOutcome {
                         duplicate: true,
-                        ..*first
+                        ..first.outcome
                     });
                 }
             }
@@ -214,6 +223,11 @@ impl EventStore for MemoryStore {
                 });
             }
             let claim_plan = st.plan_claims(stream, &claims)?;
+            // Keys live under their own lock, always taken after the state's
+            // (nowhere the other way round), so this cannot deadlock; holding
+            // both makes the key changes atomic with the events.
+            let mut key_table = self.inner.keys.lock();
+            keys::check(&key_table, stream, &keys)?;
             // Counters are u64 and grow by at most MAX_EVENTS_PER_APPEND per
             // append: overflow is out of reach, but refuse rather than wrap.
             let n = events.len() as u64;
@@ -247,6 +261,8 @@ impl EventStore for MemoryStore {
             }
             let end = st.log.len();
             st.streams.entry(stream).or_default().extend(base..end);
+            keys::apply(&mut key_table, stream, keys);
+            drop(key_table);
             for (key, held) in claim_plan {
                 if held {
                     st.claims.insert(key, stream);
@@ -265,7 +281,13 @@ impl EventStore for MemoryStore {
                 duplicate: false,
             };
             if let Some(cmd) = command_id {
-                st.commands.insert(cmd, outcome);
+                st.commands.insert(
+                    (stream, cmd),
+                    CommandRecord {
+                        outcome,
+                        digest: command_digest,
+                    },
+                );
             }
             outcome
         };
@@ -276,9 +298,10 @@ impl EventStore for MemoryStore {
 
     async fn find_command(
         &self,
+        stream: OrgId,
         command_id: CommandId,
-    ) -> Result<Option<AppendOutcome>, StoreError> {
-        Ok(self.read().commands.get(&command_id).copied())
+    ) -> Result<Option<CommandRecord>, StoreError> {
+        Ok(self.read().commands.get(&(stream, command_id)).copied())
     }
 
     async fn stream_version(&self, stream: OrgId) -> Result<u64, StoreError> {

@@ -61,8 +61,8 @@ use std::time::Duration;
 use switchboard_core::ids::{CommandId, EventId, OrgId};
 use switchboard_core::store::{
     validate_checkpoint_name, AppendOutcome, AppendRequest, CheckpointStore, ClaimChange, ClaimKey,
-    EventMetadata, EventStore, ExpectedVersion, Position, RecordedEvent, Snapshot, SnapshotStore,
-    StoreError, MAX_READ_PAGE,
+    CommandDigest, CommandRecord, EventMetadata, EventStore, ExpectedVersion, KeyChange, Position,
+    RecordedEvent, Snapshot, SnapshotStore, StoreError, MAX_READ_PAGE,
 };
 use switchboard_core::Actor;
 use tokio::sync::Notify;
@@ -466,6 +466,7 @@ struct AppendParams<'a> {
     stream: Uuid,
     expected: Option<i64>,
     command_id: Option<Uuid>,
+    command_digest: Option<&'a [u8]>,
     event_ids: Vec<Uuid>,
     event_types: Vec<&'a str>,
     schema_versions: Vec<i64>,
@@ -478,6 +479,9 @@ struct AppendParams<'a> {
     claim_takes: Vec<bool>,
     claim_namespaces: Vec<&'a str>,
     claim_values: Vec<&'a str>,
+    key_creates: Vec<Uuid>,
+    key_bytes: Vec<&'a [u8]>,
+    key_shreds: Vec<Uuid>,
 }
 
 impl<'a> AppendParams<'a> {
@@ -492,6 +496,7 @@ impl<'a> AppendParams<'a> {
                 ExpectedVersion::Exact(v) => Some(sat(v)),
             },
             command_id: req.command_id.map(|c| c.as_uuid()),
+            command_digest: req.command_digest.as_ref().map(|d| d.0.as_slice()),
             event_ids: Vec::with_capacity(n),
             event_types: Vec::with_capacity(n),
             schema_versions: Vec::with_capacity(n),
@@ -504,6 +509,9 @@ impl<'a> AppendParams<'a> {
             claim_takes: Vec::with_capacity(req.claims.len()),
             claim_namespaces: Vec::with_capacity(req.claims.len()),
             claim_values: Vec::with_capacity(req.claims.len()),
+            key_creates: Vec::new(),
+            key_bytes: Vec::new(),
+            key_shreds: Vec::new(),
         };
         for e in &req.events {
             p.event_ids.push(e.event_id.as_uuid());
@@ -531,14 +539,24 @@ impl<'a> AppendParams<'a> {
             p.claim_namespaces.push(&key.namespace);
             p.claim_values.push(&key.value);
         }
+        for k in &req.keys {
+            match k {
+                KeyChange::Create { subject, key } => {
+                    p.key_creates.push(subject.as_uuid());
+                    p.key_bytes.push(key.expose_bytes().as_slice());
+                }
+                KeyChange::Shred { subject } => p.key_shreds.push(subject.as_uuid()),
+            }
+        }
         Ok(p)
     }
 
-    fn as_params(&self) -> [&(dyn ToSql + Sync); 15] {
+    fn as_params(&self) -> [&(dyn ToSql + Sync); 19] {
         [
             &self.stream,
             &self.expected,
             &self.command_id,
+            &self.command_digest,
             &self.event_ids,
             &self.event_types,
             &self.schema_versions,
@@ -551,6 +569,9 @@ impl<'a> AppendParams<'a> {
             &self.claim_takes,
             &self.claim_namespaces,
             &self.claim_values,
+            &self.key_creates,
+            &self.key_bytes,
+            &self.key_shreds,
         ]
     }
 }
@@ -627,6 +648,18 @@ impl EventStore for PostgresStore {
                     event_id: EventId::from_uuid(id),
                 })
             }
+            "idempotency_key_reused" => Err(StoreError::IdempotencyKeyReused {
+                command_id: request
+                    .command_id
+                    .ok_or_else(|| corrupt("idempotency_key_reused without a command id"))?,
+            }),
+            "key_exists" => {
+                let subject: Option<Uuid> = row.try_get("o_subject").map_err(corrupt)?;
+                let subject = subject.ok_or_else(|| corrupt("key_exists without a subject"))?;
+                Err(StoreError::KeyExists {
+                    subject: switchboard_core::UserId::from_uuid(subject),
+                })
+            }
             "claim_taken" => {
                 let ns: Option<String> = row.try_get("o_claim_namespace").map_err(corrupt)?;
                 let value: Option<String> = row.try_get("o_claim_value").map_err(corrupt)?;
@@ -647,10 +680,14 @@ impl EventStore for PostgresStore {
 
     async fn find_command(
         &self,
+        stream: OrgId,
         command_id: CommandId,
-    ) -> Result<Option<AppendOutcome>, StoreError> {
+    ) -> Result<Option<CommandRecord>, StoreError> {
         let rows = self
-            .query(sql::FIND_COMMAND, &[&command_id.as_uuid()])
+            .query(
+                sql::FIND_COMMAND,
+                &[&stream.as_uuid(), &command_id.as_uuid()],
+            )
             .await?;
         let Some(r) = rows.first() else {
             return Ok(None);
@@ -658,13 +695,23 @@ impl EventStore for PostgresStore {
         let get = |i: usize, what: &str| -> Result<u64, StoreError> {
             unsigned(r.try_get(i).map_err(corrupt)?, what)
         };
-        Ok(Some(AppendOutcome {
-            stream: OrgId::from_uuid(r.try_get(0).map_err(corrupt)?),
-            first_version: get(1, "first_version")?,
-            last_version: get(2, "last_version")?,
-            first_position: Position::new(get(3, "first_commit")?, get(4, "first_sequence")?),
-            last_position: Position::new(get(5, "last_commit")?, get(6, "last_sequence")?),
-            duplicate: false,
+        let digest: Option<Vec<u8>> = r.try_get(7).map_err(corrupt)?;
+        let digest = match digest {
+            None => None,
+            Some(d) => Some(CommandDigest(<[u8; 32]>::try_from(d.as_slice()).map_err(
+                |_| corrupt(format!("a command digest of {} bytes", d.len())),
+            )?)),
+        };
+        Ok(Some(CommandRecord {
+            outcome: AppendOutcome {
+                stream: OrgId::from_uuid(r.try_get(0).map_err(corrupt)?),
+                first_version: get(1, "first_version")?,
+                last_version: get(2, "last_version")?,
+                first_position: Position::new(get(3, "first_commit")?, get(4, "first_sequence")?),
+                last_position: Position::new(get(5, "last_commit")?, get(6, "last_sequence")?),
+                duplicate: false,
+            },
+            digest,
         }))
     }
 

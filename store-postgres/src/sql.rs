@@ -41,6 +41,11 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0004_append_function_v2",
         include_str!("../migrations/0004_append_function_v2.sql"),
     ),
+    (
+        5,
+        "0005_scoped_commands_and_atomic_keys",
+        include_str!("../migrations/0005_scoped_commands_and_atomic_keys.sql"),
+    ),
 ];
 
 /// The channel appends are announced on (`announcer.rs`; imports notify in their transaction).

@@ -62,6 +62,8 @@ async fn server_stopped_mid_stream(mode: StopMode) {
                         command_id: Some(command_id(n)),
                         events: (0..1 + (i % 3)).map(|k| event(n + k)).collect(),
                         claims: vec![],
+                        command_digest: None,
+                        keys: Vec::new(),
                     };
                     let result = store.append(req.clone()).await;
                     if result.is_ok() {
@@ -122,11 +124,11 @@ async fn server_stopped_mid_stream(mode: StopMode) {
                     "acknowledged append lost: {outcome:?}"
                 );
                 let found = store
-                    .find_command(req.command_id.expect("command id"))
+                    .find_command(req.stream, req.command_id.expect("command id"))
                     .await
                     .expect("find_command")
                     .expect("acknowledged command recorded");
-                assert_eq!(&found, outcome);
+                assert_eq!(&found.outcome, outcome);
             }
             Err(StoreError::Unavailable {
                 maybe_committed, ..

@@ -10,13 +10,19 @@
 use proptest::prelude::*;
 use proptest_state_machine::{prop_state_machine, ReferenceStateMachine, StateMachineTest};
 use std::time::{Duration, Instant};
+use switchboard_core::erasure::{DataKey, KeyStore};
 use switchboard_core::store::conformance::{
     command_id, event, org, outcome_without_positions, without_position,
 };
 use switchboard_core::store::{
-    AppendOutcome, AppendRequest, ClaimChange, ClaimKey, EventStore, ExpectedVersion,
-    RecordedEvent, StoreError, MAX_READ_PAGE,
+    AppendOutcome, AppendRequest, ClaimChange, ClaimKey, CommandDigest, CommandRecord, EventStore,
+    ExpectedVersion, KeyChange, RecordedEvent, StoreError, MAX_READ_PAGE,
 };
+use switchboard_core::UserId;
+
+fn user(n: u8) -> UserId {
+    UserId::from_uuid(uuid::Uuid::from_u128(0xAB00 + u128::from(n)))
+}
 use switchboard_store_memory::MemoryStore;
 use switchboard_store_postgres::PostgresStore;
 
@@ -26,8 +32,11 @@ enum Op {
         stream: u8,
         expected: ExpectedVersion,
         command: Option<u8>,
+        digest: Option<u8>,
         events: Vec<u8>,
         claims: Vec<(bool, u8)>,
+        /// (true: create with key bytes `k`, false: shred) for user `u`.
+        keys: Vec<(bool, u8, u8)>,
     },
     ReadStream {
         stream: u8,
@@ -41,7 +50,8 @@ enum Op {
     },
     StreamVersion(u8),
     ClaimHolder(u8),
-    FindCommand(u8),
+    FindCommand(u8, u8),
+    LoadKeys(u8),
 }
 
 fn key(k: u8) -> ClaimKey {
@@ -59,22 +69,27 @@ fn ops() -> BoxedStrategy<Op> {
             0u8..3,
             expected,
             proptest::option::of(0u8..4),
+            proptest::option::of(0u8..2),
             proptest::collection::vec(0u8..30, 1..4),
             proptest::collection::vec((any::<bool>(), 0u8..3), 0..3),
+            proptest::collection::vec((any::<bool>(), 0u8..4, 1u8..4), 0..3),
         )
-            .prop_map(|(stream, expected, command, events, claims)| Op::Append {
+            .prop_map(|(stream, expected, command, digest, events, claims, keys)| Op::Append {
                 stream,
                 expected,
                 command,
+                digest,
                 events,
                 claims,
+                keys,
             }),
         1 => (0u8..3, 0u64..8, proptest::option::of(0u64..8), 0usize..5)
             .prop_map(|(stream, from, to, limit)| Op::ReadStream { stream, from, to, limit }),
         1 => (0usize..30, 0usize..6).prop_map(|(skip, limit)| Op::ReadAll { skip, limit }),
         1 => (0u8..3).prop_map(Op::StreamVersion),
         1 => (0u8..3).prop_map(Op::ClaimHolder),
-        1 => (0u8..4).prop_map(Op::FindCommand),
+        1 => (0u8..3, 0u8..4).prop_map(|(s, c)| Op::FindCommand(s, c)),
+        1 => (0u8..3).prop_map(Op::LoadKeys),
     ]
     .boxed()
 }
@@ -110,13 +125,30 @@ fn request(
     stream: u8,
     expected: ExpectedVersion,
     command: Option<u8>,
+    digest: Option<u8>,
     events: &[u8],
     claims: &[(bool, u8)],
+    keys: &[(bool, u8, u8)],
 ) -> AppendRequest {
     AppendRequest {
         stream: org(u128::from(stream)),
         expected,
         command_id: command.map(|c| command_id(u128::from(c))),
+        command_digest: digest.map(|d| CommandDigest([d; 32])),
+        keys: keys
+            .iter()
+            .map(|&(create, u, k)| {
+                let subject = user(u);
+                if create {
+                    KeyChange::Create {
+                        subject,
+                        key: DataKey::from_bytes([k; 32]),
+                    }
+                } else {
+                    KeyChange::Shred { subject }
+                }
+            })
+            .collect(),
         events: events.iter().map(|&n| event(u128::from(n))).collect(),
         claims: claims
             .iter()
@@ -164,10 +196,12 @@ impl StateMachineTest for StoresAgree {
                     stream,
                     expected,
                     command,
+                    digest,
                     events,
                     claims,
+                    keys,
                 } => {
-                    let req = request(*stream, *expected, *command, events, claims);
+                    let req = request(*stream, *expected, *command, *digest, events, claims, keys);
                     let strip =
                         |r: Result<AppendOutcome, StoreError>| r.map(outcome_without_positions);
                     let want = strip(memory.append(req.clone()).await);
@@ -224,16 +258,18 @@ impl StateMachineTest for StoresAgree {
                         memory.claim_holder(&key(*k)).await
                     );
                 }
-                Op::FindCommand(c) => {
-                    let c = command_id(u128::from(*c));
-                    let want = memory
-                        .find_command(c)
-                        .await
-                        .map(|o| o.map(outcome_without_positions));
-                    let got = pg
-                        .find_command(c)
-                        .await
-                        .map(|o| o.map(outcome_without_positions));
+                Op::FindCommand(s, c) => {
+                    let (s, c) = (org(u128::from(*s)), command_id(u128::from(*c)));
+                    let strip = |r: CommandRecord| (outcome_without_positions(r.outcome), r.digest);
+                    let want = memory.find_command(s, c).await.map(|o| o.map(strip));
+                    let got = pg.find_command(s, c).await.map(|o| o.map(strip));
+                    assert_eq!(got, want, "{op:?}");
+                }
+                Op::LoadKeys(s) => {
+                    let s = org(u128::from(*s));
+                    let users: Vec<UserId> = (0..4).map(user).collect();
+                    let want = memory.load_keys(s, &users).await;
+                    let got = pg.load_keys(s, &users).await;
                     assert_eq!(got, want, "{op:?}");
                 }
             }

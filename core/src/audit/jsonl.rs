@@ -17,8 +17,8 @@ use crate::event::Event;
 use crate::ids::*;
 use crate::service::{CommandService, ServiceError};
 use crate::store::{
-    AppendRequest, ExpectedVersion, NewEvent, RecordedEvent, Store, StoreError,
-    MAX_EVENTS_PER_APPEND, MAX_PAYLOAD_BYTES, MAX_READ_PAGE,
+    AppendRequest, ExpectedVersion, RecordedEvent, Store, StoreError, MAX_EVENTS_PER_APPEND,
+    MAX_PAYLOAD_BYTES, MAX_READ_PAGE,
 };
 use std::io::{BufRead, Read, Write};
 
@@ -130,7 +130,8 @@ impl<S: Store> CommandService<S> {
                 break;
             }
             for (r, e) in page {
-                let plain = codec::encode(&e, r.event_id, r.metadata.clone());
+                let plain = codec::encode(&e, r.event_id, r.metadata.clone())
+                    .map_err(ServiceError::from)?;
                 let line = RecordedEvent {
                     schema_version: plain.schema_version,
                     payload: plain.payload,
@@ -231,9 +232,6 @@ impl<S: Store> CommandService<S> {
         if !batch.is_empty() {
             self.import_batch(&mut rep, batch, continuing).await?;
         }
-        // Users deleted in the file have no personal data in it; make sure
-        // no key of theirs exists here either.
-        self.complete_erasure(rep.org).await?;
         Ok(rep)
     }
 
@@ -250,13 +248,15 @@ impl<S: Store> CommandService<S> {
         // by the append limit would otherwise be refused as a duplicate).
         let command_id = first.metadata.command_id.filter(|_| !continuing);
         let events: Vec<Event> = batch.iter().map(|(_, e)| e.clone()).collect();
-        let mut encoded: Vec<NewEvent> = Vec::with_capacity(batch.len());
-        for (r, e) in &batch {
-            encoded.push(
-                self.encode_one_sealed(rep.org, e, r.event_id, &r.metadata)
-                    .await?,
-            );
-        }
+        // Imported events keep their ids and envelopes; their personal data
+        // is sealed here, with new keys created (and deleted users' keys
+        // shredded) by the same append.
+        let to_seal: Vec<_> = batch
+            .iter()
+            .map(|(r, e)| (e, r.event_id, &r.metadata))
+            .collect();
+        let mut known = Default::default();
+        let sealed = self.seal(rep.org, &to_seal, &mut known).await?;
         let outcome = self
             .store()
             .append(AppendRequest {
@@ -267,8 +267,10 @@ impl<S: Store> CommandService<S> {
                     ExpectedVersion::Exact(rep.events)
                 },
                 command_id,
-                events: encoded,
+                command_digest: None,
+                events: sealed.events,
                 claims: codec::claims(&events),
+                keys: sealed.keys,
             })
             .await?;
         if let Some(command) = command_id.filter(|_| outcome.duplicate) {

@@ -84,8 +84,10 @@ pub fn append(stream: OrgId, expected: ExpectedVersion, events: Vec<NewEvent>) -
         stream,
         expected,
         command_id: None,
+        command_digest: None,
         events,
         claims: Vec::new(),
+        keys: Vec::new(),
     }
 }
 

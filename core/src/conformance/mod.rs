@@ -30,6 +30,10 @@ macro_rules! store_conformance_tests {
         $crate::store_conformance_tests!(@each $factory;
             append_expected_versions,
             idempotent_command_id,
+            command_ids_scoped_to_stream,
+            command_digests,
+            key_changes_commit_with_events,
+            key_store_contract,
             duplicate_event_id,
             claims_taken_released_retaken,
             claims_race_has_one_winner,

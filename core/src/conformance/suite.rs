@@ -1,11 +1,13 @@
 //! The suite's test functions. Each takes a fresh, empty store.
 
 use super::fixtures::*;
-use crate::ids::{EventId, OrgId};
+use crate::erasure::DataKey;
+use crate::ids::{EventId, OrgId, UserId};
 use crate::store::{
-    AppendOutcome, AppendRequest, ClaimChange, ClaimKey, EventStore, ExpectedVersion, Position,
-    RecordedEvent, Snapshot, Store, StoreError, MAX_CLAIMS_PER_APPEND, MAX_EVENTS_PER_APPEND,
-    MAX_NAME_LEN, MAX_PAYLOAD_BYTES, MAX_READ_PAGE, MAX_SNAPSHOT_BYTES, MAX_VERSION,
+    AppendOutcome, AppendRequest, ClaimChange, ClaimKey, CommandDigest, CommandRecord, EventStore,
+    ExpectedVersion, KeyChange, Position, RecordedEvent, Snapshot, Store, StoreError,
+    MAX_CLAIMS_PER_APPEND, MAX_EVENTS_PER_APPEND, MAX_NAME_LEN, MAX_PAYLOAD_BYTES, MAX_READ_PAGE,
+    MAX_SNAPSHOT_BYTES, MAX_VERSION,
 };
 use crate::subscription::subscribe;
 use futures_util::StreamExt;
@@ -184,7 +186,7 @@ pub async fn idempotent_command_id<S: Store + ?Sized>(store: &S) {
         claims: vec![ClaimChange::Claim(phone(1))],
         ..append(a, ExpectedVersion::NoStream, vec![event(1), event(2)])
     };
-    assert_eq!(store.find_command(cmd).await.expect("find"), None);
+    assert_eq!(store.find_command(a, cmd).await.expect("find"), None);
     let first = ok(store, first_req.clone()).await;
     assert!(!first.duplicate);
     let before = fingerprint(store, &[a, org(2)], &[phone(1), phone(2)]).await;
@@ -199,14 +201,17 @@ pub async fn idempotent_command_id<S: Store + ?Sized>(store: &S) {
         }
     );
 
-    // Same command id, different request (other stream, stale version, new
-    // event ids, other claims): still the first outcome, still nothing recorded.
+    // Same command id in the same stream, different request (stale version,
+    // new event ids, other claims, no digest): still the first outcome, still
+    // nothing recorded.
     let different = AppendRequest {
-        stream: org(2),
+        stream: a,
         expected: ExpectedVersion::Exact(41),
         command_id: Some(cmd),
         events: vec![event(3)],
         claims: vec![ClaimChange::Claim(phone(2))],
+        command_digest: None,
+        keys: Vec::new(),
     };
     let again = ok(store, different).await;
     assert_eq!(
@@ -222,16 +227,16 @@ pub async fn idempotent_command_id<S: Store + ?Sized>(store: &S) {
     );
 
     let found = store
-        .find_command(cmd)
+        .find_command(a, cmd)
         .await
         .expect("find")
         .expect("command recorded");
     assert_eq!(
-        AppendOutcome {
-            duplicate: false,
-            ..found
-        },
-        first
+        found,
+        CommandRecord {
+            outcome: first,
+            digest: None
+        }
     );
 
     // A failed append records no command id: after fixing the version the same
@@ -245,7 +250,7 @@ pub async fn idempotent_command_id<S: Store + ?Sized>(store: &S) {
         store.append(stale).await,
         Err(StoreError::Conflict { actual: 2, .. })
     ));
-    assert_eq!(store.find_command(cmd2).await.expect("find"), None);
+    assert_eq!(store.find_command(a, cmd2).await.expect("find"), None);
     let fixed = AppendRequest {
         command_id: Some(cmd2),
         ..append(a, ExpectedVersion::Exact(2), vec![event(4)])
@@ -264,6 +269,265 @@ pub async fn idempotent_command_id<S: Store + ?Sized>(store: &S) {
     );
     assert_eq!(store.stream_version(a).await.expect("version"), 3);
     assert_eq!(all_events(store, 3).await.len(), 3);
+}
+
+/// Command ids are scoped to their stream: the same id in another stream is
+/// another key, recorded there as new, and finding it in one stream reveals
+/// nothing of the other.
+pub async fn command_ids_scoped_to_stream<S: Store + ?Sized>(store: &S) {
+    let (a, b) = (org(1), org(2));
+    let cmd = command_id(7);
+    let in_a = ok(
+        store,
+        AppendRequest {
+            command_id: Some(cmd),
+            command_digest: Some(CommandDigest([1; 32])),
+            ..append(a, ExpectedVersion::NoStream, vec![event(1), event(2)])
+        },
+    )
+    .await;
+    assert_eq!(store.find_command(b, cmd).await.expect("find"), None);
+    // Another stream, same id, even another digest: a new command there.
+    let in_b = ok(
+        store,
+        AppendRequest {
+            command_id: Some(cmd),
+            command_digest: Some(CommandDigest([2; 32])),
+            ..append(b, ExpectedVersion::NoStream, vec![event(3)])
+        },
+    )
+    .await;
+    assert!(!in_b.duplicate);
+    assert_eq!(
+        (in_b.stream, in_b.first_version, in_b.last_version),
+        (b, 1, 1)
+    );
+    let found_a = store.find_command(a, cmd).await.expect("find").expect("a");
+    let found_b = store.find_command(b, cmd).await.expect("find").expect("b");
+    assert_eq!(found_a.outcome, in_a);
+    assert_eq!(found_b.outcome, in_b);
+    assert_eq!(found_b.digest, Some(CommandDigest([2; 32])));
+    assert_eq!(store.stream_version(a).await.expect("version"), 2);
+    assert_eq!(store.stream_version(b).await.expect("version"), 1);
+}
+
+/// A command id recorded with a digest refuses a request with another
+/// digest ([`StoreError::IdempotencyKeyReused`], nothing recorded) and
+/// answers the same digest, or a request without one, as a duplicate.
+pub async fn command_digests<S: Store + ?Sized>(store: &S) {
+    let a = org(1);
+    let cmd = command_id(3);
+    let request = AppendRequest {
+        command_id: Some(cmd),
+        command_digest: Some(CommandDigest([9; 32])),
+        ..append(a, ExpectedVersion::NoStream, vec![event(1)])
+    };
+    let first = ok(store, request.clone()).await;
+    let before = fingerprint(store, &[a], &[]).await;
+    let reused = AppendRequest {
+        command_digest: Some(CommandDigest([8; 32])),
+        events: vec![event(2)],
+        expected: ExpectedVersion::Exact(1),
+        ..request.clone()
+    };
+    assert_eq!(
+        store.append(reused).await,
+        Err(StoreError::IdempotencyKeyReused { command_id: cmd })
+    );
+    assert_eq!(fingerprint(store, &[a], &[]).await, before);
+    let same = ok(store, request.clone()).await;
+    assert_eq!(
+        same,
+        AppendOutcome {
+            duplicate: true,
+            ..first
+        }
+    );
+    let unknown = ok(
+        store,
+        AppendRequest {
+            command_digest: None,
+            ..request
+        },
+    )
+    .await;
+    assert!(unknown.duplicate);
+    assert_eq!(
+        store.find_command(a, cmd).await.expect("find"),
+        Some(CommandRecord {
+            outcome: first,
+            digest: Some(CommandDigest([9; 32]))
+        })
+    );
+    assert_eq!(fingerprint(store, &[a], &[]).await, before);
+}
+
+fn user(n: u128) -> UserId {
+    UserId::from_uuid(uuid::Uuid::from_u128(0x5553_0000 + n))
+}
+
+/// Key changes commit with the events or not at all (R-LIFE-06): a created
+/// key exists exactly when its append was recorded; a creation for a
+/// subject with a key or a tombstone refuses the whole append
+/// ([`StoreError::KeyExists`]); a shred leaves a tombstone that no later
+/// creation revives; a duplicate command creates nothing.
+pub async fn key_changes_commit_with_events<S: Store + ?Sized>(store: &S) {
+    let a = org(1);
+    let (u1, u2, u3) = (user(1), user(2), user(3));
+    let k = |b: u8| DataKey::from_bytes([b; 32]);
+    let create = |subject, key| KeyChange::Create { subject, key };
+    let first = AppendRequest {
+        command_id: Some(command_id(1)),
+        keys: vec![create(u1, k(1))],
+        ..append(a, ExpectedVersion::NoStream, vec![event(1)])
+    };
+    ok(store, first.clone()).await;
+    assert_eq!(
+        store.load_keys(a, &[u1]).await.expect("load").get(&u1),
+        Some(&k(1))
+    );
+    // Keys are per organization.
+    assert!(store
+        .load_keys(org(2), &[u1])
+        .await
+        .expect("load")
+        .is_empty());
+
+    // Refused appends create nothing: a stale version, a subject with a key.
+    let stale = AppendRequest {
+        keys: vec![create(u2, k(2))],
+        ..append(a, ExpectedVersion::NoStream, vec![event(2)])
+    };
+    assert!(matches!(
+        store.append(stale).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    let clash = AppendRequest {
+        keys: vec![create(u2, k(2)), create(u1, k(3))],
+        ..append(a, ExpectedVersion::Exact(1), vec![event(3)])
+    };
+    assert_eq!(
+        store.append(clash).await,
+        Err(StoreError::KeyExists { subject: u1 })
+    );
+    // A duplicate command creates nothing either.
+    let dup = AppendRequest {
+        keys: vec![create(u3, k(4))],
+        ..first
+    };
+    assert!(ok(store, dup).await.duplicate);
+    assert!(store
+        .load_keys(a, &[u2, u3])
+        .await
+        .expect("load")
+        .is_empty());
+    assert_eq!(store.stream_version(a).await.expect("version"), 1);
+    assert_eq!(
+        store.load_keys(a, &[u1]).await.expect("load").get(&u1),
+        Some(&k(1)),
+        "a refused creation leaves the existing key as it was"
+    );
+
+    // Two creations of one subject in one append are malformed.
+    let twice = AppendRequest {
+        keys: vec![create(u2, k(5)), create(u2, k(6))],
+        ..append(a, ExpectedVersion::Exact(1), vec![event(4)])
+    };
+    assert!(matches!(
+        store.append(twice).await,
+        Err(StoreError::InvalidRequest { .. })
+    ));
+
+    // Create and shred in one append: recorded, and the subject erased.
+    let shred = AppendRequest {
+        keys: vec![
+            create(u2, k(7)),
+            KeyChange::Shred { subject: u2 },
+            KeyChange::Shred { subject: u1 },
+            KeyChange::Shred { subject: u1 },
+        ],
+        ..append(a, ExpectedVersion::Exact(1), vec![event(5)])
+    };
+    ok(store, shred).await;
+    assert!(store
+        .load_keys(a, &[u1, u2])
+        .await
+        .expect("load")
+        .is_empty());
+    assert_eq!(store.create_key(a, u1, k(8)).await.expect("create"), None);
+    let revive = AppendRequest {
+        keys: vec![create(u1, k(9))],
+        ..append(a, ExpectedVersion::Exact(2), vec![event(6)])
+    };
+    assert_eq!(
+        store.append(revive).await,
+        Err(StoreError::KeyExists { subject: u1 })
+    );
+    assert_eq!(store.stream_version(a).await.expect("version"), 2);
+}
+
+/// The [`KeyStore`](crate::erasure::KeyStore) contract: the first key
+/// created wins, even among concurrent callers; a deleted key leaves a
+/// tombstone that no later creation revives; keys are per organization;
+/// look-ups are bounded.
+pub async fn key_store_contract<S: Store + ?Sized>(store: &S) {
+    let (a, b) = (org(1), org(2));
+    let k = |n: u8| DataKey::from_bytes([n; 32]);
+    let racers: Vec<_> = (1..=8u8)
+        .map(|n| store.create_key(a, user(1), k(n)))
+        .collect();
+    let results = futures_util::future::join_all(racers).await;
+    let winner = results[0].clone().expect("create").expect("a key");
+    for r in results {
+        assert_eq!(
+            r.expect("create"),
+            Some(winner.clone()),
+            "every racer gets the same key"
+        );
+    }
+    assert_eq!(
+        store.create_key(a, user(1), k(20)).await.expect("create"),
+        Some(winner.clone())
+    );
+    assert_eq!(
+        store.create_key(b, user(1), k(21)).await.expect("create"),
+        Some(k(21))
+    );
+    store.delete_key(a, user(1)).await.expect("delete");
+    store
+        .delete_key(a, user(1))
+        .await
+        .expect("delete is idempotent");
+    store
+        .delete_key(a, user(2))
+        .await
+        .expect("delete of a user without a key");
+    assert!(store
+        .load_keys(a, &[user(1), user(2)])
+        .await
+        .expect("load")
+        .is_empty());
+    assert_eq!(
+        store.create_key(a, user(1), k(22)).await.expect("create"),
+        None
+    );
+    assert_eq!(
+        store.create_key(a, user(2), k(23)).await.expect("create"),
+        None
+    );
+    assert_eq!(
+        store
+            .load_keys(b, &[user(1)])
+            .await
+            .expect("load")
+            .get(&user(1)),
+        Some(&k(21))
+    );
+    let too_many = vec![user(1); crate::erasure::MAX_KEYS_PER_LOAD + 1];
+    assert!(matches!(
+        store.load_keys(a, &too_many).await,
+        Err(StoreError::InvalidRequest { .. })
+    ));
 }
 
 /// An event id recorded anywhere in the store cannot be recorded again.

@@ -339,7 +339,7 @@ pub async fn export_then_import_reproduces_the_state<S: Store, T: Store>(store: 
     let first = &a[1];
     assert!(target
         .store()
-        .find_command(first.metadata.command_id.unwrap())
+        .find_command(first.stream, first.metadata.command_id.unwrap())
         .await
         .unwrap()
         .is_some());
@@ -462,6 +462,8 @@ pub async fn v1_events_stored_as_they_were_load_through_the_service<S: Store>(st
                     metadata: r.metadata.clone(),
                 }],
                 claims: vec![],
+                command_digest: None,
+                keys: Vec::new(),
             })
             .await
             .unwrap();
