@@ -28,8 +28,10 @@ pub enum Missing {
     Device(DeviceId),
 }
 
-/// One reason a command cannot be carried out.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One reason a command cannot be carried out. Its fields are for the
+/// caller; its `Debug` and `Display`, for operators, never show an email
+/// (see [`crate::redact`]).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "blocker")]
 pub enum Blocker {
     /// A referenced entity does not exist.
@@ -274,6 +276,48 @@ pub enum Blocker {
     },
 }
 
+crate::redact::debug_redacted!(enum Blocker {
+    NotFound { missing },
+    AlreadyCreated,
+    LimitExceeded { what, limit, actual },
+    Invalid { rule, field, reason },
+    PermissionDenied { actor, permission, account },
+    ActorNotActive { actor },
+    OnlySelf { user },
+    SelfAction { user },
+    PrimaryOwner { user },
+    EmailInUse { @redacted email, user, rule },
+    ManagesTeamInBulk { user },
+    DuplicateEmail { @redacted email },
+    InvitationNotPending { invitation, status },
+    InvitationExpired { invitation },
+    UnknownToken,
+    WrongStatus { user, status, rule },
+    NoAccess { user, account, rule },
+    NumberExists { number },
+    NumberClaimedElsewhere { number },
+    NumberAssigned { number, user },
+    NumberNotAssigned { number },
+    NumbersStillAssigned { user, numbers, rule },
+    ForwardTarget { user, numbers },
+    HasDirectReports { leader, reports },
+    IncompleteReassignment { leader, unassigned, not_reports },
+    NotATeamLeader { user },
+    ReportingCycle { user, leader },
+    IncompleteProfile { user, missing },
+    AgencyAdministrator { user },
+    AlreadyMember { user, account },
+    NotMember { user, account },
+    DeletionNotAcknowledged,
+    NotOwner { item, owner },
+    NotAClient { item },
+    BuiltInRole { role },
+    NotPrimaryOwner { actor },
+    TargetIsSubject { user },
+    BulkRowsRejected { rows },
+    TooMuchWork { what, limit, actual },
+});
+
 impl Blocker {
     /// The rule id the blocker enforces, e.g. `R-NUM-02`. `LIMIT` marks an
     /// input bound, `INPUT` a reference to something that does not exist.
@@ -350,9 +394,9 @@ impl fmt::Display for Blocker {
             OnlySelf { user } => write!(f, "only {user} may edit their own profile details"),
             SelfAction { user } => write!(f, "{user} cannot do this to themselves; another user must"),
             PrimaryOwner { user } => write!(f, "{user} is the primary owner; transfer ownership first"),
-            EmailInUse { email, user, .. } => write!(f, "{email} already belongs to {user}; add them to accounts instead"),
+            EmailInUse { user, .. } => write!(f, "the email already belongs to {user}; add them to accounts instead"),
             ManagesTeamInBulk { user } => write!(f, "{user} holds ManageTeam: deactivate them manually after reassigning their reports"),
-            DuplicateEmail { email } => write!(f, "{email} is listed twice"),
+            DuplicateEmail { .. } => write!(f, "an email is listed twice"),
             InvitationNotPending { invitation, status } => write!(f, "invitation {invitation} is {status:?}"),
             InvitationExpired { invitation } => write!(f, "invitation {invitation} has expired; re-invite"),
             UnknownToken => write!(f, "no invitation matches this token"),
