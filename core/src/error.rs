@@ -4,6 +4,7 @@
 use crate::context::Actor;
 use crate::ids::*;
 use crate::model::*;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -265,6 +266,19 @@ pub enum Blocker {
         /// Each rejected row.
         rows: Vec<crate::bulk::RowOutcome>,
     },
+    /// An expiry (the caller's `now` plus a policy's TTL) would fall after
+    /// the last instant the library can represent: the caller's clock is
+    /// out of range (R-INV-05 for invitations, R-LIFE-07 for password resets).
+    ExpiryOutOfRange {
+        /// What would expire: `invitation` or `password reset`.
+        what: String,
+        /// The policy's TTL, in words (`365 days`).
+        ttl: String,
+        /// The instant of the decision, from the caller's clock.
+        now: DateTime<Utc>,
+        /// The rule.
+        rule: String,
+    },
     /// The command would touch more than one command may (split it).
     TooMuchWork {
         /// What.
@@ -315,6 +329,7 @@ crate::redact::debug_redacted!(enum Blocker {
     NotPrimaryOwner { actor },
     TargetIsSubject { user },
     BulkRowsRejected { rows },
+    ExpiryOutOfRange { what, ttl, now, rule },
     TooMuchWork { what, limit, actual },
 });
 
@@ -331,7 +346,8 @@ impl Blocker {
             | WrongStatus { rule, .. }
             | NoAccess { rule, .. }
             | NumbersStillAssigned { rule, .. }
-            | EmailInUse { rule, .. } => return rule.clone(),
+            | EmailInUse { rule, .. }
+            | ExpiryOutOfRange { rule, .. } => return rule.clone(),
             PermissionDenied { .. } | ActorNotActive { .. } => "R-AUTH-01",
             OnlySelf { .. } => "R-AUTH-02",
             SelfAction { .. } => "R-LIFE-09",
@@ -429,6 +445,7 @@ impl fmt::Display for Blocker {
                 }
                 Ok(())
             }
+            ExpiryOutOfRange { what, ttl, now, .. } => write!(f, "{what} issued at {now} with a TTL of {ttl} would expire after the last representable instant; check the caller's clock"),
             TooMuchWork { what, limit, actual } => write!(f, "{what}: {actual} exceeds {limit} per command; split it"),
         }
     }

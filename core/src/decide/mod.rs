@@ -633,6 +633,26 @@ pub(crate) fn check_grant(
     }
 }
 
+/// `ctx.now` plus a policy's TTL (`None` when the TTL itself is out of
+/// range), checked: the caller's clock may be anywhere up to the last
+/// representable instant, and an expiry past it is a blocker naming `rule`
+/// (R-INV-05, R-LIFE-07), never a panic.
+pub(crate) fn expires_at(
+    ctx: &Context<'_>,
+    ttl: Option<chrono::TimeDelta>,
+    what: &str,
+    ttl_in_words: String,
+    rule: &str,
+) -> Result<chrono::DateTime<chrono::Utc>, Blocker> {
+    ttl.and_then(|ttl| ctx.now.checked_add_signed(ttl))
+        .ok_or_else(|| Blocker::ExpiryOutOfRange {
+            what: what.to_owned(),
+            ttl: ttl_in_words,
+            now: ctx.now,
+            rule: rule.to_owned(),
+        })
+}
+
 /// Issues a token: its text for the caller, its hash for the log.
 pub(crate) fn issue_token(ctx: &Context<'_>) -> (String, TokenHash) {
     let text = crate::validate::token_text(&ctx.secrets.secret());

@@ -265,14 +265,23 @@ pub(super) fn password_reset(s: &Organization, ctx: &Context<'_>, user: UserId) 
     if let Some(u) = active_user(s, user, "R-LIFE-07", &mut b) {
         require_self_or_manager(s, ctx, u, &mut b);
     }
+    let hours = s.policies.password_reset_ttl_hours;
+    let expires_at = expires_at(
+        ctx,
+        chrono::TimeDelta::try_hours(i64::from(hours)),
+        "password reset",
+        format!("{hours} hours"),
+        "R-LIFE-07",
+    );
+    b.extend(expires_at.as_ref().err().cloned());
     verdict(b)?;
+    let expires_at = expires_at?;
     let (token, token_hash) = issue_token(ctx);
     Ok(Decision {
         events: vec![Event::PasswordResetIssued {
             user,
             token_hash,
-            expires_at: ctx.now
-                + chrono::Duration::hours(i64::from(s.policies.password_reset_ttl_hours)),
+            expires_at,
         }],
         secrets: vec![IssuedSecret {
             purpose: SecretPurpose::PasswordReset { user },
