@@ -69,6 +69,20 @@ pub enum Blocker {
         /// On which account (`None`: organization-wide, i.e. agency administrator needed).
         account: Option<AccountId>,
     },
+    /// Admin-managed fields (job title, picture, admin toggle) need
+    /// `ManageUsers` over the user, and the admin toggle an agency
+    /// administrator, the user herself included (R-AUTH-03).
+    AdminManagedField {
+        /// Who tried.
+        actor: Actor,
+        /// Whose field.
+        user: UserId,
+        /// The field.
+        field: AdminField,
+        /// Where `ManageUsers` is missing (`None`: organization-wide, i.e. an
+        /// agency administrator is needed).
+        account: Option<AccountId>,
+    },
     /// The acting user is not active.
     ActorNotActive {
         /// Who.
@@ -296,6 +310,7 @@ crate::redact::debug_redacted!(enum Blocker {
     LimitExceeded { what, limit, actual },
     Invalid { rule, field, reason },
     PermissionDenied { actor, permission, account },
+    AdminManagedField { actor, user, field, account },
     ActorNotActive { actor },
     OnlySelf { user },
     SelfAction { user },
@@ -349,6 +364,7 @@ impl Blocker {
             | EmailInUse { rule, .. }
             | ExpiryOutOfRange { rule, .. } => return rule.clone(),
             PermissionDenied { .. } | ActorNotActive { .. } => "R-AUTH-01",
+            AdminManagedField { .. } => "R-AUTH-03",
             OnlySelf { .. } => "R-AUTH-02",
             SelfAction { .. } => "R-LIFE-09",
             PrimaryOwner { .. } | NotPrimaryOwner { .. } => "R-LIFE-03",
@@ -405,6 +421,10 @@ impl fmt::Display for Blocker {
             } => match account {
                 Some(a) => write!(f, "{actor} lacks {permission:?} on account {a}"),
                 None => write!(f, "{actor} is not an agency administrator ({permission:?} everywhere)"),
+            },
+            AdminManagedField { actor, user, field, account } => match account {
+                Some(a) => write!(f, "{actor} may not edit {field:?} of {user}: admin-managed fields need ManageUsers on account {a}"),
+                None => write!(f, "{actor} may not edit {field:?} of {user}: it needs an agency administrator"),
             },
             ActorNotActive { actor } => write!(f, "{actor} is not an active user"),
             OnlySelf { user } => write!(f, "only {user} may edit their own profile details"),

@@ -183,6 +183,17 @@ pub enum ProfileField {
     Picture,
 }
 
+/// A field only a `ManageUsers` holder may edit (R-AUTH-03).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AdminField {
+    /// Job title.
+    JobTitle,
+    /// Picture URL.
+    Picture,
+    /// The agency administrator toggle (an agency administrator only).
+    AdminAccess,
+}
+
 /// The personal data of a user: what deletion erases (R-LIFE-06). `Debug`
 /// shows which fields are set, never their values.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
