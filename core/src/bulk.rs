@@ -42,8 +42,8 @@ pub enum RowStatus {
     },
 }
 
-/// One row's outcome.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One row's outcome. `Debug` and `Display` name the row and the user, never the email.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowOutcome {
     /// 1-based data row (the header is row 0).
     pub row: usize,
@@ -55,9 +55,14 @@ pub struct RowOutcome {
     pub status: RowStatus,
 }
 
+crate::redact::debug_redacted!(struct RowOutcome { row, @redacted email, user, status });
+
 impl std::fmt::Display for RowOutcome {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "row {} ({}): ", self.row, self.email)?;
+        match self.user {
+            Some(user) => write!(f, "row {} ({user}): ", self.row)?,
+            None => write!(f, "row {} (no user): ", self.row)?,
+        }
         match &self.status {
             RowStatus::Applied { events } => write!(f, "applied ({events} event(s))"),
             RowStatus::Unchanged => write!(f, "unchanged"),
@@ -160,7 +165,7 @@ fn decide_row(
         b.push(Blocker::Invalid {
             rule: "R-BULK-01".into(),
             field: "email".into(),
-            reason: format!("no user has the email {email:?}"),
+            reason: "no user has this email".into(),
         });
         return (email, None, Err(b));
     };
@@ -176,11 +181,11 @@ fn decide_row(
         None => None,
         Some("y" | "yes") => Some(true),
         Some("n" | "no") => Some(false),
-        Some(other) => {
+        Some(_) => {
             b.push(Blocker::Invalid {
                 rule: "R-BULK-01".into(),
                 field: "deactivated".into(),
-                reason: format!("{other:?}: use y or n"),
+                reason: "use y or n (or leave it blank)".into(),
             });
             None
         }

@@ -72,8 +72,10 @@ pub enum BulkMode {
     Partial,
 }
 
-/// Everything an actor can ask of an organization.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Everything an actor can ask of an organization. `Debug` hides personal
+/// data, device names, CSV text and tokens: it shows which of those fields
+/// are set, never their values (see [`crate::redact`]).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command")]
 pub enum Command {
     /// Create the organization with its root account and primary owner (system or support only).
@@ -339,6 +341,45 @@ pub enum Command {
         mode: BulkMode,
     },
 }
+
+crate::redact::debug_redacted!(enum Command {
+    CreateOrganization { name, root_account_name, @redacted owner_email, @redacted owner_name, policies },
+    SetPolicies { policies },
+    TransferPrimaryOwnership { to },
+    CreateAccount { name, parent },
+    DefineRole { role, name, permissions },
+    InviteUsers { @redacted emails, grant },
+    CreateInvitationLink { grant },
+    Reinvite { invitation },
+    RevokeInvitation { invitation },
+    ExpireInvitations { limit },
+    AcceptInvitation { @redacted token, @redacted email, @redacted name, @redacted mobile, default_country },
+    SignIn { user, @redacted device_name },
+    SignOutDevice { user, device },
+    UpdateProfile { user, @redacted name, @redacted email, @redacted mobile, default_country, notifications },
+    UpdateAdminFields { user, @redacted job_title, @redacted picture, admin_access },
+    RequestPasswordReset { user },
+    GrantAccess { user, role, accounts },
+    ChangeRole { user, account, role },
+    RemoveAccess { user, accounts },
+    RemoveFromAllAccounts { user },
+    AddNumber { number, account },
+    AssignNumber { number, user },
+    UnassignNumber { number },
+    ForwardNumber { number, to },
+    StopForwarding { number },
+    ReleaseNumber { number },
+    SetReportingLine { user, leader },
+    ReassignReports { leader, to },
+    CreateWorkItem { kind, title, owner },
+    TransferWork { from, to, selection },
+    ReassignClients { assignments },
+    Deactivate { user, forward_numbers_to, reassign_reports },
+    Reactivate { user },
+    Delete { user, acknowledgement, forward_numbers_to, reassign_reports },
+    Offboard(plan),
+    BulkUpdate { @redacted csv, mode },
+});
 
 impl Command {
     /// The command's name, for logs and trails.

@@ -4,6 +4,7 @@
 use crate::context::Actor;
 use crate::ids::*;
 use crate::model::*;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -28,8 +29,10 @@ pub enum Missing {
     Device(DeviceId),
 }
 
-/// One reason a command cannot be carried out.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One reason a command cannot be carried out. Its fields are for the
+/// caller; its `Debug` and `Display`, for operators, never show an email
+/// (see [`crate::redact`]).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "blocker")]
 pub enum Blocker {
     /// A referenced entity does not exist.
@@ -64,6 +67,20 @@ pub enum Blocker {
         /// What permission.
         permission: Permission,
         /// On which account (`None`: organization-wide, i.e. agency administrator needed).
+        account: Option<AccountId>,
+    },
+    /// Admin-managed fields (job title, picture, admin toggle) need
+    /// `ManageUsers` over the user, and the admin toggle an agency
+    /// administrator, the user herself included (R-AUTH-03).
+    AdminManagedField {
+        /// Who tried.
+        actor: Actor,
+        /// Whose field.
+        user: UserId,
+        /// The field.
+        field: AdminField,
+        /// Where `ManageUsers` is missing (`None`: organization-wide, i.e. an
+        /// agency administrator is needed).
         account: Option<AccountId>,
     },
     /// The acting user is not active.
@@ -263,6 +280,19 @@ pub enum Blocker {
         /// Each rejected row.
         rows: Vec<crate::bulk::RowOutcome>,
     },
+    /// An expiry (the caller's `now` plus a policy's TTL) would fall after
+    /// the last instant the library can represent: the caller's clock is
+    /// out of range (R-INV-05 for invitations, R-LIFE-07 for password resets).
+    ExpiryOutOfRange {
+        /// What would expire: `invitation` or `password reset`.
+        what: String,
+        /// The policy's TTL, in words (`365 days`).
+        ttl: String,
+        /// The instant of the decision, from the caller's clock.
+        now: DateTime<Utc>,
+        /// The rule.
+        rule: String,
+    },
     /// The command would touch more than one command may (split it).
     TooMuchWork {
         /// What.
@@ -273,6 +303,50 @@ pub enum Blocker {
         actual: usize,
     },
 }
+
+crate::redact::debug_redacted!(enum Blocker {
+    NotFound { missing },
+    AlreadyCreated,
+    LimitExceeded { what, limit, actual },
+    Invalid { rule, field, reason },
+    PermissionDenied { actor, permission, account },
+    AdminManagedField { actor, user, field, account },
+    ActorNotActive { actor },
+    OnlySelf { user },
+    SelfAction { user },
+    PrimaryOwner { user },
+    EmailInUse { @redacted email, user, rule },
+    ManagesTeamInBulk { user },
+    DuplicateEmail { @redacted email },
+    InvitationNotPending { invitation, status },
+    InvitationExpired { invitation },
+    UnknownToken,
+    WrongStatus { user, status, rule },
+    NoAccess { user, account, rule },
+    NumberExists { number },
+    NumberClaimedElsewhere { number },
+    NumberAssigned { number, user },
+    NumberNotAssigned { number },
+    NumbersStillAssigned { user, numbers, rule },
+    ForwardTarget { user, numbers },
+    HasDirectReports { leader, reports },
+    IncompleteReassignment { leader, unassigned, not_reports },
+    NotATeamLeader { user },
+    ReportingCycle { user, leader },
+    IncompleteProfile { user, missing },
+    AgencyAdministrator { user },
+    AlreadyMember { user, account },
+    NotMember { user, account },
+    DeletionNotAcknowledged,
+    NotOwner { item, owner },
+    NotAClient { item },
+    BuiltInRole { role },
+    NotPrimaryOwner { actor },
+    TargetIsSubject { user },
+    BulkRowsRejected { rows },
+    ExpiryOutOfRange { what, ttl, now, rule },
+    TooMuchWork { what, limit, actual },
+});
 
 impl Blocker {
     /// The rule id the blocker enforces, e.g. `R-NUM-02`. `LIMIT` marks an
@@ -287,8 +361,10 @@ impl Blocker {
             | WrongStatus { rule, .. }
             | NoAccess { rule, .. }
             | NumbersStillAssigned { rule, .. }
-            | EmailInUse { rule, .. } => return rule.clone(),
+            | EmailInUse { rule, .. }
+            | ExpiryOutOfRange { rule, .. } => return rule.clone(),
             PermissionDenied { .. } | ActorNotActive { .. } => "R-AUTH-01",
+            AdminManagedField { .. } => "R-AUTH-03",
             OnlySelf { .. } => "R-AUTH-02",
             SelfAction { .. } => "R-LIFE-09",
             PrimaryOwner { .. } | NotPrimaryOwner { .. } => "R-LIFE-03",
@@ -346,13 +422,17 @@ impl fmt::Display for Blocker {
                 Some(a) => write!(f, "{actor} lacks {permission:?} on account {a}"),
                 None => write!(f, "{actor} is not an agency administrator ({permission:?} everywhere)"),
             },
+            AdminManagedField { actor, user, field, account } => match account {
+                Some(a) => write!(f, "{actor} may not edit {field:?} of {user}: admin-managed fields need ManageUsers on account {a}"),
+                None => write!(f, "{actor} may not edit {field:?} of {user}: it needs an agency administrator"),
+            },
             ActorNotActive { actor } => write!(f, "{actor} is not an active user"),
             OnlySelf { user } => write!(f, "only {user} may edit their own profile details"),
             SelfAction { user } => write!(f, "{user} cannot do this to themselves; another user must"),
             PrimaryOwner { user } => write!(f, "{user} is the primary owner; transfer ownership first"),
-            EmailInUse { email, user, .. } => write!(f, "{email} already belongs to {user}; add them to accounts instead"),
+            EmailInUse { user, .. } => write!(f, "the email already belongs to {user}; add them to accounts instead"),
             ManagesTeamInBulk { user } => write!(f, "{user} holds ManageTeam: deactivate them manually after reassigning their reports"),
-            DuplicateEmail { email } => write!(f, "{email} is listed twice"),
+            DuplicateEmail { .. } => write!(f, "an email is listed twice"),
             InvitationNotPending { invitation, status } => write!(f, "invitation {invitation} is {status:?}"),
             InvitationExpired { invitation } => write!(f, "invitation {invitation} has expired; re-invite"),
             UnknownToken => write!(f, "no invitation matches this token"),
@@ -385,6 +465,7 @@ impl fmt::Display for Blocker {
                 }
                 Ok(())
             }
+            ExpiryOutOfRange { what, ttl, now, .. } => write!(f, "{what} issued at {now} with a TTL of {ttl} would expire after the last representable instant; check the caller's clock"),
             TooMuchWork { what, limit, actual } => write!(f, "{what}: {actual} exceeds {limit} per command; split it"),
         }
     }

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 
 /// Personal data carried by an event: each `Some` field is set; fields named
 /// in `cleared` are removed. This is the only place personal data lives in the log.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// `Debug` shows which fields are set, never their values.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PersonalData {
     /// Full name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -33,6 +34,15 @@ pub struct PersonalData {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cleared: Vec<ProfileField>,
 }
+
+crate::redact::debug_redacted!(struct PersonalData {
+    @redacted name,
+    @redacted email,
+    @redacted mobile,
+    @redacted job_title,
+    @redacted picture,
+    cleared,
+});
 
 impl PersonalData {
     /// Whether it carries nothing.
@@ -76,7 +86,9 @@ impl DeletionAcknowledgement {
 /// into a private tree and then reading the variant from that copy; the
 /// externally tagged form is read in one pass, moving the payload's strings
 /// instead of copying them, which halves the cost of decoding (BENCHMARKS.md
-/// §2). One list, so the two cannot drift apart.
+/// §2). One list, so the two cannot drift apart. The same list gives `Event`
+/// its `Debug`, which prints the fields marked `@redacted` redacted (see
+/// [`crate::redact`]); `PersonalData` redacts itself.
 macro_rules! events {
     (
         $(#[$enum_attr:meta])*
@@ -84,7 +96,7 @@ macro_rules! events {
             $(
                 $(#[$variant_attr:meta])*
                 $variant:ident {
-                    $( $(#[$field_attr:meta])* $field:ident : $ty:ty ),* $(,)?
+                    $( $(#[$field_attr:meta])* $(@$mark:ident)? $field:ident : $ty:ty ),* $(,)?
                 }
             ),* $(,)?
         }
@@ -105,6 +117,11 @@ macro_rules! events {
             ),*
         }
 
+        // `Debug` prints the fields marked `@redacted` redacted (see `crate::redact`).
+        crate::redact::debug_redacted!(enum Event {
+            $( $variant { $( $(@$mark)? $field ),* } ),*
+        });
+
         impl From<Tagged> for Event {
             fn from(tagged: Tagged) -> Self {
                 match tagged {
@@ -116,8 +133,9 @@ macro_rules! events {
 }
 
 events! {
-/// Something that happened to an organization.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Something that happened to an organization. `Debug` hides personal data
+/// and device names (see [`crate::redact`]).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Event {
     /// The organization exists, with its root account and primary owner.
@@ -232,7 +250,7 @@ pub enum Event {
         /// Device name. Stored as `device_name` since schema version 2 (v1:
         /// `name`, easily mistaken for the user's personal name).
         #[serde(rename = "device_name")]
-        name: String,
+        @redacted name: String,
         /// When. Stored as `signed_in_at` since schema version 2 (v1: `at`).
         #[serde(rename = "signed_in_at")]
         at: DateTime<Utc>,

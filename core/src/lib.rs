@@ -38,6 +38,7 @@ pub mod event;
 pub mod evolve;
 pub mod model;
 pub mod query;
+pub mod redact;
 pub mod service;
 #[cfg(feature = "proptest")]
 pub mod strategies;

@@ -183,8 +183,20 @@ pub enum ProfileField {
     Picture,
 }
 
-/// The personal data of a user: what deletion erases (R-LIFE-06).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A field only a `ManageUsers` holder may edit (R-AUTH-03).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AdminField {
+    /// Job title.
+    JobTitle,
+    /// Picture URL.
+    Picture,
+    /// The agency administrator toggle (an agency administrator only).
+    AdminAccess,
+}
+
+/// The personal data of a user: what deletion erases (R-LIFE-06). `Debug`
+/// shows which fields are set, never their values.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Profile {
     /// Full name, once given.
     pub name: Option<String>,
@@ -201,6 +213,16 @@ pub struct Profile {
     /// Notification preferences.
     pub notifications: NotificationPreferences,
 }
+
+crate::redact::debug_redacted!(struct Profile {
+    @redacted name,
+    @redacted email,
+    @redacted mobile,
+    default_country,
+    @redacted job_title,
+    @redacted picture,
+    notifications,
+});
 
 impl Profile {
     /// A profile with only an email.
@@ -232,8 +254,9 @@ impl Profile {
     }
 }
 
-/// A signed-in device (R-LIFE-08).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A signed-in device (R-LIFE-08). `Debug` hides its name, which often
+/// names its owner ("Ann's iPhone").
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceSession {
     /// Id.
     pub id: DeviceId,
@@ -242,6 +265,12 @@ pub struct DeviceSession {
     /// When it signed in.
     pub signed_in_at: DateTime<Utc>,
 }
+
+crate::redact::debug_redacted!(struct DeviceSession {
+    id,
+    @redacted name,
+    signed_in_at,
+});
 
 /// A password-reset token's hash and expiry (R-LIFE-07).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -459,8 +488,9 @@ impl Invitation {
     }
 }
 
-/// The whole directory of one organization: the fold of its stream.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// The whole directory of one organization: the fold of its stream. `Debug`
+/// hides personal data (profiles, device names, the keys of the index by email).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Organization {
     /// The organization (and stream) id.
     pub id: OrgId,
@@ -499,6 +529,27 @@ pub struct Organization {
     /// Index: agency administrators.
     pub agency_admins: BTreeSet<UserId>,
 }
+
+crate::redact::debug_redacted!(struct Organization {
+    id,
+    created,
+    version,
+    name,
+    policies,
+    primary_owner,
+    root_account,
+    accounts,
+    roles,
+    users,
+    @redacted user_by_email,
+    numbers,
+    orphaned_numbers,
+    invitations,
+    invitation_by_token,
+    pending_invitations,
+    work_items,
+    agency_admins,
+});
 
 impl Organization {
     /// Users, accounts, numbers, invitations, work items and roles: what the

@@ -1,5 +1,7 @@
 //! Input validation: pure leaf functions, each with an upper bound on what it
-//! accepts. Every failure is a [`Blocker`] naming the rule.
+//! accepts. Every failure is a [`Blocker`] naming the rule and the field; its
+//! reason never repeats the input, which may be personal data (an email, a
+//! mobile number) and would reach operators' logs with the refusal.
 
 use crate::error::Blocker;
 use crate::ids::PhoneNumber;
@@ -84,19 +86,14 @@ pub fn email(input: &str) -> Result<String, Blocker> {
             actual: t.len(),
         });
     }
-    let parsed = email_address::EmailAddress::from_str(t).map_err(|e| {
-        invalid(
-            "R-INV-01",
-            "email",
-            format!("{t:?} is not an email address: {e}"),
-        )
-    })?;
+    let parsed = email_address::EmailAddress::from_str(t)
+        .map_err(|e| invalid("R-INV-01", "email", format!("not an email address: {e}")))?;
     let domain = parsed.domain();
     if domain.starts_with('[') {
         return Err(invalid(
             "R-INV-01",
             "email",
-            format!("{t:?}: IP-literal domains are not accepted"),
+            "IP-literal domains are not accepted",
         ));
     }
     let labels: Vec<&str> = domain.split('.').collect();
@@ -104,15 +101,11 @@ pub fn email(input: &str) -> Result<String, Blocker> {
         return Err(invalid(
             "R-INV-01",
             "email",
-            format!("{t:?}: the domain must be a dotted name"),
+            "the domain must be a dotted name",
         ));
     }
     if parsed.display_part() != "" {
-        return Err(invalid(
-            "R-INV-01",
-            "email",
-            format!("{t:?}: give the bare address"),
-        ));
+        return Err(invalid("R-INV-01", "email", "give the bare address"));
     }
     Ok(t.to_owned())
 }
@@ -137,7 +130,7 @@ pub fn email_list(raw: &str) -> Result<(Vec<String>, Vec<Blocker>), Blocker> {
     let mut seen = std::collections::BTreeSet::new();
     let mut ok = Vec::new();
     let mut bad = Vec::new();
-    for p in parts {
+    for (i, p) in parts.into_iter().enumerate() {
         match email(p) {
             Ok(e) => {
                 if seen.insert(email_key(&e)) {
@@ -146,6 +139,16 @@ pub fn email_list(raw: &str) -> Result<(Vec<String>, Vec<Blocker>), Blocker> {
                     bad.push(Blocker::DuplicateEmail { email: e });
                 }
             }
+            // The reason names the address by its place in the list.
+            Err(Blocker::Invalid {
+                rule,
+                field,
+                reason,
+            }) => bad.push(Blocker::Invalid {
+                rule,
+                field,
+                reason: format!("address {} of the list: {reason}", i + 1),
+            }),
             Err(b) => bad.push(b),
         }
     }
@@ -167,13 +170,13 @@ pub fn phone_number(field: &str, rule: &str, input: &str) -> Result<PhoneNumber,
         return Err(invalid(
             rule,
             field,
-            format!("{t:?} must be in international form (+ and country code)"),
+            "must be in international form (+ and country code)",
         ));
     }
     let parsed = phonenumber::parse(None, t)
-        .map_err(|e| invalid(rule, field, format!("{t:?} is not a phone number: {e}")))?;
+        .map_err(|e| invalid(rule, field, format!("not a phone number: {e}")))?;
     if !phonenumber::is_valid(&parsed) {
-        return Err(invalid(rule, field, format!("{t:?} is not a valid number")));
+        return Err(invalid(rule, field, "not a valid number"));
     }
     Ok(PhoneNumber(
         parsed.format().mode(phonenumber::Mode::E164).to_string(),
@@ -192,7 +195,7 @@ pub fn country(input: &str) -> Result<String, Blocker> {
         Err(invalid(
             "R-USR-02",
             "default_country",
-            format!("{input:?} is not an ISO 3166-1 alpha-2 code"),
+            "not an ISO 3166-1 alpha-2 code",
         ))
     }
 }

@@ -1101,6 +1101,7 @@ fn transitions_cover_every_command_and_the_refusal_paths() {
         "R-MEM-05",
         "R-AUTH-01",
         "R-AUTH-02",
+        "R-AUTH-03",
         "R-BULK-03",
         "R-USR-01",
     ] {

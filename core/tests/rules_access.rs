@@ -597,11 +597,20 @@ fn r_auth_03_admin_managed_fields_need_manage_users() {
         picture: Some(Edit::Set("https://cdn.example/ann.png".into())),
         admin_access: None,
     };
-    // Not even the user herself.
+    // Not even the user herself: each field she edits is named.
     let err = w.refused(as_user(ann), fields("Boss"));
+    let admin_managed = |actor, field, account| Blocker::AdminManagedField {
+        actor: as_user(actor),
+        user: ann,
+        field,
+        account,
+    };
     assert_eq!(
-        only(&err),
-        &denied(ann, Permission::ManageUsers, Some(w.root))
+        err.blockers,
+        vec![
+            admin_managed(ann, AdminField::JobTitle, Some(w.root)),
+            admin_managed(ann, AdminField::Picture, Some(w.root)),
+        ]
     );
     let d = w.ok(as_user(erin), fields("Senior Agent"));
     assert_eq!(d.events.len(), 1);
@@ -627,7 +636,10 @@ fn r_auth_03_admin_managed_fields_need_manage_users() {
         admin_access: Some(true),
     };
     let err = w.refused(as_user(erin), toggle.clone());
-    assert_eq!(only(&err), &denied(erin, Permission::ManageUsers, None));
+    assert_eq!(
+        only(&err),
+        &admin_managed(erin, AdminField::AdminAccess, None)
+    );
     let d = w.ok(w.owner_actor(), toggle);
     assert_eq!(d.events, vec![Event::AgencyAdminGranted { user: ann }]);
     assert!(w.user(ann).agency_admin);
@@ -644,6 +656,96 @@ fn r_auth_03_admin_managed_fields_need_manage_users() {
     let u = w.user(ann);
     assert!(!u.agency_admin);
     assert!(u.profile.as_ref().unwrap().job_title.is_none());
+    w.assert_replays();
+}
+
+/// Job title, picture and the admin toggle are admin-managed: a user without
+/// `ManageUsers` over the target, the target herself included, is refused
+/// under R-AUTH-03, whichever of them they edit and by whichever path (the
+/// command or a bulk row). Managing the user otherwise stays R-AUTH-01.
+#[test]
+fn r_auth_03_editing_an_admin_managed_field_without_manage_users_names_r_auth_03() {
+    let mut w = World::new();
+    let east = w.account("East", w.root);
+    let west = w.account("West", w.root);
+    let ann = w.agent("Ann", &[east]);
+    let bob = w.agent("Bob", &[west]);
+    let erin = w.admin("Erin", &[east]);
+    let edit = |user, job_title: Option<&str>, picture: Option<&str>, admin_access| {
+        Command::UpdateAdminFields {
+            user,
+            job_title: job_title.map(|t| Edit::Set(t.to_owned())),
+            picture: picture.map(|p| Edit::Set(p.to_owned())),
+            admin_access,
+        }
+    };
+    let all_r_auth_03 = |err: &CommandError| {
+        assert!(!err.blockers.is_empty());
+        assert!(
+            err.rules().iter().all(|r| r == "R-AUTH-03"),
+            "expected only R-AUTH-03: {err}"
+        );
+    };
+    // Ann, a plain agent, edits her own fields: each is refused by R-AUTH-03.
+    for cmd in [
+        edit(ann, Some("Boss"), None, None),
+        edit(ann, None, Some("https://cdn.example/ann.png"), None),
+        edit(ann, None, None, Some(true)),
+        edit(
+            ann,
+            Some("Boss"),
+            Some("https://cdn.example/ann.png"),
+            Some(true),
+        ),
+    ] {
+        all_r_auth_03(&w.refused(as_user(ann), cmd));
+    }
+    // Erin manages East, not West: Bob's title is out of her reach.
+    all_r_auth_03(&w.refused(as_user(erin), edit(bob, Some("Boss"), None, None)));
+    // The toggle needs an agency administrator: ManageUsers on East is not enough.
+    all_r_auth_03(&w.refused(as_user(erin), edit(ann, None, None, Some(true))));
+    // A bulk row that sets a title is the same edit.
+    let bob_email = w.profile(bob).email.clone();
+    let err = w.refused(
+        as_user(erin),
+        Command::BulkUpdate {
+            csv: format!("email,job_title\n{bob_email},Boss\n"),
+            mode: BulkMode::AllOrNothing,
+        },
+    );
+    assert_eq!(err.rules(), vec!["R-BULK-03"]);
+    match &err.blockers[0] {
+        Blocker::BulkRowsRejected { rows } => match &rows[0].status {
+            bulk::RowStatus::Rejected { blockers } => all_r_auth_03(&CommandError {
+                blockers: blockers.clone(),
+            }),
+            other => panic!("unexpected {other:?}"),
+        },
+        other => panic!("unexpected {other:?}"),
+    }
+    // Managing the user otherwise is R-AUTH-01: an edit that names no field,
+    // a deactivation.
+    let err = w.refused(as_user(ann), edit(ann, None, None, None));
+    assert_eq!(err.rules(), vec!["R-AUTH-01"]);
+    let err = w.refused(
+        as_user(erin),
+        Command::Deactivate {
+            user: bob,
+            forward_numbers_to: None,
+            reassign_reports: None,
+        },
+    );
+    assert_eq!(err.rules(), vec!["R-AUTH-01"]);
+    // Erin may edit Ann's title and picture.
+    w.ok(
+        as_user(erin),
+        edit(
+            ann,
+            Some("Senior Agent"),
+            Some("https://cdn.example/ann.png"),
+            None,
+        ),
+    );
     w.assert_replays();
 }
 

@@ -2,7 +2,7 @@
 
 mod common;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use common::*;
 use switchboard_core::*;
 
@@ -83,13 +83,18 @@ fn r_inv_01_every_bad_address_is_reported_at_once_and_nobody_is_invited() {
     );
     assert_eq!(err.blockers.len(), 4, "{err}");
     assert!(err.blockers.iter().all(|b| b.rule() == "R-INV-01"), "{err}");
+    // Each bad address is named by its place in the list, not repeated:
+    // refusals reach operators' logs.
     let (_, field, reason) = invalid_field(&err.blockers[0]);
     assert_eq!(field, "email");
-    assert!(reason.contains("nope@"), "{reason}");
+    assert!(reason.starts_with("address 2 of the list"), "{reason}");
+    assert!(!reason.contains("nope@"), "{reason}");
     assert!(invalid_field(&err.blockers[1])
         .2
-        .contains("@nodomain.example"));
-    assert!(invalid_field(&err.blockers[2]).2.contains("bad@localhost"));
+        .starts_with("address 3 of the list"));
+    assert!(invalid_field(&err.blockers[2])
+        .2
+        .starts_with("address 4 of the list"));
     assert_eq!(
         err.blockers[3],
         Blocker::DuplicateEmail {
@@ -504,6 +509,60 @@ fn r_inv_05_the_ttl_is_a_policy() {
         },
     );
     assert_eq!(invalid_field(only(&err)).0, "R-INV-05");
+}
+
+/// No panic from any input: with the longest TTL, a caller's clock so near
+/// the last representable instant that the expiry cannot be represented is
+/// refused under R-INV-05, with every other blocker, and changes nothing.
+#[test]
+fn r_inv_05_an_expiry_past_the_last_representable_instant_is_refused_not_a_panic() {
+    let mut w = World::with_policies(Some(Policies {
+        invitation_ttl_days: 365,
+        ..Policies::default()
+    }));
+    let pending = w.invite("pending@northwind.example", grant(agent_role(), &[w.root]));
+    let link = Command::CreateInvitationLink {
+        grant: grant(agent_role(), &[w.root]),
+    };
+    let end = DateTime::<Utc>::MAX_UTC;
+    // The last instant the TTL still fits: the invitation expires at the end.
+    w.clock.set(end - Duration::days(365));
+    let d = w.ok(w.owner_actor(), link.clone());
+    match &d.events[..] {
+        [Event::InvitationLinkCreated { expires_at, .. }] => assert_eq!(*expires_at, end),
+        other => panic!("unexpected {other:?}"),
+    }
+    for now in [end - Duration::days(365) + Duration::seconds(1), end] {
+        w.clock.set(now);
+        let err = w.refused(w.owner_actor(), link.clone());
+        assert_eq!(
+            only(&err),
+            &Blocker::ExpiryOutOfRange {
+                what: "invitation".into(),
+                ttl: "365 days".into(),
+                now,
+                rule: "R-INV-05".into(),
+            }
+        );
+        let err = w.refused(
+            w.owner_actor(),
+            invite_cmd(
+                "late@northwind.example, nope@",
+                grant(agent_role(), &[w.root]),
+            ),
+        );
+        let mut rules = err.rules();
+        rules.sort();
+        assert_eq!(rules, vec!["R-INV-01", "R-INV-05"], "{err}");
+        let err = w.refused(
+            w.owner_actor(),
+            Command::Reinvite {
+                invitation: pending.invitation,
+            },
+        );
+        assert_eq!(err.rules(), vec!["R-INV-05"], "{err}");
+    }
+    w.assert_replays();
 }
 
 // ---------------------------------------------------------------- R-INV-06

@@ -2,7 +2,7 @@
 
 mod common;
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use common::*;
 use switchboard_core::*;
 
@@ -537,6 +537,41 @@ fn r_life_07_a_password_reset_issues_a_hashed_token_to_an_active_user() {
         only(&err),
         &wrong_status(ann, UserStatus::Deactivated, "R-LIFE-07")
     );
+}
+
+/// No panic from any input: with the longest TTL, a reset whose expiry
+/// cannot be represented (the caller's clock at the end of time) is refused
+/// under R-LIFE-07 and changes nothing.
+#[test]
+fn r_life_07_a_reset_expiring_past_the_last_representable_instant_is_refused_not_a_panic() {
+    let mut w = World::with_policies(Some(Policies {
+        password_reset_ttl_hours: 720,
+        ..Policies::default()
+    }));
+    let ann = w.agent("Ann", &[w.root]);
+    let reset = Command::RequestPasswordReset { user: ann };
+    let end = DateTime::<Utc>::MAX_UTC;
+    w.clock.set(end - Duration::hours(720));
+    let d = w.ok(as_user(ann), reset.clone());
+    match &d.events[..] {
+        [Event::PasswordResetIssued { expires_at, .. }] => assert_eq!(*expires_at, end),
+        other => panic!("unexpected {other:?}"),
+    }
+    for now in [end - Duration::hours(720) + Duration::seconds(1), end] {
+        w.clock.set(now);
+        let err = w.refused(as_user(ann), reset.clone());
+        assert_eq!(
+            only(&err),
+            &Blocker::ExpiryOutOfRange {
+                what: "password reset".into(),
+                ttl: "720 hours".into(),
+                now,
+                rule: "R-LIFE-07".into(),
+            }
+        );
+        assert!(err.to_string().contains("caller's clock"), "{err}");
+    }
+    w.assert_replays();
 }
 
 // ---------------------------------------------------------------- R-LIFE-08

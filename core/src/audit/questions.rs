@@ -10,8 +10,8 @@ use crate::service::{CommandService, ServiceError};
 use crate::store::Store;
 use chrono::{DateTime, Utc};
 
-/// A user who could reach an account at some point in time.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A user who could reach an account at some point in time. `Debug` hides the label.
+#[derive(Clone, PartialEq, Eq)]
 pub struct AccessAt {
     /// The user.
     pub user: UserId,
@@ -22,6 +22,8 @@ pub struct AccessAt {
     /// Their status then (a deactivated member keeps the membership but cannot sign in).
     pub status: UserStatus,
 }
+
+crate::redact::debug_redacted!(struct AccessAt { user, @redacted label, via, status });
 
 /// Where a number routed at some point in time.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,8 +38,8 @@ pub enum Routing {
     NotHeld,
 }
 
-/// One deactivation of a user.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One deactivation of a user. `Debug` hides the label.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Deactivation {
     /// Who deactivated them.
     pub by: Actor,
@@ -50,6 +52,14 @@ pub struct Deactivation {
     /// The stream version of the `UserDeactivated` event.
     pub version: u64,
 }
+
+crate::redact::debug_redacted!(struct Deactivation {
+    by,
+    @redacted by_label,
+    at,
+    command_id,
+    version,
+});
 
 impl<S: Store> CommandService<S> {
     /// Who had access to `account` at instant `at`: its members then, and every

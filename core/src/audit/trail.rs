@@ -25,8 +25,9 @@ pub enum Subject {
     Number(PhoneNumber),
 }
 
-/// One thing that happened to the subject.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One thing that happened to the subject. `Display` is the auditors' line,
+/// with people's names; `Debug` hides the label and the sentence.
+#[derive(Clone, PartialEq, Eq)]
 pub struct TrailEntry {
     /// Stream version of the event.
     pub version: u64,
@@ -47,6 +48,18 @@ pub struct TrailEntry {
     /// What happened, in plain words.
     pub sentence: String,
 }
+
+crate::redact::debug_redacted!(struct TrailEntry {
+    version,
+    position,
+    event_id,
+    occurred_at,
+    actor,
+    @redacted actor_label,
+    command_id,
+    event_type,
+    @redacted sentence,
+});
 
 impl fmt::Display for TrailEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -7,8 +7,16 @@ use crate::validate::{self, MAX_TEXT_LEN, MAX_TOKEN_LEN};
 /// Limit: device sessions per user; the oldest must be signed out first.
 pub const MAX_DEVICES_PER_USER: usize = 100;
 
-fn expiry(s: &Organization, ctx: &Context<'_>) -> chrono::DateTime<chrono::Utc> {
-    ctx.now + chrono::Duration::days(i64::from(s.policies.invitation_ttl_days))
+/// R-INV-05: when an invitation issued now expires, or why it cannot.
+fn expiry(s: &Organization, ctx: &Context<'_>) -> Result<chrono::DateTime<chrono::Utc>, Blocker> {
+    let days = s.policies.invitation_ttl_days;
+    expires_at(
+        ctx,
+        chrono::TimeDelta::try_days(i64::from(days)),
+        "invitation",
+        format!("{days} days"),
+        "R-INV-05",
+    )
 }
 
 /// R-INV-01, R-INV-02, R-INV-06: invite many by email in one command.
@@ -35,8 +43,10 @@ pub(super) fn invite(s: &Organization, ctx: &Context<'_>, raw: &str, grant: &Gra
             });
         }
     }
-    verdict(b)?;
     let expires_at = expiry(s, ctx);
+    b.extend(expires_at.as_ref().err().cloned());
+    verdict(b)?;
+    let expires_at = expires_at?;
     let mut decision = Decision::default();
     for email in emails {
         let user: UserId = new_id(ctx);
@@ -69,7 +79,10 @@ pub(super) fn invite(s: &Organization, ctx: &Context<'_>, raw: &str, grant: &Gra
 pub(super) fn create_link(s: &Organization, ctx: &Context<'_>, grant: &Grant) -> Outcome {
     let mut b = Vec::new();
     check_grant(s, ctx, grant, &mut b);
+    let expires_at = expiry(s, ctx);
+    b.extend(expires_at.as_ref().err().cloned());
     verdict(b)?;
+    let expires_at = expires_at?;
     let invitation: InvitationId = new_id(ctx);
     let (token, token_hash) = issue_token(ctx);
     Ok(Decision {
@@ -77,7 +90,7 @@ pub(super) fn create_link(s: &Organization, ctx: &Context<'_>, grant: &Grant) ->
             invitation,
             grant: grant.clone(),
             token_hash,
-            expires_at: expiry(s, ctx),
+            expires_at,
         }],
         secrets: vec![IssuedSecret {
             purpose: SecretPurpose::Invitation {
@@ -158,7 +171,10 @@ pub(super) fn reinvite(s: &Organization, ctx: &Context<'_>, id: InvitationId) ->
             reason: "only email invitations are re-sent; create a new link instead".into(),
         }),
     }
+    let expires_at = expiry(s, ctx);
+    b.extend(expires_at.as_ref().err().cloned());
     verdict(b)?;
+    let expires_at = expires_at?;
     let Some(user) = user else {
         return Err(Blocker::NotFound {
             missing: Missing::Invitation(id),
@@ -173,7 +189,7 @@ pub(super) fn reinvite(s: &Organization, ctx: &Context<'_>, id: InvitationId) ->
             previous: id,
             invitation,
             token_hash,
-            expires_at: expiry(s, ctx),
+            expires_at,
         }],
         secrets: vec![IssuedSecret {
             purpose: SecretPurpose::Invitation {

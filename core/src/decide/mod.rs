@@ -40,8 +40,8 @@ use serde::{Deserialize, Serialize};
 pub(crate) use lifecycle::{offboard_events, reactivate_events, OffboardInput};
 pub(crate) use profile::{admin_fields_events, profile_events, AdminChange, ProfileChange};
 
-/// What a secret token was issued for.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// What a secret token was issued for. `Debug` hides the email.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SecretPurpose {
     /// An invitation; `email` is set for email invitations (send it there).
     Invitation {
@@ -60,7 +60,8 @@ pub enum SecretPurpose {
 }
 
 /// A secret token issued by a command. Only its hash is recorded; this is the
-/// caller's only chance to deliver it (R-INV-03, R-LIFE-07).
+/// caller's only chance to deliver it (R-INV-03, R-LIFE-07). `Debug` hides
+/// the token.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssuedSecret {
     /// What for.
@@ -69,15 +70,13 @@ pub struct IssuedSecret {
     pub token: String,
 }
 
-impl std::fmt::Debug for IssuedSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Secrets stay out of logs.
-        f.debug_struct("IssuedSecret")
-            .field("purpose", &self.purpose)
-            .field("token", &"<redacted>")
-            .finish()
-    }
-}
+crate::redact::debug_redacted!(enum SecretPurpose {
+    Invitation { invitation, user, @redacted email },
+    PasswordReset { user },
+});
+
+// Secrets stay out of logs.
+crate::redact::debug_redacted!(struct IssuedSecret { purpose, @redacted token });
 
 /// What an accepted command yields.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -632,6 +631,26 @@ pub(crate) fn check_grant(
             .collect();
         require_on_accounts(s, ctx, Permission::ManageUsers, accounts, b);
     }
+}
+
+/// `ctx.now` plus a policy's TTL (`None` when the TTL itself is out of
+/// range), checked: the caller's clock may be anywhere up to the last
+/// representable instant, and an expiry past it is a blocker naming `rule`
+/// (R-INV-05, R-LIFE-07), never a panic.
+pub(crate) fn expires_at(
+    ctx: &Context<'_>,
+    ttl: Option<chrono::TimeDelta>,
+    what: &str,
+    ttl_in_words: String,
+    rule: &str,
+) -> Result<chrono::DateTime<chrono::Utc>, Blocker> {
+    ttl.and_then(|ttl| ctx.now.checked_add_signed(ttl))
+        .ok_or_else(|| Blocker::ExpiryOutOfRange {
+            what: what.to_owned(),
+            ttl: ttl_in_words,
+            now: ctx.now,
+            rule: rule.to_owned(),
+        })
 }
 
 /// Issues a token: its text for the caller, its hash for the log.

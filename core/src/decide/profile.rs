@@ -135,8 +135,45 @@ pub(crate) struct AdminChange<'a> {
     pub admin_access: Option<bool>,
 }
 
+impl AdminChange<'_> {
+    /// The admin-managed fields the change names.
+    fn fields(&self) -> Vec<AdminField> {
+        [
+            (self.job_title.is_some(), AdminField::JobTitle),
+            (self.picture.is_some(), AdminField::Picture),
+            (self.admin_access.is_some(), AdminField::AdminAccess),
+        ]
+        .into_iter()
+        .filter_map(|(named, field)| named.then_some(field))
+        .collect()
+    }
+}
+
+/// R-AUTH-03: the permission denials of a check, for an edit of `fields`:
+/// each missing `ManageUsers` becomes one blocker per field; an inactive
+/// actor stays what it is (R-AUTH-01).
+fn admin_field_denials(denied: Vec<Blocker>, user: UserId, fields: &[AdminField]) -> Vec<Blocker> {
+    denied
+        .into_iter()
+        .flat_map(|d| match d {
+            Blocker::PermissionDenied { actor, account, .. } => fields
+                .iter()
+                .map(|&field| Blocker::AdminManagedField {
+                    actor: actor.clone(),
+                    user,
+                    field,
+                    account,
+                })
+                .collect(),
+            other => vec![other],
+        })
+        .collect()
+}
+
 /// R-AUTH-03: job title, picture and the admin toggle need `ManageUsers`; the
 /// toggle gives organization-wide power, so it needs an agency administrator.
+/// A change that names none of them still needs `ManageUsers` over the user,
+/// as managing the user (R-AUTH-01): a bulk row without a title.
 pub(crate) fn admin_fields_events(
     s: &Organization,
     ctx: &Context<'_>,
@@ -147,7 +184,23 @@ pub(crate) fn admin_fields_events(
     let Some(target) = live_user(s, user, "R-LIFE-06", b) else {
         return Vec::new();
     };
-    require_over_user(s, ctx, Permission::ManageUsers, target, b);
+    let fields = change.fields();
+    if fields.is_empty() {
+        require_over_user(s, ctx, Permission::ManageUsers, target, b);
+    } else {
+        let mut denied = Vec::new();
+        require_over_user(s, ctx, Permission::ManageUsers, target, &mut denied);
+        b.extend(admin_field_denials(denied, user, &fields));
+    }
+    let require_agency_admin = |b: &mut Vec<Blocker>| {
+        let mut denied = Vec::new();
+        require_org_wide(s, ctx, Permission::ManageUsers, &mut denied);
+        b.extend(admin_field_denials(
+            denied,
+            user,
+            &[AdminField::AdminAccess],
+        ));
+    };
     let mut personal = PersonalData::default();
     match change.job_title {
         Some(Edit::Set(t)) => {
@@ -172,11 +225,11 @@ pub(crate) fn admin_fields_events(
     }
     match change.admin_access {
         Some(true) if !target.agency_admin => {
-            require_org_wide(s, ctx, Permission::ManageUsers, b);
+            require_agency_admin(b);
             events.push(Event::AgencyAdminGranted { user });
         }
         Some(false) if target.agency_admin => {
-            require_org_wide(s, ctx, Permission::ManageUsers, b);
+            require_agency_admin(b);
             not_primary_owner(s, user, b);
             not_self(ctx, user, b);
             // Losing the grant must not strand numbers, forwards or reports.
@@ -265,14 +318,23 @@ pub(super) fn password_reset(s: &Organization, ctx: &Context<'_>, user: UserId) 
     if let Some(u) = active_user(s, user, "R-LIFE-07", &mut b) {
         require_self_or_manager(s, ctx, u, &mut b);
     }
+    let hours = s.policies.password_reset_ttl_hours;
+    let expires_at = expires_at(
+        ctx,
+        chrono::TimeDelta::try_hours(i64::from(hours)),
+        "password reset",
+        format!("{hours} hours"),
+        "R-LIFE-07",
+    );
+    b.extend(expires_at.as_ref().err().cloned());
     verdict(b)?;
+    let expires_at = expires_at?;
     let (token, token_hash) = issue_token(ctx);
     Ok(Decision {
         events: vec![Event::PasswordResetIssued {
             user,
             token_hash,
-            expires_at: ctx.now
-                + chrono::Duration::hours(i64::from(s.policies.password_reset_ttl_hours)),
+            expires_at,
         }],
         secrets: vec![IssuedSecret {
             purpose: SecretPurpose::PasswordReset { user },

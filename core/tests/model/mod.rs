@@ -665,32 +665,59 @@ impl Model {
         }
     }
     fn need_on(&self, a: A, p: Permission, accounts: impl IntoIterator<Item = usize>, b: &mut Bl) {
+        self.need_on_as(a, p, accounts, "R-AUTH-01", b)
+    }
+    /// A missing permission is refused by `rule`; an actor who is not an
+    /// active user, by R-AUTH-01 whatever the rule.
+    fn need_on_as(
+        &self,
+        a: A,
+        p: Permission,
+        accounts: impl IntoIterator<Item = usize>,
+        rule: &str,
+        b: &mut Bl,
+    ) {
         match self.actor(a) {
             Err(()) => b.push("R-AUTH-01"),
             Ok(None) => {}
             Ok(Some(u)) => {
                 if accounts.into_iter().any(|acc| !self.permits(u, acc, p)) {
-                    b.push("R-AUTH-01");
+                    b.push(rule);
                 }
             }
         }
     }
     fn need_org_wide(&self, a: A, b: &mut Bl) {
+        self.need_org_wide_as(a, "R-AUTH-01", b)
+    }
+    fn need_org_wide_as(&self, a: A, rule: &str, b: &mut Bl) {
         match self.actor(a) {
             Err(()) => b.push("R-AUTH-01"),
-            Ok(Some(u)) if !u.admin => b.push("R-AUTH-01"),
+            Ok(Some(u)) if !u.admin => b.push(rule),
             _ => {}
         }
     }
     /// Permission over a user: everywhere for an agency administrator, on the
     /// root for a user without accounts, else on each of their accounts.
     fn need_over(&self, a: A, p: Permission, target: &MUser, b: &mut Bl) {
+        self.need_over_as(a, p, target, "R-AUTH-01", b)
+    }
+    fn need_over_as(&self, a: A, p: Permission, target: &MUser, rule: &str, b: &mut Bl) {
         if target.admin {
-            self.need_org_wide(a, b)
+            self.need_org_wide_as(a, rule, b)
         } else if target.memberships.is_empty() {
-            self.need_on(a, p, [0], b)
+            self.need_on_as(a, p, [0], rule, b)
         } else {
-            self.need_on(a, p, target.memberships.keys().copied(), b)
+            self.need_on_as(a, p, target.memberships.keys().copied(), rule, b)
+        }
+    }
+    /// R-AUTH-03: editing admin-managed fields needs `ManageUsers` over the
+    /// user; an edit that names none is managing the user (R-AUTH-01).
+    fn admin_fields_rule(names_a_field: bool) -> &'static str {
+        if names_a_field {
+            "R-AUTH-03"
+        } else {
+            "R-AUTH-01"
         }
     }
     fn need_self_or_manager(&self, a: A, target_ix: usize, target: &MUser, b: &mut Bl) {
@@ -1121,7 +1148,8 @@ impl Model {
                 let Some(u) = self.live(*user, "R-LIFE-06", b) else {
                     return;
                 };
-                self.need_over(a, ManageUsers, u, b);
+                let named = job_title.is_some() || picture.is_some() || admin_access.is_some();
+                self.need_over_as(a, ManageUsers, u, Self::admin_fields_rule(named), b);
                 if *job_title == Some(Ed::Set(false)) {
                     b.push("INPUT");
                 }
@@ -1129,9 +1157,9 @@ impl Model {
                     b.push("R-AUTH-03");
                 }
                 match admin_access {
-                    Some(true) if !u.admin => self.need_org_wide(a, b),
+                    Some(true) if !u.admin => self.need_org_wide_as(a, "R-AUTH-03", b),
                     Some(false) if u.admin => {
-                        self.need_org_wide(a, b);
+                        self.need_org_wide_as(a, "R-AUTH-03", b);
                         if *user == self.owner {
                             b.push("R-LIFE-03");
                         }
@@ -2040,8 +2068,10 @@ impl Model {
                     b.push("R-USR-02");
                 }
             }
-            // The admin-managed part is checked on every row, even an empty one.
-            self.need_over(a, Permission::ManageUsers, u, &mut b);
+            // The admin-managed part is checked on every row, even an empty one:
+            // R-AUTH-03 when the row sets a title, else R-AUTH-01 (managing the user).
+            let rule = Self::admin_fields_rule(row.job_title);
+            self.need_over_as(a, Permission::ManageUsers, u, rule, &mut b);
             let complete_after = (u.has_name || row.name)
                 && (u.has_mobile || row.mobile.is_some())
                 && (u.has_country || row.country.is_some());
