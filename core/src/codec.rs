@@ -1,7 +1,7 @@
 //! Between domain [`Event`]s and stored envelopes. Payloads are JSON objects
 //! (the event's fields, without its type tag); the type name and schema
 //! version travel beside them. Old payloads are upcast on read, one version
-//! step at a time, so events stay readable forever (SPEC §3).
+//! step at a time, so events stay readable forever (RULES.md, "What the log promises").
 
 use crate::erasure::{self, DataKey, KeyRing};
 use crate::event::Event;

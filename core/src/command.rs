@@ -88,7 +88,7 @@ pub enum Command {
         owner_email: String,
         /// Owner's name.
         owner_name: String,
-        /// Policies (defaults of the specification when `None`).
+        /// Policies (`Policies::default()` when `None`).
         policies: Option<Policies>,
     },
     /// Change policies (needs `ManageRoles` on the root account).

@@ -3,7 +3,7 @@
 //! The pure core of Switchboard: the directory of a business-communication
 //! platform as commands, events and a fold.
 //!
-//! * [`decide()`] checks a [`Command`] against the rules of the specification and
+//! * [`decide()`] checks a [`Command`] against the rules listed in `RULES.md` and
 //!   yields events, or a [`CommandError`] naming every blocker.
 //! * [`evolve()`] folds one event into an [`Organization`].
 //! * [`store`] defines the store contract and [`service`] the command-handling

@@ -121,7 +121,7 @@ impl ExpectedVersion {
     }
 }
 
-/// Who, when and why, recorded on every event (SPEC §3, R-AUTH-04).
+/// Who, when and why, recorded on every event (RULES.md, "What the log promises"; R-AUTH-04).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventMetadata {
     /// Who issued the command.

@@ -3,7 +3,7 @@
 //!
 //! Deliberately simple and independent of core's `decide`: plain vectors and
 //! maps, entities named by their creation index, every relation computed by
-//! scanning (no indexes), and every rule written again from SPEC.md. It shares
+//! scanning (no indexes), and every rule written again from RULES.md. It shares
 //! only data types with core (`Permission`, `UserStatus`, `Policies`, ...),
 //! never a guard or a validation function. Refusals are compared by the set of
 //! rule ids (`CommandError::rules()`), so the model states, for each command,
