@@ -24,6 +24,23 @@ pub struct EncodeError {
     pub reason: String,
 }
 
+/// What went wrong in a JSON (de)serialization, without the offending
+/// value: `serde_json`'s messages quote it ("invalid type: string \"…\""),
+/// and here it may be personal data. Kind and place only.
+pub fn json_error_shape(e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Io => "i/o error",
+        serde_json::error::Category::Syntax => "syntax error",
+        serde_json::error::Category::Data => "a value of the wrong type or shape",
+        serde_json::error::Category::Eof => "unexpected end of input",
+    };
+    if e.line() == 0 {
+        kind.to_owned()
+    } else {
+        format!("{kind} at line {} column {}", e.line(), e.column())
+    }
+}
+
 /// Why a stored event could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -146,7 +163,7 @@ pub fn payload(event: &Event) -> Result<Value, EncodeError> {
         event_type: event.event_type().to_owned(),
         reason,
     };
-    match serde_json::to_value(event).map_err(|e| fail(e.to_string()))? {
+    match serde_json::to_value(event).map_err(|e| fail(json_error_shape(&e)))? {
         Value::Object(mut map) => {
             map.remove("type");
             Ok(Value::Object(map))
@@ -338,7 +355,7 @@ pub fn decode_payload_value(
     tagged.insert(event_type.to_owned(), v);
     serde_json::from_value::<crate::event::Tagged>(Value::Object(tagged))
         .map(Event::from)
-        .map_err(|e| malformed(e.to_string()))
+        .map_err(|e| malformed(json_error_shape(&e)))
 }
 
 /// Reads a recorded event as a current [`Event`] without keys: sealed

@@ -325,7 +325,7 @@ pub(crate) fn open_bound(
         .map_err(|_| SealError::Tampered { subject })?;
     serde_json::from_slice(&plain)
         .map(Some)
-        .map_err(|e| SealError::Malformed(e.to_string()))
+        .map_err(|e| SealError::Malformed(crate::codec::json_error_shape(&e)))
 }
 
 #[cfg(test)]

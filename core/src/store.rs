@@ -136,8 +136,9 @@ pub struct EventMetadata {
     pub correlation_id: Option<uuid::Uuid>,
 }
 
-/// An event about to be appended.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// An event about to be appended. `Debug` shows no payload (it may hold
+/// personal data in clear).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewEvent {
     /// Unique across the store; appending it elsewhere is [`StoreError::DuplicateEvent`].
     pub event_id: EventId,
@@ -151,8 +152,9 @@ pub struct NewEvent {
     pub metadata: EventMetadata,
 }
 
-/// An event as the store recorded it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// An event as the store recorded it. `Debug` shows no payload (an opened
+/// one holds personal data in clear).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordedEvent {
     /// The stream (organization) it belongs to.
     pub stream: OrgId,
@@ -170,6 +172,33 @@ pub struct RecordedEvent {
     pub payload: serde_json::Value,
     /// Who, when, why.
     pub metadata: EventMetadata,
+}
+
+impl fmt::Debug for NewEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewEvent")
+            .field("event_id", &self.event_id)
+            .field("event_type", &self.event_type)
+            .field("schema_version", &self.schema_version)
+            .field("payload", &crate::redact::Redacted("payload"))
+            .field("metadata", &self.metadata)
+            .finish()
+    }
+}
+
+impl fmt::Debug for RecordedEvent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordedEvent")
+            .field("stream", &self.stream)
+            .field("version", &self.version)
+            .field("position", &self.position)
+            .field("event_id", &self.event_id)
+            .field("event_type", &self.event_type)
+            .field("schema_version", &self.schema_version)
+            .field("payload", &crate::redact::Redacted("payload"))
+            .field("metadata", &self.metadata)
+            .finish()
+    }
 }
 
 /// A store-wide unique key, e.g. a phone number (`phone_number`, `+14155550100`).
@@ -408,8 +437,9 @@ pub struct AppendOutcome {
     pub duplicate: bool,
 }
 
-/// A stream's state saved at a version, so that loading it need not replay from the start.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A stream's state saved at a version, so that loading it need not replay
+/// from the start. `Debug` shows no state.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// The stream.
     pub stream: OrgId,
@@ -420,6 +450,17 @@ pub struct Snapshot {
     pub schema_version: u32,
     /// The state, as JSON.
     pub state: serde_json::Value,
+}
+
+impl fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("stream", &self.stream)
+            .field("version", &self.version)
+            .field("schema_version", &self.schema_version)
+            .field("state", &crate::redact::Redacted("state"))
+            .finish()
+    }
 }
 
 impl Snapshot {

@@ -46,10 +46,11 @@ async fn begin_append(client: &tokio_postgres::Client, stream: uuid::Uuid, n: u1
     client.batch_execute("BEGIN").await.expect("begin");
     client
         .query(
-            "SELECT * FROM switchboard.append($1, NULL, NULL, ARRAY[$2::uuid], ARRAY['Noted'], \
+            "SELECT * FROM switchboard.append($1, NULL, NULL, NULL, ARRAY[$2::uuid], ARRAY['Noted'], \
              ARRAY[1::bigint], ARRAY['{}'::jsonb], ARRAY['{\"kind\":\"system\"}'::jsonb], \
              ARRAY[now()], ARRAY[NULL::uuid], ARRAY[NULL::uuid], ARRAY[NULL::uuid], \
-             ARRAY[]::boolean[], ARRAY[]::text[], ARRAY[]::text[])",
+             ARRAY[]::boolean[], ARRAY[]::text[], ARRAY[]::text[], \
+             ARRAY[]::uuid[], ARRAY[]::bytea[], ARRAY[]::uuid[])",
             &[&stream, &event_id(n).as_uuid()],
         )
         .await
@@ -129,10 +130,11 @@ async fn read_all_orders_by_transaction_then_position() {
     assert!(store.read_all(None, 100).await.expect("read").is_empty());
     // T1 appends after T2 committed: higher position, lower transaction id.
     t1.query(
-        "SELECT * FROM switchboard.append($1, NULL, NULL, ARRAY[$2::uuid], ARRAY['Noted'], \
+        "SELECT * FROM switchboard.append($1, NULL, NULL, NULL, ARRAY[$2::uuid], ARRAY['Noted'], \
          ARRAY[1::bigint], ARRAY['{}'::jsonb], ARRAY['{\"kind\":\"system\"}'::jsonb], \
          ARRAY[now()], ARRAY[NULL::uuid], ARRAY[NULL::uuid], ARRAY[NULL::uuid], \
-         ARRAY[]::boolean[], ARRAY[]::text[], ARRAY[]::text[])",
+         ARRAY[]::boolean[], ARRAY[]::text[], ARRAY[]::text[], \
+         ARRAY[]::uuid[], ARRAY[]::bytea[], ARRAY[]::uuid[])",
         &[&org(1).as_uuid(), &event_id(1).as_uuid()],
     )
     .await
@@ -229,7 +231,7 @@ async fn migrate_is_explicit_idempotent_and_safe_concurrently() {
     );
     let runs = futures_util::future::join_all((0..4).map(|_| store.migrate())).await;
     let applied: usize = runs.into_iter().map(|r| r.expect("migrate")).sum();
-    assert_eq!(applied, 4, "exactly one caller applied each migration once");
+    assert_eq!(applied, 5, "exactly one caller applied each migration once");
     assert_eq!(store.migrate().await.expect("again"), 0);
     store
         .append(append(org(1), ExpectedVersion::NoStream, vec![event(1)]))
@@ -446,10 +448,11 @@ async fn append_function_refuses_malformed_direct_calls() {
     let client = raw(&config).await;
     let err = client
         .query(
-            "SELECT * FROM switchboard.append($1, NULL, NULL, ARRAY[]::uuid[], ARRAY[]::text[], \
+            "SELECT * FROM switchboard.append($1, NULL, NULL, NULL, ARRAY[]::uuid[], ARRAY[]::text[], \
              ARRAY[]::bigint[], ARRAY[]::jsonb[], ARRAY[]::jsonb[], ARRAY[]::timestamptz[], \
              ARRAY[]::uuid[], ARRAY[]::uuid[], ARRAY[]::uuid[], \
-             ARRAY[]::boolean[], ARRAY[]::text[], ARRAY[]::text[])",
+             ARRAY[]::boolean[], ARRAY[]::text[], ARRAY[]::text[], \
+             ARRAY[]::uuid[], ARRAY[]::bytea[], ARRAY[]::uuid[])",
             &[&org(1).as_uuid()],
         )
         .await
@@ -460,10 +463,11 @@ async fn append_function_refuses_malformed_direct_calls() {
     );
     let err = client
         .query(
-            "SELECT * FROM switchboard.append($1, NULL, NULL, ARRAY[$2::uuid], ARRAY[]::text[], \
+            "SELECT * FROM switchboard.append($1, NULL, NULL, NULL, ARRAY[$2::uuid], ARRAY[]::text[], \
              ARRAY[1::bigint], ARRAY['{}'::jsonb], ARRAY['{}'::jsonb], ARRAY[now()], \
              ARRAY[NULL::uuid], ARRAY[NULL::uuid], ARRAY[NULL::uuid], \
-             ARRAY[]::boolean[], ARRAY[]::text[], ARRAY[]::text[])",
+             ARRAY[]::boolean[], ARRAY[]::text[], ARRAY[]::text[], \
+             ARRAY[]::uuid[], ARRAY[]::bytea[], ARRAY[]::uuid[])",
             &[&org(1).as_uuid(), &event_id(1).as_uuid()],
         )
         .await
@@ -474,4 +478,117 @@ async fn append_function_refuses_malformed_direct_calls() {
     );
     let store = store_on(&config).await;
     assert_eq!(store.stream_version(org(1)).await.expect("version"), 0);
+}
+
+/// A database at schema 4 (command ids store-wide, keys apart from appends,
+/// snapshots in clear) migrates forward: its commands are found under their
+/// streams (their digest unknown, so never compared), a deletion whose
+/// erasure never completed is completed, and schema-1 snapshots, which held
+/// profiles in clear, are gone.
+#[tokio::test]
+async fn migration_5_scopes_commands_completes_erasures_and_drops_clear_snapshots() {
+    use switchboard_core::erasure::KeyStore;
+    use switchboard_core::store::SnapshotStore;
+    let admin = switchboard_store_postgres::testing::server().expect("server");
+    let config = switchboard_store_postgres::testing::create_database(&admin, None)
+        .await
+        .expect("database");
+    let client = raw(&config).await;
+    client
+        .batch_execute(include_str!("../sql/migrations_table.sql"))
+        .await
+        .expect("migrations table");
+    for (version, name, sql) in [
+        (
+            1,
+            "0001_event_log",
+            include_str!("../migrations/0001_event_log.sql"),
+        ),
+        (
+            2,
+            "0002_append_function",
+            include_str!("../migrations/0002_append_function.sql"),
+        ),
+        (
+            3,
+            "0003_data_keys",
+            include_str!("../migrations/0003_data_keys.sql"),
+        ),
+        (
+            4,
+            "0004_append_function_v2",
+            include_str!("../migrations/0004_append_function_v2.sql"),
+        ),
+    ] {
+        client.batch_execute(sql).await.expect("old migration");
+        client
+            .execute(
+                "INSERT INTO switchboard.schema_migrations (version, name) VALUES ($1, $2)",
+                &[&version, &name],
+            )
+            .await
+            .expect("record it");
+    }
+    let (stream, command) = (org(1).as_uuid(), uuid::Uuid::from_u128(77));
+    let (deleted, kept) = (uuid::Uuid::from_u128(5), uuid::Uuid::from_u128(6));
+    // Version 4's append: 15 parameters, command ids store-wide.
+    client
+        .query(
+            "SELECT * FROM switchboard.append($1, 0, $2, ARRAY[$3::uuid], ARRAY['UserDeleted'], \
+             ARRAY[1::bigint], ARRAY[jsonb_build_object('user', $4::uuid)], \
+             ARRAY['{\"kind\":\"system\"}'::jsonb], ARRAY[now()], ARRAY[$2::uuid], \
+             ARRAY[NULL::uuid], ARRAY[NULL::uuid], ARRAY[]::boolean[], ARRAY[]::text[], \
+             ARRAY[]::text[])",
+            &[&stream, &command, &event_id(1).as_uuid(), &deleted],
+        )
+        .await
+        .expect("old append");
+    client
+        .execute(
+            "INSERT INTO switchboard.data_keys (org_id, user_id, key) VALUES \
+             ($1, $2, decode(repeat('ab', 32), 'hex')), ($1, $3, decode(repeat('cd', 32), 'hex'))",
+            &[&stream, &deleted, &kept],
+        )
+        .await
+        .expect("keys");
+    client
+        .execute(
+            "INSERT INTO switchboard.snapshots (stream_id, version, schema_version, state) \
+             VALUES ($1, 1, 1, '{\"users\": {\"profile\": {\"email\": \"carl@old.example\"}}}')",
+            &[&stream],
+        )
+        .await
+        .expect("old snapshot");
+
+    let store = store_on(&config).await;
+    assert_eq!(store.migrate().await.expect("migrate"), 1);
+    let found = store
+        .find_command(org(1), switchboard_core::CommandId::from_uuid(command))
+        .await
+        .expect("find")
+        .expect("the old command, under its stream");
+    assert_eq!((found.outcome.last_version, found.digest), (1, None));
+    assert_eq!(
+        store
+            .find_command(org(2), switchboard_core::CommandId::from_uuid(command))
+            .await
+            .expect("find"),
+        None
+    );
+    let users = [
+        switchboard_core::UserId::from_uuid(deleted),
+        switchboard_core::UserId::from_uuid(kept),
+    ];
+    let keys = store.load_keys(org(1), &users).await.expect("keys");
+    assert!(
+        !keys.contains_key(&users[0]),
+        "the unfinished erasure is completed"
+    );
+    assert!(keys.contains_key(&users[1]), "a live user's key is kept");
+    assert_eq!(store.load_snapshot(org(1), None).await.expect("load"), None);
+    // The new append works on the migrated data.
+    store
+        .append(append(org(1), ExpectedVersion::Exact(1), vec![event(2)]))
+        .await
+        .expect("append after the migration");
 }

@@ -101,7 +101,8 @@ fn read_line<R: BufRead>(reader: &mut R, line: usize) -> Result<Option<Vec<u8>>,
 /// Parses one export line into its envelope and its event (upcast to the current version).
 pub fn parse_line(text: &[u8], line: usize) -> Result<(RecordedEvent, Event), JsonlError> {
     let bad = |reason: String| JsonlError::Line { line, reason };
-    let r: RecordedEvent = serde_json::from_slice(text).map_err(|e| bad(e.to_string()))?;
+    let r: RecordedEvent =
+        serde_json::from_slice(text).map_err(|e| bad(codec::json_error_shape(&e)))?;
     // Exports are plain; a sealed field here is read as erased, never opened.
     let e = codec::decode(&r).map_err(|e| bad(e.to_string()))?;
     Ok((r, e))
