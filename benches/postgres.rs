@@ -38,7 +38,7 @@ use switchboard::*;
 use switchboard_store_postgres::{testing, PostgresOptions, PostgresStore};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, Statement};
 
 /// How long each append configuration runs, per side, in total.
 const RUN: Duration = Duration::from_secs(4);
@@ -129,10 +129,12 @@ fn fresh(events: &[NewEvent]) -> Vec<NewEvent> {
         .collect()
 }
 
-/// One plain batched INSERT of `events` as versions `from..` of `stream`.
+/// One plain batched INSERT of `events` as versions `from..` of `stream`,
+/// through a statement prepared once (binary parameters, one round trip —
+/// what the store's `prepare_cached` path pays too).
 async fn plain_insert(
     client: &Client,
-    sql: &str,
+    insert: &Statement,
     stream: uuid::Uuid,
     from: i64,
     events: &[NewEvent],
@@ -170,7 +172,7 @@ async fn plain_insert(
         &causes,
         &correlations,
     ];
-    if let Err(e) = client.execute(sql, &params).await {
+    if let Err(e) = client.execute(insert, &params).await {
         fail("plain insert", e);
     }
 }
@@ -286,14 +288,19 @@ async fn plain_appends(
 ) {
     let mut clients = Vec::with_capacity(writers);
     for _ in 0..writers {
-        clients.push(connect(config).await);
+        let client = connect(config).await;
+        let insert = match client.prepare(sql).await {
+            Ok(s) => s,
+            Err(e) => fail("prepare the plain insert", e),
+        };
+        clients.push((client, insert));
     }
     let start = Instant::now();
     let deadline = start + run;
     let tasks: Vec<_> = clients
         .into_iter()
         .enumerate()
-        .map(|(w, client)| {
+        .map(|(w, (client, insert))| {
             let sample = sample.clone();
             tokio::spawn(async move {
                 let stream = uuid::Uuid::now_v7();
@@ -305,7 +312,7 @@ async fn plain_appends(
                     i += 1;
                     let events = fresh(&sample[from..from + batch]);
                     let t = Instant::now();
-                    plain_insert(&client, sql, stream, version, &events).await;
+                    plain_insert(&client, &insert, stream, version, &events).await;
                     latencies.push(t.elapsed());
                     version += batch as i64;
                 }
@@ -378,6 +385,129 @@ async fn plain_copy(client: &mut Client, sql: &str, stream: uuid::Uuid, events: 
     if let Err(e) = tx.commit().await {
         fail("commit", e);
     }
+}
+
+/// One row per (events per append, writers): the store's append against the
+/// prepared plain INSERT on the same server, in alternating slices; with
+/// `loud` (the append function with a NOTIFY inside), the diagnostic
+/// columns too.
+async fn append_table(
+    store: &PostgresStore,
+    config: &tokio_postgres::Config,
+    admin: &Client,
+    sample: &Arc<Vec<NewEvent>>,
+    batches: &[usize],
+    loud: Option<&str>,
+) {
+    let shipped = match admin
+        .query_one(
+            "SELECT pg_get_functiondef('switchboard.append'::regproc)",
+            &[],
+        )
+        .await
+    {
+        Ok(r) => r.get::<_, String>(0),
+        Err(e) => fail("append function definition", e),
+    };
+    println!();
+    if loud.is_some() {
+        println!("| events/append | writers | store events/s | store p50 | store p99 | plain INSERT events/s | plain p50 | plain p99 | store/plain | INSERT into store table events/s | that/plain | store, NOTIFY in the function (v1) events/s | that/plain |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    } else {
+        println!("| events/append | writers | store events/s | store p50 | store p99 | plain INSERT events/s | plain p50 | plain p99 | store/plain |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    }
+    for &batch in batches {
+        for writers in [1usize, 8] {
+            if let Err(e) = admin.batch_execute(TRUNCATE).await {
+                fail("truncate", e);
+            }
+            let (mut s, mut p, mut d, mut q) = (
+                Slices::default(),
+                Slices::default(),
+                Slices::default(),
+                Slices::default(),
+            );
+            for _ in 0..SLICES {
+                let slice = RUN / SLICES;
+                store_appends(store, sample, batch, writers, slice, &mut s).await;
+                plain_appends(config, PLAIN_INSERT, sample, batch, writers, slice, &mut p).await;
+                let Some(loud) = loud else { continue };
+                plain_appends(config, TABLE_INSERT, sample, batch, writers, slice, &mut d).await;
+                if let Err(e) = admin.batch_execute(loud).await {
+                    fail("append function with notify", e);
+                }
+                store_appends(store, sample, batch, writers, slice, &mut q).await;
+                if let Err(e) = admin.batch_execute(&shipped).await {
+                    fail("restore append function", e);
+                }
+            }
+            let (s, p) = (s.summary(), p.summary());
+            let row = format!(
+                "| {batch} | {writers} | {:.0} | {} | {} | {:.0} | {} | {} | {:.0} % |",
+                s.events_per_s,
+                ms(s.p50),
+                ms(s.p99),
+                p.events_per_s,
+                ms(p.p50),
+                ms(p.p99),
+                100.0 * s.events_per_s / p.events_per_s,
+            );
+            if loud.is_none() {
+                println!("{row}");
+                continue;
+            }
+            let (d, q) = (d.summary(), q.summary());
+            println!(
+                "{row} {:.0} | {:.0} % | {:.0} | {:.0} % |",
+                d.events_per_s,
+                100.0 * d.events_per_s / p.events_per_s,
+                q.events_per_s,
+                100.0 * q.events_per_s / p.events_per_s
+            );
+        }
+    }
+}
+
+/// The 1- and 10-event appends again on a durable server (`fsync=on`, full
+/// page writes): what a production server pays per commit. Its own
+/// throwaway cluster, whatever `DATABASE_URL` says (the setting is the
+/// server's, not the database's).
+async fn durable_appends(sample: &Arc<Vec<NewEvent>>) {
+    let cluster = match testing::TestCluster::start_durable() {
+        Ok(c) => c,
+        Err(e) => fail("durable cluster", e),
+    };
+    let admin_config: tokio_postgres::Config = match cluster.url("postgres").parse() {
+        Ok(c) => c,
+        Err(e) => fail("durable cluster url", e),
+    };
+    let config = match testing::create_database(&admin_config, None).await {
+        Ok(c) => c,
+        Err(e) => fail("durable database", e),
+    };
+    let admin = connect(&config).await;
+    if let Err(e) = admin.batch_execute(PLAIN_TABLE).await {
+        fail("plain table", e);
+    }
+    let store = match PostgresStore::connect_config(
+        config.clone(),
+        PostgresOptions {
+            max_connections: 8,
+            ..PostgresOptions::default()
+        },
+    )
+    .await
+    {
+        Ok(s) => s,
+        Err(e) => fail("store", e),
+    };
+    if let Err(e) = store.migrate().await {
+        fail("migrate", e);
+    }
+    println!();
+    println!("durable server (fsync=on, full_page_writes=on, synchronous_commit=on):");
+    append_table(&store, &config, &admin, sample, &[1, 10], None).await;
 }
 
 fn ms(d: Duration) -> String {
@@ -477,68 +607,11 @@ async fn run() {
         ),
         None => fail("append function definition", "no END;"),
     };
-    println!();
-    println!("| events/append | writers | store events/s | store p50 | store p99 | plain INSERT events/s | plain p50 | plain p99 | store/plain | INSERT into store table events/s | that/plain | store, NOTIFY in the function (v1) events/s | that/plain |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for batch in [1usize, 10, 100] {
-        for writers in [1usize, 8] {
-            if let Err(e) = admin.batch_execute(TRUNCATE).await {
-                fail("truncate", e);
-            }
-            let (mut s, mut p, mut d, mut q) = (
-                Slices::default(),
-                Slices::default(),
-                Slices::default(),
-                Slices::default(),
-            );
-            for _ in 0..SLICES {
-                let slice = RUN / SLICES;
-                store_appends(&store, &sample, batch, writers, slice, &mut s).await;
-                plain_appends(
-                    &config,
-                    PLAIN_INSERT,
-                    &sample,
-                    batch,
-                    writers,
-                    slice,
-                    &mut p,
-                )
-                .await;
-                plain_appends(
-                    &config,
-                    TABLE_INSERT,
-                    &sample,
-                    batch,
-                    writers,
-                    slice,
-                    &mut d,
-                )
-                .await;
-                if let Err(e) = admin.batch_execute(&loud).await {
-                    fail("append function with notify", e);
-                }
-                store_appends(&store, &sample, batch, writers, slice, &mut q).await;
-                if let Err(e) = admin.batch_execute(&shipped).await {
-                    fail("restore append function", e);
-                }
-            }
-            let (s, p, d, q) = (s.summary(), p.summary(), d.summary(), q.summary());
-            println!(
-                "| {batch} | {writers} | {:.0} | {} | {} | {:.0} | {} | {} | {:.0} % | {:.0} | {:.0} % | {:.0} | {:.0} % |",
-                s.events_per_s,
-                ms(s.p50),
-                ms(s.p99),
-                p.events_per_s,
-                ms(p.p50),
-                ms(p.p99),
-                100.0 * s.events_per_s / p.events_per_s,
-                d.events_per_s,
-                100.0 * d.events_per_s / p.events_per_s,
-                q.events_per_s,
-                100.0 * q.events_per_s / p.events_per_s
-            );
-        }
+    append_table(&store, &config, &admin, &sample, &[1, 10, 100], Some(&loud)).await;
+    if let Err(e) = admin.batch_execute(&shipped).await {
+        fail("restore append function", e);
     }
+    durable_appends(&sample).await;
 
     // Bulk import of the whole history: store's COPY-based import vs plain COPY.
     if let Err(e) = admin.batch_execute(TRUNCATE).await {

@@ -74,11 +74,25 @@ pub struct TestCluster {
     port: u16,
     bin: PathBuf,
     as_postgres: bool,
+    /// Whether commits are flushed to disk (`fsync=on`), as on a production
+    /// server; test clusters run with `fsync=off` for speed.
+    durable: bool,
 }
 
 impl TestCluster {
-    /// Creates and starts a cluster in a new temp directory.
+    /// Creates and starts a cluster in a new temp directory, with
+    /// `fsync=off` (fast, not crash-safe: for tests).
     pub fn start() -> Result<Self, String> {
+        Self::start_with(false)
+    }
+
+    /// [`TestCluster::start`] with `fsync=on` and full page writes: commits
+    /// wait for the disk, as on a production server (for benchmarks).
+    pub fn start_durable() -> Result<Self, String> {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Result<Self, String> {
         let bin = pg_bin_dir();
         let as_postgres = running_as_root();
         let dir = std::env::temp_dir().join(unique("switchboard-pg"));
@@ -89,6 +103,7 @@ impl TestCluster {
             port: 0,
             bin,
             as_postgres,
+            durable,
         };
         if as_postgres {
             // initdb refuses root: the cluster belongs to the postgres user.
@@ -127,8 +142,13 @@ impl TestCluster {
 
     /// Starts the (stopped) server again on the same port and data.
     pub fn restart(&self) -> Result<(), String> {
+        let durability = if self.durable {
+            "-c fsync=on -c full_page_writes=on"
+        } else {
+            "-c fsync=off -c full_page_writes=off"
+        };
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c full_page_writes=off \
+            "-c listen_addresses=127.0.0.1 -p {} -k {} {durability} \
              -c max_connections=400 -c shared_buffers=32MB",
             self.port,
             self.dir.display()
