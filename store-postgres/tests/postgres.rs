@@ -318,16 +318,41 @@ async fn notifications_wake_other_instances_and_survive_a_killed_listener() {
     for round in 0..3u128 {
         if round == 1 {
             // Kill the waiter's LISTEN connection (found by what it runs).
-            let killed = admin
+            let killed: Vec<i32> = admin
                 .query(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE datname = current_database() AND query ILIKE 'LISTEN%'",
+                    "SELECT pid FROM pg_stat_activity \
+                     WHERE datname = current_database() AND query ILIKE 'LISTEN%' \
+                       AND pg_terminate_backend(pid)",
                     &[],
                 )
                 .await
-                .expect("terminate listeners");
+                .expect("terminate listeners")
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
             assert!(!killed.is_empty(), "there were listeners to kill");
-            tokio::time::sleep(Duration::from_millis(500)).await; // reconnect backoff
+            // The listener comes back by itself: a new LISTEN session.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                let back: i64 = admin
+                    .query_one(
+                        "SELECT count(*) FROM pg_stat_activity \
+                         WHERE datname = current_database() AND query ILIKE 'LISTEN%' \
+                           AND pid <> ALL($1)",
+                        &[&killed],
+                    )
+                    .await
+                    .expect("listeners")
+                    .get(0);
+                if back >= 1 {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "no LISTEN session came back within 10 s of the kill"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
         let after = waiter
             .read_all(None, 1000)
