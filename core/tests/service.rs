@@ -383,7 +383,9 @@ impl Pause for Sleep {
 
 /// A memory store that, just before each append it forwards, lets a rival
 /// service instance record the next of its queued commands: each attempt
-/// that finds a rival queued meets a version conflict, every time.
+/// that finds a rival queued meets a version conflict, every time. Each
+/// append first yields to the runtime, as a network store would, so that
+/// concurrent callers interleave between deciding and appending.
 #[derive(Clone)]
 struct Interloper {
     inner: MemoryStore,
@@ -394,6 +396,7 @@ struct Interloper {
 #[async_trait::async_trait]
 impl EventStore for Interloper {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        tokio::task::yield_now().await;
         let rival = self.rivals.lock().unwrap().pop_front();
         if let Some(rival) = rival {
             self.rival_service
@@ -644,10 +647,33 @@ fn retry_delays_double_up_to_the_cap_and_stay_jittered_within_half() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_service_instances_retry_on_conflict_and_lose_nothing() {
     let f = Arc::new(Fixture::new());
-    let a = Arc::new(f.service(0).with_pause(Arc::new(Sleep)));
-    let b = Arc::new(f.service(0).with_pause(Arc::new(Sleep)));
-    let owner = history(&f, &a, 0).await;
-    let root = a.state(f.org).await.unwrap().root_account.unwrap();
+    let setup = f.service(0);
+    let owner = history(&f, &setup, 0).await;
+    let root = setup.state(f.org).await.unwrap().root_account.unwrap();
+    // Two instances over one store whose appends yield first (no rivals
+    // queued), so that their commands interleave as over a network.
+    let yielding = Interloper {
+        inner: f.store.clone(),
+        rivals: Arc::default(),
+        rival_service: Arc::new(f.service(0)),
+    };
+    let instance = || {
+        Arc::new(
+            CommandService::with_config(
+                yielding.clone(),
+                f.clock.clone(),
+                f.ids.clone(),
+                Arc::new(SeededSecrets::new(7)),
+                ServiceConfig {
+                    snapshot_every: 0,
+                    ..ServiceConfig::default()
+                },
+            )
+            .with_pause(Arc::new(Sleep)),
+        )
+    };
+    let (a, b) = (instance(), instance());
+    a.state(f.org).await.unwrap();
     // Warm b's cache, then let both write concurrently: every conflict is
     // retried against the caught-up state.
     b.state(f.org).await.unwrap();
