@@ -60,9 +60,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchboard_core::ids::{CommandId, EventId, OrgId};
 use switchboard_core::store::{
-    validate_checkpoint_name, AppendOutcome, AppendRequest, CheckpointStore, ClaimChange, ClaimKey,
-    CommandDigest, CommandRecord, EventMetadata, EventStore, ExpectedVersion, KeyChange, Position,
-    RecordedEvent, Snapshot, SnapshotStore, StoreError, MAX_READ_PAGE,
+    digests_match, validate_checkpoint_name, AppendOutcome, AppendRequest, CheckpointStore,
+    ClaimChange, ClaimKey, CommandDigest, CommandRecord, EventMetadata, EventStore,
+    ExpectedVersion, KeyChange, Position, RecordedEvent, Snapshot, SnapshotStore, StoreError,
+    MAX_READ_PAGE,
 };
 use switchboard_core::Actor;
 use tokio::sync::Notify;
@@ -576,11 +577,130 @@ impl<'a> AppendParams<'a> {
     }
 }
 
+impl PostgresStore {
+    /// The common append, without claims or key changes: one prepared
+    /// statement (`sql/append_events.sql`), one round trip. A statement
+    /// that records nothing is explained by [`PostgresStore::explain`].
+    async fn append_events(
+        &self,
+        request: &AppendRequest,
+        params: &AppendParams<'_>,
+    ) -> Result<AppendOutcome, StoreError> {
+        let all = params.as_params();
+        // The first 13 parameters: stream, expected version, command id and
+        // digest, and the events' columns.
+        let event_params = &all[..13];
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let client = self.client().await?;
+            let stmt = client
+                .prepare_cached(sql::APPEND_EVENTS)
+                .await
+                .map_err(|e| map_db(&e, Op::Other))?;
+            // One statement in autocommit: tokio-postgres returns only after
+            // ReadyForQuery, i.e. after the implicit transaction committed.
+            let result = client.query_one(&stmt, event_params).await;
+            drop(client);
+            let failure = match result {
+                Ok(row) => {
+                    let appended: i64 = row.try_get("appended").map_err(corrupt)?;
+                    if appended > 0 {
+                        self.inner.wake.notify_waiters();
+                        self.inner.announcements.committed();
+                        return lean_outcome(request.stream, &row);
+                    }
+                    None // the expected version did not hold
+                }
+                Err(e) if is_retryable_race(&e) => Some(e),
+                Err(e) => return Err(map_db(&e, Op::Write)),
+            };
+            if let Some(answer) = self.explain(request, params).await? {
+                return answer;
+            }
+            // Nothing explains it: a race with a transaction that has since
+            // rolled back, or a version that moved on to the expected one.
+            if attempt >= MAX_APPEND_ATTEMPTS {
+                return Err(match failure {
+                    Some(e) => map_db(&e, Op::Write),
+                    None => StoreError::Unavailable {
+                        reason: "the append kept racing with other writers".into(),
+                        maybe_committed: false,
+                    },
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(u64::from(attempt * attempt))).await;
+        }
+    }
+
+    /// Why an append recorded nothing, asked in the contract's order: the
+    /// command id recorded (its first outcome, or reused for another
+    /// command), the expected version, a recorded event id. `None` when
+    /// none of them holds now.
+    async fn explain(
+        &self,
+        request: &AppendRequest,
+        params: &AppendParams<'_>,
+    ) -> Result<Option<Result<AppendOutcome, StoreError>>, StoreError> {
+        if let Some(command_id) = request.command_id {
+            if let Some(first) = self.find_command(request.stream, command_id).await? {
+                if !digests_match(first.digest, request.command_digest) {
+                    return Ok(Some(Err(StoreError::IdempotencyKeyReused { command_id })));
+                }
+                return Ok(Some(Ok(AppendOutcome {
+                    duplicate: true,
+                    ..first.outcome
+                })));
+            }
+        }
+        let actual = self.stream_version(request.stream).await?;
+        if !request.expected.admits(actual) {
+            return Ok(Some(Err(StoreError::Conflict {
+                stream: request.stream,
+                expected: request.expected,
+                actual,
+            })));
+        }
+        let rows = self
+            .query(sql::FIRST_RECORDED_EVENT_ID, &[&params.event_ids])
+            .await?;
+        if let Some(r) = rows.first() {
+            return Ok(Some(Err(StoreError::DuplicateEvent {
+                event_id: EventId::from_uuid(r.try_get(0).map_err(corrupt)?),
+            })));
+        }
+        Ok(None)
+    }
+}
+
+/// The outcome of a recorded `append_events.sql`.
+fn lean_outcome(stream: OrgId, row: &Row) -> Result<AppendOutcome, StoreError> {
+    let get = |name: &str| -> Result<u64, StoreError> {
+        let v: Option<i64> = row.try_get(name).map_err(corrupt)?;
+        unsigned(
+            v.ok_or_else(|| corrupt(format!("append returned no {name}")))?,
+            name,
+        )
+    };
+    let commit = get("commit")?;
+    Ok(AppendOutcome {
+        stream,
+        first_version: get("first_version")?,
+        last_version: get("last_version")?,
+        first_position: Position::new(commit, get("first_sequence")?),
+        last_position: Position::new(commit, get("last_sequence")?),
+        duplicate: false,
+    })
+}
+
 #[async_trait]
 impl EventStore for PostgresStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
         request.validate()?;
         let params = AppendParams::new(&request)?;
+        if request.claims.is_empty() && request.keys.is_empty() {
+            return self.append_events(&request, &params).await;
+        }
         let mut attempt = 0;
         let row = loop {
             attempt += 1;

@@ -1,6 +1,7 @@
 //! The SQL, kept in readable files next to the crate.
 
 pub(crate) const APPEND: &str = include_str!("../sql/append.sql");
+pub(crate) const APPEND_EVENTS: &str = include_str!("../sql/append_events.sql");
 pub(crate) const READ_STREAM: &str = include_str!("../sql/read_stream.sql");
 pub(crate) const READ_ALL: &str = include_str!("../sql/read_all.sql");
 pub(crate) const HAS_EVENTS_AFTER: &str = include_str!("../sql/has_events_after.sql");
@@ -45,6 +46,11 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
         5,
         "0005_scoped_commands_and_atomic_keys",
         include_str!("../migrations/0005_scoped_commands_and_atomic_keys.sql"),
+    ),
+    (
+        6,
+        "0006_lean_append",
+        include_str!("../migrations/0006_lean_append.sql"),
     ),
 ];
 
