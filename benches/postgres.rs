@@ -389,30 +389,20 @@ async fn plain_copy(client: &mut Client, sql: &str, stream: uuid::Uuid, events: 
 
 /// One row per (events per append, writers): the store's append against the
 /// prepared plain INSERT on the same server, in alternating slices; with
-/// `loud` (the append function with a NOTIFY inside), the diagnostic
-/// columns too.
+/// `diagnostic`, the same INSERT into the store's own table too (its indexes,
+/// none of the append's logic).
 async fn append_table(
     store: &PostgresStore,
     config: &tokio_postgres::Config,
     admin: &Client,
     sample: &Arc<Vec<NewEvent>>,
     batches: &[usize],
-    loud: Option<&str>,
+    diagnostic: bool,
 ) {
-    let shipped = match admin
-        .query_one(
-            "SELECT pg_get_functiondef('switchboard.append'::regproc)",
-            &[],
-        )
-        .await
-    {
-        Ok(r) => r.get::<_, String>(0),
-        Err(e) => fail("append function definition", e),
-    };
     println!();
-    if loud.is_some() {
-        println!("| events/append | writers | store events/s | store p50 | store p99 | plain INSERT events/s | plain p50 | plain p99 | store/plain | INSERT into store table events/s | that/plain | store, NOTIFY in the function (v1) events/s | that/plain |");
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    if diagnostic {
+        println!("| events/append | writers | store events/s | store p50 | store p99 | plain INSERT events/s | plain p50 | plain p99 | store/plain | INSERT into store table events/s | that/plain |");
+        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     } else {
         println!("| events/append | writers | store events/s | store p50 | store p99 | plain INSERT events/s | plain p50 | plain p99 | store/plain |");
         println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
@@ -422,24 +412,14 @@ async fn append_table(
             if let Err(e) = admin.batch_execute(TRUNCATE).await {
                 fail("truncate", e);
             }
-            let (mut s, mut p, mut d, mut q) = (
-                Slices::default(),
-                Slices::default(),
-                Slices::default(),
-                Slices::default(),
-            );
+            let (mut s, mut p, mut d) = (Slices::default(), Slices::default(), Slices::default());
             for _ in 0..SLICES {
                 let slice = RUN / SLICES;
                 store_appends(store, sample, batch, writers, slice, &mut s).await;
                 plain_appends(config, PLAIN_INSERT, sample, batch, writers, slice, &mut p).await;
-                let Some(loud) = loud else { continue };
-                plain_appends(config, TABLE_INSERT, sample, batch, writers, slice, &mut d).await;
-                if let Err(e) = admin.batch_execute(loud).await {
-                    fail("append function with notify", e);
-                }
-                store_appends(store, sample, batch, writers, slice, &mut q).await;
-                if let Err(e) = admin.batch_execute(&shipped).await {
-                    fail("restore append function", e);
+                if diagnostic {
+                    plain_appends(config, TABLE_INSERT, sample, batch, writers, slice, &mut d)
+                        .await;
                 }
             }
             let (s, p) = (s.summary(), p.summary());
@@ -453,17 +433,15 @@ async fn append_table(
                 ms(p.p99),
                 100.0 * s.events_per_s / p.events_per_s,
             );
-            if loud.is_none() {
+            if !diagnostic {
                 println!("{row}");
                 continue;
             }
-            let (d, q) = (d.summary(), q.summary());
+            let d = d.summary();
             println!(
-                "{row} {:.0} | {:.0} % | {:.0} | {:.0} % |",
+                "{row} {:.0} | {:.0} % |",
                 d.events_per_s,
                 100.0 * d.events_per_s / p.events_per_s,
-                q.events_per_s,
-                100.0 * q.events_per_s / p.events_per_s
             );
         }
     }
@@ -507,7 +485,7 @@ async fn durable_appends(sample: &Arc<Vec<NewEvent>>) {
     }
     println!();
     println!("durable server (fsync=on, full_page_writes=on, synchronous_commit=on):");
-    append_table(&store, &config, &admin, sample, &[1, 10], None).await;
+    append_table(&store, &config, &admin, sample, &[1, 10], false).await;
 }
 
 fn ms(d: Duration) -> String {
@@ -583,34 +561,7 @@ async fn run() {
     // A sample from the mix part of the history (mostly small events).
     let sample = Arc::new(history[history.len() - 50_000..].to_vec());
 
-    // Diagnostic side: the append function with a `pg_notify` call inside,
-    // as before migration 0004 (swapped in for its slices only, in this
-    // throwaway database). PostgreSQL serialises the commits of notifying
-    // transactions on one lock; this shows what the announcer saves.
-    let shipped = match admin
-        .query_one(
-            "SELECT pg_get_functiondef('switchboard.append'::regproc)",
-            &[],
-        )
-        .await
-    {
-        Ok(r) => r.get::<_, String>(0),
-        Err(e) => fail("append function definition", e),
-    };
-    // The append function as migration 0002 had it: notifying inside the
-    // transaction, instead of the store's announcer (one NOTIFY per 2 ms).
-    let loud = match shipped.rfind("END;") {
-        Some(at) => format!(
-            "{}PERFORM pg_notify('switchboard_events', '');\n{}",
-            &shipped[..at],
-            &shipped[at..]
-        ),
-        None => fail("append function definition", "no END;"),
-    };
-    append_table(&store, &config, &admin, &sample, &[1, 10, 100], Some(&loud)).await;
-    if let Err(e) = admin.batch_execute(&shipped).await {
-        fail("restore append function", e);
-    }
+    append_table(&store, &config, &admin, &sample, &[1, 10, 100], true).await;
     durable_appends(&sample).await;
 
     // Bulk import of the whole history: store's COPY-based import vs plain COPY.
