@@ -619,15 +619,16 @@ pub async fn tour<S: Store>(store: S) -> Result<Summary, String> {
     println!("\n▶ dry run: what stands in the way of deactivating Ann?");
     match t
         .service
-        .dry_run(
+        .dry_run(&CommandRequest::new(
             t.org,
+            CommandId::from_uuid(uuid::Uuid::from_u128(0xD1)),
             olivia.clone(),
-            &Command::Deactivate {
+            Command::Deactivate {
                 user: ann,
                 forward_numbers_to: None,
                 reassign_reports: None,
             },
-        )
+        ))
         .await
     {
         Err(ServiceError::Rejected(e)) => {

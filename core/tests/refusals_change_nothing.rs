@@ -386,29 +386,31 @@ async fn a_dry_run_changes_nothing_either_way() {
     let before = observe(&svc).await;
     let ok = svc
         .service
-        .dry_run(
+        .dry_run(&CommandRequest::new(
             svc.org,
+            CommandId::from_uuid(svc.ids.next_id()),
             owner.clone(),
-            &Command::Deactivate {
+            Command::Deactivate {
                 user: ann,
                 forward_numbers_to: None,
                 reassign_reports: None,
             },
-        )
+        ))
         .await
         .unwrap();
     assert_eq!(ok.events.len(), 1);
     let refused = svc
         .service
-        .dry_run(
+        .dry_run(&CommandRequest::new(
             svc.org,
+            CommandId::from_uuid(svc.ids.next_id()),
             owner,
-            &Command::Deactivate {
+            Command::Deactivate {
                 user: svc.owner,
                 forward_numbers_to: None,
                 reassign_reports: None,
             },
-        )
+        ))
         .await;
     assert!(refused.is_err());
     assert_eq!(observe(&svc).await, before);

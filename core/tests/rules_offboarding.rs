@@ -4,6 +4,7 @@
 mod common;
 
 use common::*;
+use switchboard_core::service::CommandRequest;
 use switchboard_core::*;
 
 /// A leader with an incomplete profile, two assigned numbers, one forwarded
@@ -209,7 +210,12 @@ async fn r_off_02_the_service_dry_run_returns_every_blocker_and_records_nothing(
     };
     let err = svc
         .service
-        .dry_run(svc.org, owner.clone(), &cmd)
+        .dry_run(&CommandRequest::new(
+            svc.org,
+            CommandId::from_uuid(svc.ids.next_id()),
+            owner.clone(),
+            cmd,
+        ))
         .await
         .unwrap_err();
     match err {
@@ -221,10 +227,11 @@ async fn r_off_02_the_service_dry_run_returns_every_blocker_and_records_nothing(
     // A dry run that would pass returns its events, and records them not.
     let ok = svc
         .service
-        .dry_run(
+        .dry_run(&CommandRequest::new(
             svc.org,
+            CommandId::from_uuid(svc.ids.next_id()),
             owner,
-            &Command::Offboard(Offboarding {
+            Command::Offboard(Offboarding {
                 user: leo,
                 unassign_numbers: true,
                 forward_numbers_to: Some(svc.owner),
@@ -232,7 +239,7 @@ async fn r_off_02_the_service_dry_run_returns_every_blocker_and_records_nothing(
                 transfer_work_to: None,
                 end: OffboardEnd::Delete(ACK),
             }),
-        )
+        ))
         .await
         .unwrap();
     assert!(!ok.events.is_empty());

@@ -757,24 +757,47 @@ impl<S: Store> CommandService<S> {
         out
     }
 
-    /// R-OFF-02: decides without recording; returns the events it would
-    /// record or every blocker.
-    pub async fn dry_run(
-        &self,
-        org: OrgId,
-        actor: Actor,
-        command: &Command,
-    ) -> Result<Decision, ServiceError> {
+    /// R-OFF-02: decides the request without recording anything; returns
+    /// the events it would record, or every blocker. Takes the request
+    /// [`CommandService::handle`] takes, so that a screen can show the dry
+    /// run and then send the very same request.
+    ///
+    /// ```
+    /// # use switchboard_core::service::*;
+    /// # use switchboard_core::*;
+    /// # async fn demo<S: store::Store>(service: &CommandService<S>, org: OrgId, owner: UserId, ann: UserId) -> Result<(), ServiceError> {
+    /// let request = CommandRequest::new(
+    ///     org,
+    ///     CommandId::from_uuid(uuid::Uuid::now_v7()),
+    ///     Actor::user(owner),
+    ///     Command::Deactivate { user: ann, forward_numbers_to: None, reassign_reports: None },
+    /// );
+    /// match service.dry_run(&request).await {
+    ///     Ok(decision) => println!("would record {} events", decision.events.len()),
+    ///     Err(ServiceError::Rejected(refusal)) => println!("blocked: {refusal}"),
+    ///     Err(other) => return Err(other),
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn dry_run(&self, request: &CommandRequest) -> Result<Decision, ServiceError> {
         let ctx = Context {
-            actor,
+            actor: request.actor.clone(),
             now: self.clock.now(),
-            command_id: CommandId::from_uuid(self.ids.next_id()),
+            command_id: request.command_id,
             ids: self.ids.as_ref(),
             secrets: self.secrets.as_ref(),
         };
         Ok(self
-            .read(org, |state| decide(state, command, &ctx))
+            .read(request.org, |state| decide(state, &request.command, &ctx))
             .await??)
+    }
+
+    /// The organization's stream version as this service has folded it
+    /// (caught up with the store first): what an `If-Match` or an
+    /// optimistic screen compares against. 0 for an organization without
+    /// events.
+    pub async fn version(&self, org: OrgId) -> Result<u64, ServiceError> {
+        self.read(org, |state| state.version).await
     }
 
     /// A copy of the current state (cached, caught up). The copy costs the
