@@ -540,7 +540,11 @@ pub enum S {
     Field(String),
 }
 
-/// A refusal: its blockers as (rule id, subject) pairs.
+/// A refusal: its blockers as (rule id, subject) pairs. A set, not a list:
+/// core may name one blocker more than once (an item listed twice in a
+/// transfer, each report sent back to their leaving leader, a denial met by
+/// two checks of one bulk row), and what is compared is what stands in the
+/// way, not how often it is said.
 pub type Refusal = BTreeSet<(String, S)>;
 
 /// What a bulk row should come to.
