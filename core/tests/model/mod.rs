@@ -5,9 +5,11 @@
 //! maps, entities named by their creation index, every relation computed by
 //! scanning (no indexes), and every rule written again from RULES.md. It shares
 //! only data types with core (`Permission`, `UserStatus`, `Policies`, ...),
-//! never a guard or a validation function. Refusals are compared by the set of
-//! rule ids (`CommandError::rules()`), so the model states, for each command,
-//! which rules stand in the way.
+//! never a guard or a validation function. Refusals are compared blocker by
+//! blocker as (rule id, subject) pairs (`S`: the user, number, account,
+//! invitation, work item, role or input field a blocker is about), so the
+//! model states, for each command, which rules stand in the way and what
+//! each of them names.
 //!
 //! Transitions are symbolic: a user is "the i-th user created", a number "pool
 //! number k". That keeps a shrunk sequence meaningful when steps are removed,
@@ -21,7 +23,8 @@ use proptest_state_machine::ReferenceStateMachine;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use switchboard_core::{
-    InvitationStatus, Permission, Policies, ProfileEditPolicy, UserStatus, WorkKind,
+    AdminField, InvitationStatus, Permission, Policies, ProfileEditPolicy, ProfileField,
+    UserStatus, WorkKind,
 };
 
 // ---------------------------------------------------------------------------
@@ -29,7 +32,7 @@ use switchboard_core::{
 // ---------------------------------------------------------------------------
 
 /// Who acts.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum A {
     System,
     Support,
@@ -426,8 +429,19 @@ impl MUser {
             accepted: false,
         }
     }
-    fn complete(&self) -> bool {
-        self.has_name && self.has_mobile && self.has_country
+    /// The required profile fields it lacks (R-LIFE-04), with `given` filled in.
+    fn missing_with(&self, given: [bool; 3]) -> BTreeSet<ProfileField> {
+        [
+            (self.has_name || given[0], ProfileField::Name),
+            (self.has_mobile || given[1], ProfileField::Mobile),
+            (self.has_country || given[2], ProfileField::DefaultCountry),
+        ]
+        .into_iter()
+        .filter_map(|(has, f)| (!has).then_some(f))
+        .collect()
+    }
+    fn missing(&self) -> BTreeSet<ProfileField> {
+        self.missing_with([false; 3])
     }
     fn reaches(&self, account: usize) -> bool {
         self.admin || self.memberships.contains_key(&account)
@@ -476,19 +490,76 @@ pub struct MWork {
     pub cancelled: bool,
 }
 
+/// What a blocker is about, in the model's names: with the rule id, the
+/// normalized form of a blocker that core and the model are compared by
+/// (`subject` in `model_directory.rs` maps each of core's blockers to it).
+/// Lists (numbers, reports, missing fields) are sets: core lists them in a
+/// fixed order, and the order says nothing the set does not.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum S {
+    /// The blocker names nothing (an unknown token, an organization created
+    /// already, a deletion not acknowledged), or nothing the model predicts
+    /// (see `subject` in `model_directory.rs`).
+    Nothing,
+    /// The organization, missing.
+    Org,
+    /// The actor (not an active user; not the primary owner).
+    Actor(A),
+    /// The actor lacks a permission on this account (`None`: organization-wide).
+    Denied(A, Option<usize>),
+    /// The actor may not edit this admin-managed field of this user, for want
+    /// of `ManageUsers` on this account (`None`: organization-wide).
+    AdminField(A, usize, AdminField, Option<usize>),
+    User(usize),
+    Account(usize),
+    /// A user and an account: no access, already a member, not a member.
+    UserOn(usize, usize),
+    Role(String),
+    Number(u8),
+    /// A number and the user it is assigned to.
+    NumberOf(u8, usize),
+    /// A user and the numbers assigned or forwarded to them.
+    UserNumbers(usize, BTreeSet<u8>),
+    /// A leader and their direct reports.
+    Reports(usize, BTreeSet<usize>),
+    /// A leader, the reports a reassignment leaves out and the non-reports it names.
+    Reassignment(usize, BTreeSet<usize>, BTreeSet<usize>),
+    /// A user and the leader they would report to (a cycle).
+    Line(usize, usize),
+    /// A user and the required profile fields they lack.
+    Incomplete(usize, BTreeSet<ProfileField>),
+    Invitation(usize),
+    Work(usize),
+    /// A work item and its owner.
+    WorkOf(usize, usize),
+    /// A device (its global index).
+    Device(usize),
+    /// An email, by its case-insensitive key.
+    Email(String),
+    /// An input field: malformed input, a limit.
+    Field(String),
+}
+
+/// A refusal: its blockers as (rule id, subject) pairs. A set, not a list:
+/// core may name one blocker more than once (an item listed twice in a
+/// transfer, each report sent back to their leaving leader, a denial met by
+/// two checks of one bulk row), and what is compared is what stands in the
+/// way, not how often it is said.
+pub type Refusal = BTreeSet<(String, S)>;
+
 /// What a bulk row should come to.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RowExpect {
     Applied,
     Unchanged,
-    Rejected(BTreeSet<String>),
+    Rejected(Refusal),
 }
 
 /// What the last step should give.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Expect {
     Accepted,
-    Refused(BTreeSet<String>),
+    Refused(Refusal),
     /// Bulk runs: the rows, and whether the whole run is refused (all-or-nothing with a rejected row).
     Bulk {
         refused: bool,
@@ -521,17 +592,26 @@ pub fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
 }
 
-/// A refusal in the making: the rule ids that stand in the way.
+/// A refusal in the making: the rules that stand in the way, each with its subject.
 #[derive(Default)]
-struct Bl(BTreeSet<String>);
+struct Bl(Refusal);
 
 impl Bl {
-    fn push(&mut self, rule: &str) {
-        self.0.insert(rule.to_owned());
+    fn push(&mut self, rule: &str, subject: S) {
+        self.0.insert((rule.to_owned(), subject));
     }
     fn ok(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// How a missing `ManageUsers` is reported: by R-AUTH-01, or, for an edit
+/// of admin-managed fields of a user, by R-AUTH-03 once per field it names
+/// (an edit naming none is managing the user: R-AUTH-01).
+#[derive(Clone, Copy)]
+enum Deny<'f> {
+    Auth,
+    Fields(usize, &'f [AdminField]),
 }
 
 impl Model {
@@ -629,7 +709,7 @@ impl Model {
     fn user(&self, i: usize, b: &mut Bl) -> Option<&MUser> {
         let u = self.users.get(i);
         if u.is_none() {
-            b.push("INPUT");
+            b.push("INPUT", S::User(i));
         }
         u
     }
@@ -637,7 +717,7 @@ impl Model {
     fn live(&self, i: usize, rule: &str, b: &mut Bl) -> Option<&MUser> {
         let u = self.user(i, b)?;
         if u.status == UserStatus::Deleted {
-            b.push(rule);
+            b.push(rule, S::User(i));
             return None;
         }
         Some(u)
@@ -646,7 +726,7 @@ impl Model {
     fn active_user(&self, i: usize, rule: &str, b: &mut Bl) -> Option<&MUser> {
         let u = self.user(i, b)?;
         if u.status != UserStatus::Active {
-            b.push(rule);
+            b.push(rule, S::User(i));
             return None;
         }
         Some(u)
@@ -664,66 +744,74 @@ impl Model {
             _ => Ok(None),
         }
     }
-    fn need_on(&self, a: A, p: Permission, accounts: impl IntoIterator<Item = usize>, b: &mut Bl) {
-        self.need_on_as(a, p, accounts, "R-AUTH-01", b)
+    /// R-AUTH-01 for an actor who is not an active user, whatever is asked.
+    fn inactive_actor(&self, a: A, b: &mut Bl) {
+        b.push("R-AUTH-01", S::Actor(a));
     }
-    /// A missing permission is refused by `rule`; an actor who is not an
-    /// active user, by R-AUTH-01 whatever the rule.
+    /// A missing permission on `account` (`None`: organization-wide), as `how` reports it.
+    fn deny(&self, a: A, account: Option<usize>, how: Deny<'_>, b: &mut Bl) {
+        match how {
+            Deny::Fields(user, fields) if !fields.is_empty() => {
+                for f in fields {
+                    b.push("R-AUTH-03", S::AdminField(a, user, *f, account));
+                }
+            }
+            _ => b.push("R-AUTH-01", S::Denied(a, account)),
+        }
+    }
+    fn need_on(&self, a: A, p: Permission, accounts: impl IntoIterator<Item = usize>, b: &mut Bl) {
+        self.need_on_as(a, p, accounts, Deny::Auth, b)
+    }
+    /// The permission on each account: every account lacking it is refused
+    /// (as `how` says); an actor who is not an active user, by R-AUTH-01.
     fn need_on_as(
         &self,
         a: A,
         p: Permission,
         accounts: impl IntoIterator<Item = usize>,
-        rule: &str,
+        how: Deny<'_>,
         b: &mut Bl,
     ) {
         match self.actor(a) {
-            Err(()) => b.push("R-AUTH-01"),
+            Err(()) => self.inactive_actor(a, b),
             Ok(None) => {}
             Ok(Some(u)) => {
-                if accounts.into_iter().any(|acc| !self.permits(u, acc, p)) {
-                    b.push(rule);
+                for acc in accounts {
+                    if !self.permits(u, acc, p) {
+                        self.deny(a, Some(acc), how, b);
+                    }
                 }
             }
         }
     }
     fn need_org_wide(&self, a: A, b: &mut Bl) {
-        self.need_org_wide_as(a, "R-AUTH-01", b)
+        self.need_org_wide_as(a, Deny::Auth, b)
     }
-    fn need_org_wide_as(&self, a: A, rule: &str, b: &mut Bl) {
+    fn need_org_wide_as(&self, a: A, how: Deny<'_>, b: &mut Bl) {
         match self.actor(a) {
-            Err(()) => b.push("R-AUTH-01"),
-            Ok(Some(u)) if !u.admin => b.push(rule),
+            Err(()) => self.inactive_actor(a, b),
+            Ok(Some(u)) if !u.admin => self.deny(a, None, how, b),
             _ => {}
         }
     }
     /// Permission over a user: everywhere for an agency administrator, on the
     /// root for a user without accounts, else on each of their accounts.
     fn need_over(&self, a: A, p: Permission, target: &MUser, b: &mut Bl) {
-        self.need_over_as(a, p, target, "R-AUTH-01", b)
+        self.need_over_as(a, p, target, Deny::Auth, b)
     }
-    fn need_over_as(&self, a: A, p: Permission, target: &MUser, rule: &str, b: &mut Bl) {
+    fn need_over_as(&self, a: A, p: Permission, target: &MUser, how: Deny<'_>, b: &mut Bl) {
         if target.admin {
-            self.need_org_wide_as(a, rule, b)
+            self.need_org_wide_as(a, how, b)
         } else if target.memberships.is_empty() {
-            self.need_on_as(a, p, [0], rule, b)
+            self.need_on_as(a, p, [0], how, b)
         } else {
-            self.need_on_as(a, p, target.memberships.keys().copied(), rule, b)
-        }
-    }
-    /// R-AUTH-03: editing admin-managed fields needs `ManageUsers` over the
-    /// user; an edit that names none is managing the user (R-AUTH-01).
-    fn admin_fields_rule(names_a_field: bool) -> &'static str {
-        if names_a_field {
-            "R-AUTH-03"
-        } else {
-            "R-AUTH-01"
+            self.need_on_as(a, p, target.memberships.keys().copied(), how, b)
         }
     }
     fn need_self_or_manager(&self, a: A, target_ix: usize, target: &MUser, b: &mut Bl) {
         if a == A::U(target_ix) {
             if self.actor(a).is_err() {
-                b.push("R-AUTH-01");
+                self.inactive_actor(a, b);
             }
         } else {
             self.need_over(a, Permission::ManageUsers, target, b)
@@ -731,38 +819,54 @@ impl Model {
     }
 
     fn check_grant(&self, a: A, g: &G, b: &mut Bl) {
-        if !self.roles.contains_key(&g.role.slug()) {
-            b.push("INPUT");
+        let slug = g.role.slug();
+        if !self.roles.contains_key(&slug) {
+            b.push("INPUT", S::Role(slug));
         }
         if g.accounts.is_empty() && !g.admin {
-            b.push("R-INV-02");
+            b.push("R-INV-02", S::Field("accounts".into()));
         }
         let distinct: BTreeSet<usize> = g.accounts.iter().copied().collect();
         if distinct.len() != g.accounts.len() {
-            b.push("R-INV-02");
+            b.push("R-INV-02", S::Field("accounts".into()));
         }
-        if g.accounts.iter().any(|acc| *acc >= self.accounts.len()) {
-            b.push("INPUT");
-        }
-        for c in &g.clients {
-            match self.work.get(*c) {
-                None => b.push("INPUT"),
-                Some(w) if w.kind != WorkKind::Client => b.push("R-WORK-02"),
-                // Handing a client over is a transfer of its owner's work (R-WORK-02):
-                // the actor needs ManageUsers over that owner too (R-AUTH-01).
-                Some(w) => self.need_over(a, Permission::ManageUsers, &self.users[w.owner], b),
+        for acc in &g.accounts {
+            if *acc >= self.accounts.len() {
+                b.push("INPUT", S::Account(*acc));
             }
         }
-        if g.admin {
+        // Handing a client over is a transfer of its owner's work (R-WORK-02):
+        // the actor needs ManageUsers over that owner too (R-AUTH-01).
+        let mut org_wide = g.admin;
+        let mut owners_accounts = BTreeSet::new();
+        for c in &g.clients {
+            match self.work.get(*c) {
+                None => b.push("INPUT", S::Work(*c)),
+                Some(w) if w.kind != WorkKind::Client => b.push("R-WORK-02", S::Work(*c)),
+                Some(w) => {
+                    let o = &self.users[w.owner];
+                    if o.admin {
+                        org_wide = true;
+                    } else if o.memberships.is_empty() {
+                        owners_accounts.insert(0);
+                    } else {
+                        owners_accounts.extend(o.memberships.keys().copied());
+                    }
+                }
+            }
+        }
+        if org_wide {
             self.need_org_wide(a, b);
-        } else {
-            let known: Vec<usize> = g
-                .accounts
-                .iter()
-                .copied()
+        }
+        // An agency administrator grant asks for organization-wide power,
+        // which covers every account: no account is refused on its own then.
+        if !g.admin {
+            let mut accounts: BTreeSet<usize> = distinct
+                .into_iter()
                 .filter(|x| *x < self.accounts.len())
                 .collect();
-            self.need_on(a, Permission::ManageUsers, known, b);
+            accounts.extend(owners_accounts);
+            self.need_on(a, Permission::ManageUsers, accounts, b);
         }
     }
 
@@ -789,7 +893,7 @@ impl Model {
     fn check_leader(&self, l: usize, b: &mut Bl) {
         if let Some(u) = self.active_user(l, "R-TEAM-01", b) {
             if !self.holds_manage_team(u) {
-                b.push("R-TEAM-01");
+                b.push("R-TEAM-01", S::User(l));
             }
         }
     }
@@ -803,20 +907,28 @@ impl Model {
         };
         let named: BTreeSet<usize> = plan.iter().map(|(r, _)| *r).collect();
         if named != reports || named.len() != plan.len() {
-            b.push("R-TEAM-02");
+            b.push(
+                "R-TEAM-02",
+                S::Reassignment(
+                    leader,
+                    reports.difference(&named).copied().collect(),
+                    named.difference(&reports).copied().collect(),
+                ),
+            );
         }
         let planned: BTreeMap<usize, usize> = plan.iter().copied().collect();
         let mut checked = BTreeSet::new();
         for (r, n) in &plan {
             if *n == leader {
-                b.push("R-OFF-01");
+                // The leaving leader cannot take their own reports back.
+                b.push("R-OFF-01", S::User(leader));
                 continue;
             }
             if checked.insert(*n) {
                 self.check_leader(*n, b);
             }
             if self.loops(&planned, *r, *n) {
-                b.push("R-TEAM-01");
+                b.push("R-TEAM-01", S::Line(*r, *n));
             }
         }
         plan
@@ -824,32 +936,32 @@ impl Model {
 
     /// What losing access breaks: numbers (R-NUM-01, R-NUM-05) and reports (R-TEAM-02).
     fn loss(&self, user: usize, keeps: impl Fn(usize) -> bool, keeps_team: bool, b: &mut Bl) {
-        if self
-            .assigned_to(user)
-            .iter()
-            .any(|k| !keeps(self.numbers[k].account))
-        {
-            b.push("R-NUM-01");
+        let lost = |set: BTreeSet<u8>| -> BTreeSet<u8> {
+            set.into_iter()
+                .filter(|k| !keeps(self.numbers[k].account))
+                .collect()
+        };
+        let assigned = lost(self.assigned_to(user));
+        if !assigned.is_empty() {
+            b.push("R-NUM-01", S::UserNumbers(user, assigned));
         }
-        if self
-            .forwarded_to(user)
-            .iter()
-            .any(|k| !keeps(self.numbers[k].account))
-        {
-            b.push("R-NUM-05");
+        let forwarded = lost(self.forwarded_to(user));
+        if !forwarded.is_empty() {
+            b.push("R-NUM-05", S::UserNumbers(user, forwarded));
         }
-        if !keeps_team && !self.reports_of(user).is_empty() {
-            b.push("R-TEAM-02");
+        let reports = self.reports_of(user);
+        if !keeps_team && !reports.is_empty() {
+            b.push("R-TEAM-02", S::Reports(user, reports));
         }
     }
 
     fn number(&self, n: Num, b: &mut Bl) -> Option<u8> {
         let Some(k) = n.key() else {
-            b.push("R-NUM-06");
+            b.push("R-NUM-06", S::Field("number".into()));
             return None;
         };
         if !self.numbers.contains_key(&k) {
-            b.push("INPUT");
+            b.push("INPUT", S::Number(k));
             return None;
         }
         Some(k)
@@ -886,14 +998,15 @@ impl Model {
         }
     }
 
-    /// The rules that refuse `c`, if any.
+    /// The blockers of `c` (rule and subject), if any.
     fn check(&self, a: A, c: &C, b: &mut Bl) {
         use Permission::*;
+        let field = |f: &str| S::Field(f.to_owned());
         match c {
             C::CreateOrganization => {
-                b.push("INPUT");
+                b.push("INPUT", S::Nothing);
                 if matches!(a, A::U(_)) {
-                    b.push("R-AUTH-01");
+                    b.push("R-AUTH-01", S::Denied(a, None));
                 }
             }
             C::SetPolicies {
@@ -903,28 +1016,28 @@ impl Model {
             } => {
                 self.need_org_wide(a, b);
                 if !(1..=365).contains(ttl_days) {
-                    b.push("R-INV-05");
+                    b.push("R-INV-05", field("invitation_ttl_days"));
                 }
                 if !(1..=720).contains(reset_hours) {
-                    b.push("R-LIFE-07");
+                    b.push("R-LIFE-07", field("password_reset_ttl_hours"));
                 }
             }
             C::TransferPrimaryOwnership { to } => {
                 if let A::U(i) = a {
                     if i != self.owner {
-                        b.push("R-LIFE-03");
+                        b.push("R-LIFE-03", S::Actor(a));
                     } else if self.actor(a).is_err() {
-                        b.push("R-AUTH-01");
+                        self.inactive_actor(a, b);
                     }
                 }
                 self.active_user(*to, "R-LIFE-03", b);
                 if *to == self.owner {
-                    b.push("R-LIFE-03");
+                    b.push("R-LIFE-03", field("to"));
                 }
             }
             C::CreateAccount { parent } => {
                 if *parent >= self.accounts.len() {
-                    b.push("INPUT");
+                    b.push("INPUT", S::Account(*parent));
                 } else {
                     self.need_on(a, ManageAccounts, [*parent], b);
                     let mut depth = 1;
@@ -932,7 +1045,7 @@ impl Model {
                     while let Some(p) = cur {
                         depth += 1;
                         if depth >= 32 {
-                            b.push("LIMIT");
+                            b.push("LIMIT", field("account depth"));
                             break;
                         }
                         cur = self.accounts[p];
@@ -946,15 +1059,15 @@ impl Model {
             } => {
                 self.need_org_wide(a, b);
                 if *invalid_slug {
-                    b.push("INPUT");
+                    b.push("INPUT", field("role"));
                 }
                 let slug = role.slug();
                 if !*invalid_slug {
                     if let Some((built_in, old)) = self.roles.get(&slug) {
                         if *built_in {
-                            b.push("INPUT");
+                            b.push("INPUT", S::Role(slug));
                         } else if old.contains(&ManageTeam) && !permissions.contains(&ManageTeam) {
-                            b.push("R-TEAM-01");
+                            b.push("R-TEAM-01", field("permissions"));
                         }
                     }
                 }
@@ -962,17 +1075,18 @@ impl Model {
             C::InviteUsers { emails, grant } => {
                 self.check_grant(a, grant, b);
                 if emails.is_empty() {
-                    b.push("R-INV-01");
+                    b.push("R-INV-01", field("emails"));
                 }
                 let mut seen = BTreeSet::new();
                 for e in emails {
                     match e.key() {
-                        None => b.push("R-INV-01"),
+                        None => b.push("R-INV-01", field("email")),
                         Some(k) => {
                             if !seen.insert(k.clone()) {
-                                b.push("R-INV-01");
-                            } else if self.by_email(&k).is_some() {
-                                b.push("R-INV-06");
+                                b.push("R-INV-01", S::Email(k));
+                            } else if let Some(holder) = self.by_email(&k) {
+                                // R-INV-06 points at the user who has the address.
+                                b.push("R-INV-06", S::User(holder));
                             }
                         }
                     }
@@ -981,7 +1095,7 @@ impl Model {
             C::CreateInvitationLink { grant } => self.check_grant(a, grant, b),
             C::Reinvite { invitation } | C::RevokeInvitation { invitation } => {
                 let Some(inv) = self.invitations.get(*invitation) else {
-                    return b.push("INPUT");
+                    return b.push("INPUT", S::Invitation(*invitation));
                 };
                 if inv.grant.admin {
                     self.need_org_wide(a, b);
@@ -991,7 +1105,7 @@ impl Model {
                 let st = inv.status_at(self.now);
                 if matches!(c, C::RevokeInvitation { .. }) {
                     if st != InvitationStatus::Pending {
-                        b.push("R-INV-07");
+                        b.push("R-INV-07", S::Invitation(*invitation));
                     }
                     return;
                 }
@@ -1001,18 +1115,19 @@ impl Model {
                         | InvitationStatus::Expired
                         | InvitationStatus::Revoked
                 ) {
-                    b.push("R-INV-07");
+                    b.push("R-INV-07", S::Invitation(*invitation));
                 }
                 // Only email invitations of users still invited are re-sent.
-                match inv.user.filter(|_| !inv.link).map(|u| &self.users[u]) {
-                    Some(u) if u.status == UserStatus::Invited => {}
-                    _ => b.push("R-INV-05"),
+                match inv.user.filter(|_| !inv.link) {
+                    Some(u) if self.users[u].status == UserStatus::Invited => {}
+                    Some(u) => b.push("R-INV-05", S::User(u)),
+                    None => b.push("R-INV-05", field("invitation")),
                 }
             }
             C::ExpireInvitations { limit } => {
                 self.need_org_wide(a, b);
                 if *limit > 10_000 {
-                    b.push("LIMIT");
+                    b.push("LIMIT", field("limit"));
                 }
             }
             C::AcceptInvitation {
@@ -1022,31 +1137,32 @@ impl Model {
                 mobile,
                 country,
             } => {
-                let inv = match invitation.and_then(|i| self.invitations.get(i)) {
+                let known = invitation.filter(|i| *i < self.invitations.len());
+                let inv = match known {
                     None => {
-                        b.push("R-INV-03");
+                        b.push("R-INV-03", S::Nothing);
                         None
                     }
-                    Some(inv) => match inv.status_at(self.now) {
-                        InvitationStatus::Pending => Some(inv),
+                    Some(i) => match self.invitations[i].status_at(self.now) {
+                        InvitationStatus::Pending => Some(&self.invitations[i]),
                         InvitationStatus::Expired => {
-                            b.push("R-INV-05");
+                            b.push("R-INV-05", S::Invitation(i));
                             None
                         }
                         _ => {
-                            b.push("R-INV-07");
+                            b.push("R-INV-07", S::Invitation(i));
                             None
                         }
                     },
                 };
                 if !name_ok {
-                    b.push("INPUT");
+                    b.push("INPUT", field("name"));
                 }
                 if *mobile == Some(Mob::Invalid) {
-                    b.push("R-USR-02");
+                    b.push("R-USR-02", field("mobile"));
                 }
                 if country.is_some_and(|c| !country_ok(c)) {
-                    b.push("R-USR-02");
+                    b.push("R-USR-02", field("default_country"));
                 }
                 match inv {
                     Some(inv) if !inv.link => {
@@ -1058,16 +1174,16 @@ impl Model {
                                 e => e.key(),
                             };
                             if given != invited {
-                                b.push("R-INV-03");
+                                b.push("R-INV-03", field("email"));
                             }
                         }
                     }
                     Some(_) => match email {
-                        None => b.push("R-INV-03"),
-                        Some(Em::Invalid) => b.push("R-INV-01"),
+                        None => b.push("R-INV-03", field("email")),
+                        Some(Em::Invalid) => b.push("R-INV-01", field("email")),
                         Some(e) => {
-                            if self.by_email(&e.key().unwrap_or_default()).is_some() {
-                                b.push("R-USR-01");
+                            if let Some(holder) = self.by_email(&e.key().unwrap_or_default()) {
+                                b.push("R-USR-01", S::User(holder));
                             }
                         }
                     },
@@ -1077,15 +1193,15 @@ impl Model {
             C::SignIn { user } => {
                 if let A::U(i) = a {
                     if i != *user {
-                        b.push("R-AUTH-02");
+                        b.push("R-AUTH-02", S::User(*user));
                     }
                 }
                 if let Some(u) = self.user(*user, b) {
                     match u.status {
                         UserStatus::Active => {}
                         UserStatus::Invited if u.accepted => {}
-                        UserStatus::Invited => b.push("R-INV-04"),
-                        _ => b.push("R-LIFE-01"),
+                        UserStatus::Invited => b.push("R-INV-04", S::User(*user)),
+                        _ => b.push("R-LIFE-01", S::User(*user)),
                     }
                 }
             }
@@ -1093,7 +1209,7 @@ impl Model {
                 if let Some(u) = self.user(*user, b) {
                     self.need_self_or_manager(a, *user, u, b);
                     if !u.devices.contains(device) {
-                        b.push("INPUT");
+                        b.push("INPUT", S::Device(*device));
                     }
                 }
             }
@@ -1118,25 +1234,25 @@ impl Model {
                 };
                 self.need_profile_editor(a, *user, u, b);
                 if *name == Some(false) {
-                    b.push("INPUT");
+                    b.push("INPUT", field("name"));
                 }
                 match email {
-                    Some(Em::Invalid) => b.push("R-INV-01"),
-                    Some(e)
-                        if self
+                    Some(Em::Invalid) => b.push("R-INV-01", field("email")),
+                    Some(e) => {
+                        if let Some(holder) = self
                             .by_email(&e.key().unwrap_or_default())
-                            .is_some_and(|o| o != *user) =>
-                    {
-                        b.push("R-USR-01")
+                            .filter(|o| o != user)
+                        {
+                            b.push("R-USR-01", S::User(holder))
+                        }
                     }
-                    Some(_) => {}
                     None => {}
                 }
                 if *mobile == Some(Ed::Set(Mob::Invalid)) {
-                    b.push("R-USR-02");
+                    b.push("R-USR-02", field("mobile"));
                 }
                 if country.is_some_and(|c| !country_ok(c)) {
-                    b.push("R-USR-02");
+                    b.push("R-USR-02", field("default_country"));
                 }
             }
             C::UpdateAdminFields {
@@ -1148,23 +1264,32 @@ impl Model {
                 let Some(u) = self.live(*user, "R-LIFE-06", b) else {
                     return;
                 };
-                let named = job_title.is_some() || picture.is_some() || admin_access.is_some();
-                self.need_over_as(a, ManageUsers, u, Self::admin_fields_rule(named), b);
+                let named: Vec<AdminField> = [
+                    (job_title.is_some(), AdminField::JobTitle),
+                    (picture.is_some(), AdminField::Picture),
+                    (admin_access.is_some(), AdminField::AdminAccess),
+                ]
+                .into_iter()
+                .filter_map(|(n, f)| n.then_some(f))
+                .collect();
+                self.need_over_as(a, ManageUsers, u, Deny::Fields(*user, &named), b);
                 if *job_title == Some(Ed::Set(false)) {
-                    b.push("INPUT");
+                    b.push("INPUT", field("job_title"));
                 }
                 if *picture == Some(Ed::Set(false)) {
-                    b.push("R-AUTH-03");
+                    b.push("R-AUTH-03", field("picture"));
                 }
+                // The toggle gives organization-wide power: an agency administrator only.
+                let toggle = Deny::Fields(*user, &[AdminField::AdminAccess]);
                 match admin_access {
-                    Some(true) if !u.admin => self.need_org_wide_as(a, "R-AUTH-03", b),
+                    Some(true) if !u.admin => self.need_org_wide_as(a, toggle, b),
                     Some(false) if u.admin => {
-                        self.need_org_wide_as(a, "R-AUTH-03", b);
+                        self.need_org_wide_as(a, toggle, b);
                         if *user == self.owner {
-                            b.push("R-LIFE-03");
+                            b.push("R-LIFE-03", S::User(*user));
                         }
                         if a == A::U(*user) {
-                            b.push("R-LIFE-09");
+                            b.push("R-LIFE-09", S::User(*user));
                         }
                         let stripped = MUser {
                             admin: false,
@@ -1187,27 +1312,27 @@ impl Model {
                 accounts,
             } => {
                 if accounts.is_empty() {
-                    b.push("R-MEM-02");
+                    b.push("R-MEM-02", field("accounts"));
                 }
                 if !self.roles.contains_key(&role.slug()) {
-                    b.push("INPUT");
+                    b.push("INPUT", S::Role(role.slug()));
                 }
                 let t = self.live(*user, "R-MEM-02", b);
                 let mut seen = BTreeSet::new();
                 for acc in accounts {
                     if *acc >= self.accounts.len() {
-                        b.push("INPUT");
+                        b.push("INPUT", S::Account(*acc));
                         continue;
                     }
                     if !seen.insert(*acc) {
-                        b.push("R-MEM-02");
+                        b.push("R-MEM-02", field("accounts"));
                     }
                     if t.is_some_and(|t| t.memberships.contains_key(acc)) {
-                        b.push("R-MEM-02");
+                        b.push("R-MEM-02", S::UserOn(*user, *acc));
                     }
                 }
                 if t.is_some_and(|t| t.admin) {
-                    b.push("R-MEM-05");
+                    b.push("R-MEM-05", S::User(*user));
                 }
                 self.need_on(a, ManageUsers, seen, b);
             }
@@ -1217,19 +1342,19 @@ impl Model {
                 role,
             } => {
                 if !self.roles.contains_key(&role.slug()) {
-                    b.push("INPUT");
+                    b.push("INPUT", S::Role(role.slug()));
                 }
                 let t = self.live(*user, "R-MEM-01", b);
                 let known = *account < self.accounts.len();
                 if !known {
-                    b.push("INPUT");
+                    b.push("INPUT", S::Account(*account));
                 }
                 if let (Some(t), true) = (t, known) {
                     if !t.memberships.contains_key(account) {
-                        b.push("R-MEM-03");
+                        b.push("R-MEM-03", S::UserOn(*user, *account));
                     }
                     if *user == self.owner {
-                        b.push("R-LIFE-03");
+                        b.push("R-LIFE-03", S::User(*user));
                     }
                     self.need_on(a, ManageUsers, [*account], b);
                     let mut after = t.clone();
@@ -1240,29 +1365,29 @@ impl Model {
             }
             C::RemoveAccess { user, accounts } => {
                 if accounts.is_empty() {
-                    b.push("R-MEM-04");
+                    b.push("R-MEM-04", field("accounts"));
                 }
                 let Some(t) = self.live(*user, "R-MEM-03", b) else {
                     return;
                 };
                 if t.admin {
-                    b.push("R-MEM-05");
+                    b.push("R-MEM-05", S::User(*user));
                 }
                 if *user == self.owner {
-                    b.push("R-LIFE-03");
+                    b.push("R-LIFE-03", S::User(*user));
                 }
                 if a == A::U(*user) {
-                    b.push("R-LIFE-09");
+                    b.push("R-LIFE-09", S::User(*user));
                 }
                 let removed: BTreeSet<usize> = accounts.iter().copied().collect();
                 if removed.len() != accounts.len() {
-                    b.push("R-MEM-04");
+                    b.push("R-MEM-04", field("accounts"));
                 }
                 for acc in &removed {
                     if *acc >= self.accounts.len() {
-                        b.push("INPUT");
+                        b.push("INPUT", S::Account(*acc));
                     } else if !t.memberships.contains_key(acc) {
-                        b.push("R-MEM-03");
+                        b.push("R-MEM-03", S::UserOn(*user, *acc));
                     }
                 }
                 self.need_on(
@@ -1281,28 +1406,28 @@ impl Model {
                     return;
                 };
                 if *user == self.owner {
-                    b.push("R-LIFE-03");
+                    b.push("R-LIFE-03", S::User(*user));
                 }
                 if a == A::U(*user) {
-                    b.push("R-LIFE-09");
+                    b.push("R-LIFE-09", S::User(*user));
                 }
                 self.need_over(a, ManageUsers, t, b);
                 self.loss(*user, |_| false, false, b);
                 if t.memberships.is_empty() && !t.admin {
-                    b.push("R-MEM-05");
+                    b.push("R-MEM-05", field("user"));
                 }
             }
             C::AddNumber { number, account } => {
                 if number.key().is_none() {
-                    b.push("R-NUM-06");
+                    b.push("R-NUM-06", field("number"));
                 }
                 if *account >= self.accounts.len() {
-                    b.push("INPUT");
+                    b.push("INPUT", S::Account(*account));
                 } else {
                     self.need_on(a, ManageNumbers, [*account], b);
                 }
-                if number.key().is_some_and(|k| self.numbers.contains_key(&k)) {
-                    b.push("R-NUM-06");
+                if let Some(k) = number.key().filter(|k| self.numbers.contains_key(k)) {
+                    b.push("R-NUM-06", S::Number(k));
                 }
             }
             C::AssignNumber { number, user } => {
@@ -1311,12 +1436,12 @@ impl Model {
                 };
                 let n = &self.numbers[&k];
                 self.need_on(a, ManageNumbers, [n.account], b);
-                if n.assigned.is_some() {
-                    b.push("R-NUM-01");
+                if let Some(holder) = n.assigned {
+                    b.push("R-NUM-01", S::NumberOf(k, holder));
                 }
                 if let Some(u) = self.active_user(*user, "R-NUM-01", b) {
                     if !u.reaches(n.account) {
-                        b.push("R-NUM-01");
+                        b.push("R-NUM-01", S::UserOn(*user, n.account));
                     }
                 }
             }
@@ -1327,7 +1452,7 @@ impl Model {
                 let n = &self.numbers[&k];
                 self.need_on(a, ManageNumbers, [n.account], b);
                 if n.assigned.is_none() {
-                    b.push("R-NUM-03");
+                    b.push("R-NUM-03", S::Number(k));
                 }
             }
             C::ForwardNumber { number, to } => {
@@ -1338,7 +1463,7 @@ impl Model {
                 self.need_on(a, ManageNumbers, [n.account], b);
                 if let Some(u) = self.active_user(*to, "R-NUM-04", b) {
                     if !u.reaches(n.account) {
-                        b.push("R-NUM-04");
+                        b.push("R-NUM-04", S::UserOn(*to, n.account));
                     }
                 }
             }
@@ -1349,7 +1474,7 @@ impl Model {
                 let n = &self.numbers[&k];
                 self.need_on(a, ManageNumbers, [n.account], b);
                 if n.forwarded.is_none() {
-                    b.push("R-NUM-04");
+                    b.push("R-NUM-04", field("number"));
                 }
             }
             C::ReleaseNumber { number } => {
@@ -1358,8 +1483,8 @@ impl Model {
                 };
                 let n = &self.numbers[&k];
                 self.need_on(a, ManageNumbers, [n.account], b);
-                if n.assigned.is_some() {
-                    b.push("R-NUM-01");
+                if let Some(holder) = n.assigned {
+                    b.push("R-NUM-01", S::NumberOf(k, holder));
                 }
             }
             C::SetReportingLine { user, leader } => {
@@ -1370,7 +1495,7 @@ impl Model {
                 if let Some(l) = leader {
                     self.check_leader(*l, b);
                     if self.loops(&BTreeMap::new(), *user, *l) {
-                        b.push("R-TEAM-01");
+                        b.push("R-TEAM-01", S::Line(*user, *l));
                     }
                 }
             }
@@ -1380,7 +1505,7 @@ impl Model {
                 };
                 self.need_over(a, ManageUsers, l, b);
                 if self.reports_of(*leader).is_empty() {
-                    b.push("R-TEAM-02");
+                    b.push("R-TEAM-02", field("leader"));
                 }
                 self.reassignment(*leader, to, b);
             }
@@ -1404,36 +1529,38 @@ impl Model {
                     let mut seen = BTreeSet::new();
                     for i in items {
                         match self.work.get(*i) {
-                            None => b.push("INPUT"),
-                            Some(w) if w.owner != *from => b.push("R-WORK-01"),
+                            None => b.push("INPUT", S::Work(*i)),
+                            Some(w) if w.owner != *from => {
+                                b.push("R-WORK-01", S::WorkOf(*i, w.owner))
+                            }
                             Some(_) => {}
                         }
                         if !seen.insert(*i) {
-                            b.push("R-WORK-01");
+                            b.push("R-WORK-01", field("items"));
                         }
                     }
                 }
                 if from == to {
-                    b.push("R-OFF-01");
+                    b.push("R-OFF-01", S::User(*from));
                 }
             }
             C::ReassignClients { assignments } => {
                 if assignments.is_empty() {
-                    return b.push("R-WORK-02");
+                    return b.push("R-WORK-02", field("assignments"));
                 }
                 let mut seen = BTreeSet::new();
                 for (item, to) in assignments {
                     if !seen.insert(*item) {
-                        b.push("R-WORK-02");
+                        b.push("R-WORK-02", field("assignments"));
                         continue;
                     }
                     self.active_user(*to, "R-WORK-02", b);
                     let Some(w) = self.work.get(*item) else {
-                        b.push("INPUT");
+                        b.push("INPUT", S::Work(*item));
                         continue;
                     };
                     if w.kind != WorkKind::Client {
-                        b.push("R-WORK-02");
+                        b.push("R-WORK-02", S::Work(*item));
                         continue;
                     }
                     self.need_over(a, ManageUsers, &self.users[w.owner], b);
@@ -1492,10 +1619,10 @@ impl Model {
 
     fn need_profile_editor(&self, a: A, user: usize, u: &MUser, b: &mut Bl) {
         match a {
-            A::U(i) if i == user && self.actor(a).is_err() => b.push("R-AUTH-01"),
+            A::U(i) if i == user && self.actor(a).is_err() => self.inactive_actor(a, b),
             A::U(i) if i == user => {}
             A::U(_) => match self.policies.profile_edit {
-                ProfileEditPolicy::SelfOnly => b.push("R-AUTH-02"),
+                ProfileEditPolicy::SelfOnly => b.push("R-AUTH-02", S::User(user)),
                 ProfileEditPolicy::SelfOrAdmin => self.need_over(a, Permission::ManageUsers, u, b),
             },
             _ => {}
@@ -1503,8 +1630,7 @@ impl Model {
     }
 
     /// R-OFF-01 and the single-step lifecycle commands (R-LIFE-01/03/04/05/09,
-    /// R-NUM-01/02/04/05, R-TEAM-02, R-WORK-01). `complete` says whether the
-    /// profile is complete as the command leaves it (bulk rows fill fields).
+    /// R-NUM-01/02/04/05, R-TEAM-02, R-WORK-01).
     #[allow(clippy::too_many_arguments)]
     fn offboard_check(
         &self,
@@ -1530,6 +1656,8 @@ impl Model {
         )
     }
 
+    /// `missing_after` is what the profile lacks as the command leaves it
+    /// (bulk rows fill fields); `None`: as it is.
     #[allow(clippy::too_many_arguments)]
     fn offboard_check_with(
         &self,
@@ -1540,7 +1668,7 @@ impl Model {
         reassign: Option<&Re>,
         transfer_to: Option<usize>,
         delete: Option<bool>,
-        complete_after: Option<bool>,
+        missing_after: Option<BTreeSet<ProfileField>>,
         b: &mut Bl,
     ) {
         let deleting = delete.is_some();
@@ -1548,50 +1676,55 @@ impl Model {
             return;
         };
         if !deleting && u.status != UserStatus::Active {
-            b.push("R-LIFE-01");
+            b.push("R-LIFE-01", S::User(user));
         }
         self.need_over(a, Permission::ManageUsers, u, b);
         if a == A::U(user) {
-            b.push("R-LIFE-09");
+            b.push("R-LIFE-09", S::User(user));
         }
         if user == self.owner {
-            b.push("R-LIFE-03");
+            b.push("R-LIFE-03", S::User(user));
         }
         let assigned = self.assigned_to(user);
         if !assigned.is_empty() && !unassign {
             if deleting {
                 if !self.forget_r_num_02 {
-                    b.push("R-NUM-02");
+                    b.push("R-NUM-02", S::UserNumbers(user, assigned.clone()));
                 }
             } else {
                 // A deactivated user cannot keep numbers (R-NUM-01).
-                b.push("R-NUM-01");
+                b.push("R-NUM-01", S::UserNumbers(user, assigned.clone()));
             }
         }
         let forwarded = self.forwarded_to(user);
         match forward_to {
             None => {
                 if !forwarded.is_empty() {
-                    b.push("R-NUM-05");
+                    b.push("R-NUM-05", S::UserNumbers(user, forwarded));
                 }
             }
-            Some(t) if t == user => b.push("R-OFF-01"),
+            Some(t) if t == user => b.push("R-OFF-01", S::User(user)),
             Some(t) => {
                 if let Some(tu) = self.active_user(t, "R-NUM-04", b) {
                     let mut moving = forwarded.clone();
                     if unassign {
                         moving.extend(assigned.iter().copied());
                     }
-                    if moving.iter().any(|k| !tu.reaches(self.numbers[k].account)) {
-                        b.push("R-NUM-04");
+                    // One blocker per account the target does not reach.
+                    for k in moving {
+                        let acc = self.numbers[&k].account;
+                        if !tu.reaches(acc) {
+                            b.push("R-NUM-04", S::UserOn(t, acc));
+                        }
                     }
                 }
             }
         }
         match reassign {
             None => {
-                if !self.reports_of(user).is_empty() {
-                    b.push("R-TEAM-02");
+                let reports = self.reports_of(user);
+                if !reports.is_empty() {
+                    b.push("R-TEAM-02", S::Reports(user, reports));
                 }
             }
             Some(re) => {
@@ -1601,40 +1734,44 @@ impl Model {
         if let Some(t) = transfer_to {
             self.active_user(t, "R-WORK-01", b);
             if t == user {
-                b.push("R-OFF-01");
+                b.push("R-OFF-01", S::User(user));
             }
         }
         match delete {
             None => {
-                let complete = complete_after.unwrap_or_else(|| u.complete());
-                if self.policies.require_complete_profile && !complete {
-                    b.push("R-LIFE-04");
+                let missing = missing_after.unwrap_or_else(|| u.missing());
+                if self.policies.require_complete_profile && !missing.is_empty() {
+                    b.push("R-LIFE-04", S::Incomplete(user, missing));
                 }
             }
             Some(ack) => {
                 if !ack {
-                    b.push("R-LIFE-05");
+                    b.push("R-LIFE-05", S::Nothing);
                 }
             }
         }
     }
 
-    fn reactivate_check(&self, a: A, user: usize, complete_after: Option<bool>, b: &mut Bl) {
+    fn reactivate_check(
+        &self,
+        a: A,
+        user: usize,
+        missing_after: Option<BTreeSet<ProfileField>>,
+        b: &mut Bl,
+    ) {
         let Some(u) = self.user(user, b) else { return };
         if u.status != UserStatus::Deactivated {
-            b.push("R-LIFE-02");
+            b.push("R-LIFE-02", S::User(user));
         }
         self.need_over(a, Permission::ManageUsers, u, b);
         if a == A::U(user) {
-            b.push("R-LIFE-09");
+            b.push("R-LIFE-09", S::User(user));
         }
         // An erased (deleted) user has no profile to be incomplete: R-LIFE-02 says it all.
         let erased = u.email.is_none();
-        if self.policies.require_complete_profile
-            && !erased
-            && !complete_after.unwrap_or_else(|| u.complete())
-        {
-            b.push("R-LIFE-04");
+        let missing = missing_after.unwrap_or_else(|| u.missing());
+        if self.policies.require_complete_profile && !erased && !missing.is_empty() {
+            b.push("R-LIFE-04", S::Incomplete(user, missing));
         }
     }
 
@@ -2027,10 +2164,10 @@ impl Model {
 
     fn bulk(&mut self, a: A, rows: &[Row], partial: bool) -> Expect {
         if self.actor(a).is_err() {
-            return Expect::Refused(["R-AUTH-01".to_owned()].into());
+            return Expect::Refused([("R-AUTH-01".to_owned(), S::Actor(a))].into());
         }
         if rows.is_empty() {
-            return Expect::Refused(["R-BULK-01".to_owned()].into());
+            return Expect::Refused([("R-BULK-01".to_owned(), S::Field("csv".into()))].into());
         }
         let mut seen = BTreeSet::new();
         let mut outcomes = Vec::new();
@@ -2042,18 +2179,19 @@ impl Model {
                 e => e.key(),
             });
             let Some(user) = key.as_deref().and_then(|k| self.by_email(k)) else {
-                outcomes.push(RowExpect::Rejected(["R-BULK-01".to_owned()].into()));
+                let no_user = ("R-BULK-01".to_owned(), S::Field("email".into()));
+                outcomes.push(RowExpect::Rejected([no_user].into()));
                 continue;
             };
             if !seen.insert(user) {
-                b.push("R-INV-01");
+                b.push("R-INV-01", S::Email(key.clone().unwrap_or_default()));
             }
             let deactivate = match row.deactivated {
                 "" => None,
                 "y" => Some(true),
                 "n" => Some(false),
                 _ => {
-                    b.push("R-BULK-01");
+                    b.push("R-BULK-01", S::Field("deactivated".into()));
                     None
                 }
             };
@@ -2062,24 +2200,34 @@ impl Model {
             if profile_change {
                 self.need_profile_editor(a, user, u, &mut b);
                 if row.mobile == Some(Mob::Invalid) {
-                    b.push("R-USR-02");
+                    b.push("R-USR-02", S::Field("mobile".into()));
                 }
                 if row.country.is_some_and(|c| !country_ok(c)) {
-                    b.push("R-USR-02");
+                    b.push("R-USR-02", S::Field("default_country".into()));
                 }
             }
             // The admin-managed part is checked on every row, even an empty one:
             // R-AUTH-03 when the row sets a title, else R-AUTH-01 (managing the user).
-            let rule = Self::admin_fields_rule(row.job_title);
-            self.need_over_as(a, Permission::ManageUsers, u, rule, &mut b);
-            let complete_after = (u.has_name || row.name)
-                && (u.has_mobile || row.mobile.is_some())
-                && (u.has_country || row.country.is_some());
+            let title: &[AdminField] = if row.job_title {
+                &[AdminField::JobTitle]
+            } else {
+                &[]
+            };
+            self.need_over_as(
+                a,
+                Permission::ManageUsers,
+                u,
+                Deny::Fields(user, title),
+                &mut b,
+            );
+            // The profile as the row leaves it, values as written (R-LIFE-04).
+            let missing_after =
+                u.missing_with([row.name, row.mobile.is_some(), row.country.is_some()]);
             let mut changes = profile_change || row.job_title;
             match (deactivate, u.status) {
                 (Some(true), UserStatus::Active) => {
                     if self.holds_manage_team(u) {
-                        b.push("R-BULK-02");
+                        b.push("R-BULK-02", S::User(user));
                     } else {
                         self.offboard_check_with(
                             a,
@@ -2089,7 +2237,7 @@ impl Model {
                             None,
                             None,
                             None,
-                            Some(complete_after),
+                            Some(missing_after),
                             &mut b,
                         );
                         changes = true;
@@ -2097,10 +2245,10 @@ impl Model {
                 }
                 (Some(true), UserStatus::Deactivated) => {}
                 (Some(false), UserStatus::Deactivated) => {
-                    self.reactivate_check(a, user, Some(complete_after), &mut b);
+                    self.reactivate_check(a, user, Some(missing_after), &mut b);
                     changes = true;
                 }
-                (Some(true), _) => b.push("R-LIFE-01"),
+                (Some(true), _) => b.push("R-LIFE-01", S::User(user)),
                 _ => {}
             }
             if !b.ok() {
