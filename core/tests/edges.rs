@@ -69,11 +69,9 @@ impl std::io::Write for Captured {
     }
 }
 
-/// Point 7: every command is traced as a `switchboard.handle` span with its
-/// organization, name, id, attempts, outcome and events; a failed snapshot
-/// is reported; no field carries personal data or a token.
-#[test]
-fn commands_are_traced_without_personal_data() {
+/// Runs `run` on a runtime of its own with a subscriber that keeps what is
+/// traced (DEBUG and up, plain text); returns that text.
+fn traced(run: impl std::future::Future<Output = ()>) -> String {
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -84,33 +82,40 @@ fn commands_are_traced_without_personal_data() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    tracing::subscriber::with_default(subscriber, || {
-        runtime.block_on(async {
-            let store = Hooked::new(MemoryStore::new());
-            let service = service_on(store.clone(), 1, 1);
-            let org = org_id(1);
-            let (owner, root) =
-                organization(&service, org, "olga@edges.example", "ivy@edges.example").await;
-            let refused = service
-                .handle(CommandRequest::new(
-                    org,
-                    cmd_id(8),
-                    Actor::user(owner),
-                    invite("not an email", root),
-                ))
-                .await;
-            assert!(refused.is_err());
-            let _ = service
-                .handle(CommandRequest::new(
-                    org,
-                    cmd_id(9),
-                    Actor::System,
-                    invite("jon@edges.example", root),
-                ))
-                .await;
-        })
+    tracing::subscriber::with_default(subscriber, || runtime.block_on(run));
+    let text = captured.0.lock().unwrap().clone();
+    String::from_utf8(text).unwrap()
+}
+
+/// Point 7: every command is traced as a `switchboard.handle` span with its
+/// organization, name, id, attempts, outcome and events; a failed snapshot
+/// is reported; no field carries personal data or a token.
+#[test]
+fn commands_are_traced_without_personal_data() {
+    let text = traced(async {
+        let store = Hooked::new(MemoryStore::new());
+        let service = service_on(store.clone(), 1, 1);
+        let org = org_id(1);
+        let (owner, root) =
+            organization(&service, org, "olga@edges.example", "ivy@edges.example").await;
+        let refused = service
+            .handle(CommandRequest::new(
+                org,
+                cmd_id(8),
+                Actor::user(owner),
+                invite("not an email", root),
+            ))
+            .await;
+        assert!(refused.is_err());
+        let _ = service
+            .handle(CommandRequest::new(
+                org,
+                cmd_id(9),
+                Actor::System,
+                invite("jon@edges.example", root),
+            ))
+            .await;
     });
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(text.contains("switchboard.handle"), "{text}");
     for field in [
         "org=",
@@ -138,34 +143,21 @@ fn commands_are_traced_without_personal_data() {
 /// the command still succeeds (the log is the truth).
 #[test]
 fn a_failed_snapshot_is_reported() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    tracing::subscriber::with_default(subscriber, || {
-        runtime.block_on(async {
-            // Snapshots of every command, into a store that refuses them.
-            let store = Hooked::new(MemoryStore::new());
-            store.refuse_snapshots.store(true, Ordering::SeqCst);
-            let service = service_on(store, 1, 1);
-            let org = org_id(1);
-            organization(
-                &service,
-                org,
-                "olga@edges.example",
-                "ivy@edges.example, jon@edges.example",
-            )
-            .await;
-            assert_eq!(service.state(org).await.unwrap().users.len(), 3);
-        })
+    let text = traced(async {
+        // Snapshots of every command, into a store that refuses them.
+        let store = Hooked::new(MemoryStore::new());
+        store.refuse_snapshots.store(true, Ordering::SeqCst);
+        let service = service_on(store, 1, 1);
+        let org = org_id(1);
+        organization(
+            &service,
+            org,
+            "olga@edges.example",
+            "ivy@edges.example, jon@edges.example",
+        )
+        .await;
+        assert_eq!(service.state(org).await.unwrap().users.len(), 3);
     });
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     assert!(text.contains("snapshot not saved"), "{text}");
     assert!(text.contains("WARN"), "{text}");
 }

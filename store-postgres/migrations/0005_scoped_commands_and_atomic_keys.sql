@@ -16,6 +16,32 @@
 --   complete are completed here, and snapshots of schema 1 (which held
 --   profiles in clear) are removed: schema 2 seals them under the users' keys.
 --
+-- * A leaner append. Appends without claims or data-key changes — nearly all
+--   of them — are one prepared statement (store-postgres/sql/append_events.sql)
+--   instead of a PL/pgSQL call; the function below remains for appends that
+--   carry claims or keys. Neither takes the `streams` row lock any more, nor
+--   keeps a count there: a stream's version is its highest event version, read
+--   from the end of UNIQUE (stream_id, version).
+--
+--   Why every promise still holds without the lock:
+--   * expected version: the new events take versions actual+1..; a concurrent
+--     append that took them first makes this one fail on
+--     events_stream_version_key (it waits for that transaction, then fails),
+--     and the client reports the conflict. Versions stay dense: an append only
+--     ever extends the highest version it read.
+--   * idempotent command ids: the command row's key (stream_id, command_id)
+--     refuses a second append of one command in the same statement or
+--     transaction as its events; the client then finds the first outcome.
+--   * unique event ids, claims and keys: their unique keys, as before.
+--   The client tells the cause of a failed statement by asking, in the
+--   contract's order: is the command recorded, does the version differ, is
+--   an event id taken; if none, it was a race with a transaction that rolled
+--   back, and the append is re-run.
+--
+--   `streams` stays as the lock that orders bulk imports of one stream.
+--   Every statement of an append touches the rows of one stream only (and the
+--   store-wide claims), as a server sharded by stream needs.
+--
 -- Sharding note: every unique key of the append's tables now includes the
 -- stream (events(stream_id, version), commands(stream_id, command_id),
 -- data_keys(org_id, user_id)) except events(event_id) and claims, the one
@@ -100,11 +126,12 @@ BEGIN
             MESSAGE = 'switchboard.append: no events, or arrays of different lengths';
     END IF;
 
-    -- Serialise appenders of this stream: create its row if needed, then lock it.
-    INSERT INTO switchboard.streams (stream_id, version) VALUES (p_stream, 0)
-        ON CONFLICT (stream_id) DO NOTHING;
-    SELECT s.version INTO v_actual
-        FROM switchboard.streams s WHERE s.stream_id = p_stream FOR UPDATE;
+    -- The stream's version, from its events: no lock row. A concurrent
+    -- append that takes the same versions fails one of the two on
+    -- UNIQUE (stream_id, version); the client re-runs it, and the checks
+    -- below then see the winner.
+    SELECT coalesce(max(e.version), 0) INTO v_actual
+      FROM switchboard.events e WHERE e.stream_id = p_stream;
 
     -- Idempotency, scoped to the stream: a recorded command returns its first
     -- outcome, unless the same id was recorded for another command.
@@ -258,7 +285,6 @@ BEGIN
     o_first_commit := v_commit;
     o_last_commit := v_commit;
 
-    UPDATE switchboard.streams SET version = o_last_version WHERE stream_id = p_stream;
 
     IF p_command_id IS NOT NULL THEN
         INSERT INTO switchboard.commands (stream_id, command_id, digest, first_version,

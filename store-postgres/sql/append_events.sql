@@ -1,6 +1,6 @@
 -- The common append — no claims, no data-key changes — as one prepared
 -- statement: no function call, no lock row. See
--- migrations/0006_lean_append.sql for why each promise still holds.
+-- migrations/0005_scoped_commands_and_atomic_keys.sql for why each promise still holds.
 --
 -- $1 stream, $2 expected version (NULL: any), $3 command id, $4 digest,
 -- $5.. the events' columns as arrays, in order.

@@ -47,11 +47,6 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0005_scoped_commands_and_atomic_keys",
         include_str!("../migrations/0005_scoped_commands_and_atomic_keys.sql"),
     ),
-    (
-        6,
-        "0006_lean_append",
-        include_str!("../migrations/0006_lean_append.sql"),
-    ),
 ];
 
 /// The channel appends are announced on (`announcer.rs`; imports notify in their transaction).

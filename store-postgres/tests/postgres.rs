@@ -231,7 +231,7 @@ async fn migrate_is_explicit_idempotent_and_safe_concurrently() {
     );
     let runs = futures_util::future::join_all((0..4).map(|_| store.migrate())).await;
     let applied: usize = runs.into_iter().map(|r| r.expect("migrate")).sum();
-    assert_eq!(applied, 6, "exactly one caller applied each migration once");
+    assert_eq!(applied, 5, "exactly one caller applied each migration once");
     assert_eq!(store.migrate().await.expect("again"), 0);
     store
         .append(append(org(1), ExpectedVersion::NoStream, vec![event(1)]))
@@ -511,7 +511,7 @@ async fn append_function_refuses_malformed_direct_calls() {
 /// erasure never completed is completed, and schema-1 snapshots, which held
 /// profiles in clear, are gone.
 #[tokio::test]
-async fn migrations_5_and_6_scope_commands_complete_erasures_and_drop_clear_snapshots() {
+async fn migration_5_scopes_commands_completes_erasures_and_drops_clear_snapshots() {
     use switchboard_core::erasure::KeyStore;
     use switchboard_core::store::SnapshotStore;
     let admin = switchboard_store_postgres::testing::server().expect("server");
@@ -586,7 +586,7 @@ async fn migrations_5_and_6_scope_commands_complete_erasures_and_drop_clear_snap
         .expect("old snapshot");
 
     let store = store_on(&config).await;
-    assert_eq!(store.migrate().await.expect("migrate"), 2);
+    assert_eq!(store.migrate().await.expect("migrate"), 1);
     let found = store
         .find_command(org(1), switchboard_core::CommandId::from_uuid(command))
         .await
