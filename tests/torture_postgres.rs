@@ -378,7 +378,8 @@ async fn torture_services_under_crashes_lose_nothing() {
             );
         }
     }
-    let journal = journal.lock().unwrap();
+    // Everything the writers learnt, out of its lock (the checks await).
+    let journal = std::mem::take(&mut *journal.lock().unwrap());
     for (org, command, first, last) in &journal.acknowledged {
         let recorded = check
             .find_command(*org, *command)
@@ -406,7 +407,7 @@ async fn torture_services_under_crashes_lose_nothing() {
     }
     stop_tailing.store(true, Ordering::SeqCst);
     tail.await.expect("subscriber");
-    let seen = seen.lock().unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     assert_eq!(seen.len(), total, "the subscriber saw every event");
     assert!(
         seen.windows(2).all(|w| w[0].0 < w[1].0),
