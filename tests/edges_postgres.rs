@@ -74,6 +74,13 @@ async fn r_life_06_a_deletion_dropped_at_every_await_point_leaves_nothing_readab
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r_life_06_a_deleted_users_device_names_are_erased_postgres() {
+    let store = fresh_store().await;
+    r_life_06_a_deleted_users_device_names_are_erased(store.clone()).await;
+    assert!(!raw_tables(store).await.contains("Ivanova"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r_life_06_a_contended_command_leaves_no_key_postgres() {
     r_life_06_a_contended_command_leaves_no_key(fresh_store().await).await;
 }

@@ -188,13 +188,24 @@ pub fn encode(
     })
 }
 
-/// The top-level payload field of an event type that holds its
-/// [`PersonalData`](crate::PersonalData), if it has one (R-LIFE-06).
+/// The top-level payload field of an event type that holds personal data
+/// (R-LIFE-06): its [`PersonalData`](crate::PersonalData), or the name of a
+/// signed-in device (devices are named after their owner: "Ann's laptop").
 pub fn personal_field(event_type: &str) -> Option<&'static str> {
     match event_type {
         "OrganizationCreated" => Some("owner_personal"),
         "UserInvited" | "InvitationAccepted" | "ProfileUpdated" => Some("personal"),
+        "DeviceSignedIn" => Some("device_name"),
         _ => None,
+    }
+}
+
+/// What an erased personal field reads as: an empty [`PersonalData`]
+/// object, or an empty device name.
+pub fn erased_value(event_type: &str) -> Value {
+    match event_type {
+        "DeviceSignedIn" => Value::String(String::new()),
+        _ => Value::Object(serde_json::Map::new()),
     }
 }
 
@@ -220,6 +231,7 @@ pub fn personal_subject(event: &Event) -> Option<UserId> {
         Event::UserInvited { personal, .. }
         | Event::InvitationAccepted { personal, .. }
         | Event::ProfileUpdated { personal, .. } => !personal.is_empty(),
+        Event::DeviceSignedIn { name, .. } => !name.is_empty(),
         _ => false,
     };
     has_data.then_some(subject)
@@ -244,7 +256,7 @@ pub fn encode_sealed(
                 Sealing::Seal { key, nonce } => {
                     erasure::seal(key, &nonce, org, subject, event_id, plain)
                 }
-                Sealing::Erase => Value::Object(serde_json::Map::new()),
+                Sealing::Erase => erased_value(event.event_type()),
             };
         }
     }
@@ -280,7 +292,7 @@ pub fn open_payload(
                 event_type: event_type.to_owned(),
                 reason: e.to_string(),
             })?;
-        *value = opened.unwrap_or_else(|| Value::Object(serde_json::Map::new()));
+        *value = opened.unwrap_or_else(|| erased_value(event_type));
     }
     Ok(())
 }

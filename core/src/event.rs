@@ -476,7 +476,8 @@ impl Event {
             OrganizationCreated { owner, .. } => Some(*owner),
             UserInvited { user, .. }
             | InvitationAccepted { user, .. }
-            | ProfileUpdated { user, .. } => Some(*user),
+            | ProfileUpdated { user, .. }
+            | DeviceSignedIn { user, .. } => Some(*user),
             _ => None,
         }
     }

@@ -45,6 +45,11 @@ async fn r_life_06_a_deletion_dropped_at_every_await_point_leaves_nothing_readab
 }
 
 #[tokio::test]
+async fn r_life_06_a_deleted_users_device_names_are_erased_memory() {
+    r_life_06_a_deleted_users_device_names_are_erased(MemoryStore::new()).await;
+}
+
+#[tokio::test]
 async fn r_life_06_a_contended_command_leaves_no_key_memory() {
     r_life_06_a_contended_command_leaves_no_key(MemoryStore::new()).await;
 }

@@ -1,7 +1,8 @@
 //! Snapshots: when one is due, and the sealed form they are stored in.
 //!
 //! A snapshot is the JSON of an [`Organization`] in which every user's
-//! profile — their personal data — is sealed under that user's data key,
+//! profile and device names — their personal data — are sealed under that
+//! user's data key,
 //! exactly as personal data is sealed in events, and bound to the snapshot's
 //! place (organization, user, version). The email index is left out and
 //! rebuilt on load (its keys are emails). So shredding a user's key erases
@@ -99,7 +100,7 @@ impl<S: Store> CommandService<S> {
         let with_profile: Vec<UserId> = state
             .users
             .values()
-            .filter(|u| u.profile.is_some())
+            .filter(|u| u.profile.is_some() || !u.devices.is_empty())
             .map(|u| u.id)
             .collect();
         let mut ring = self
@@ -124,25 +125,30 @@ impl<S: Store> CommandService<S> {
         };
         for (id, user) in users.iter_mut() {
             let Value::Object(user) = user else { continue };
+            let subject: UserId =
+                serde_json::from_value(Value::String(id.clone())).map_err(encode_failed)?;
+            let key = ring.get(&subject);
+            let aad = place(state.id, state.version, subject);
+            let seal = |plain: &Value, erased: Value| match key {
+                Some(key) => erasure::seal_bound(key, &self.secrets.secret(), subject, &aad, plain),
+                None => erased,
+            };
+            // Device names are personal too ("Ann's laptop").
+            if let Some(Value::Object(devices)) = user.get_mut("devices") {
+                for device in devices.values_mut() {
+                    if let Some(name) = device.get_mut("name") {
+                        *name = seal(name, Value::String(String::new()));
+                    }
+                }
+            }
             let Some(profile) = user.get_mut("profile") else {
                 continue;
             };
             if profile.is_null() {
                 continue;
             }
-            let subject: UserId =
-                serde_json::from_value(Value::String(id.clone())).map_err(encode_failed)?;
             let public = public_part(profile);
-            *profile = match ring.get(&subject) {
-                Some(key) => erasure::seal_bound(
-                    key,
-                    &self.secrets.secret(),
-                    subject,
-                    &place(state.id, state.version, subject),
-                    profile,
-                ),
-                None => Value::Null,
-            };
+            *profile = seal(profile, Value::Null);
             user.insert(PUBLIC_PROFILE.into(), public);
         }
         Ok(Snapshot {
@@ -171,27 +177,50 @@ impl<S: Store> CommandService<S> {
         };
         let subjects: Vec<UserId> = users
             .values()
-            .filter_map(|u| u.get("profile").and_then(erasure::sealed_subject))
+            .filter_map(|u| {
+                let devices = u.get("devices").and_then(Value::as_object);
+                u.get("profile")
+                    .and_then(erasure::sealed_subject)
+                    .or_else(|| {
+                        devices?
+                            .values()
+                            .find_map(|d| d.get("name").and_then(erasure::sealed_subject))
+                    })
+            })
             .collect();
         let ring: KeyRing = self.load_ring(org, subjects).await?;
+        // Opens one sealed value in place; `erased` where its key is gone
+        // (what replaying the erased events gives). `false`: it does not
+        // open, and the caller replays instead (the log is the truth).
+        let open = |value: &mut Value, erased: Value| -> bool {
+            if value.get(SEALED_TAG).is_none() {
+                return true;
+            }
+            match erasure::open_bound(&ring, value, |subject| place(org, version, subject)) {
+                Ok(opened) => {
+                    *value = opened.unwrap_or(erased);
+                    true
+                }
+                Err(error) => {
+                    tracing::warn!(%org, version, %error, "snapshot does not open; replaying instead");
+                    false
+                }
+            }
+        };
         for user in users.values_mut() {
             let Value::Object(user) = user else { continue };
             let public = user.remove(PUBLIC_PROFILE);
-            let Some(profile) = user.get_mut("profile") else {
-                continue;
-            };
-            if profile.get(SEALED_TAG).is_none() {
-                continue;
+            if let Some(Value::Object(devices)) = user.get_mut("devices") {
+                for device in devices.values_mut() {
+                    if let Some(name) = device.get_mut("name") {
+                        if !open(name, Value::String(String::new())) {
+                            return Ok(None);
+                        }
+                    }
+                }
             }
-            match erasure::open_bound(&ring, profile, |subject| place(org, version, subject)) {
-                Ok(Some(opened)) => *profile = opened,
-                // Erased after the snapshot was taken: what replaying the
-                // erased events gives, the personal fields empty.
-                Ok(None) => *profile = erased_profile(public),
-                Err(error) => {
-                    // The log is the truth: a snapshot that does not open is
-                    // skipped and the stream replayed.
-                    tracing::warn!(%org, version, %error, "snapshot does not open; replaying instead");
+            if let Some(profile) = user.get_mut("profile") {
+                if !open(profile, erased_profile(public)) {
                     return Ok(None);
                 }
             }

@@ -690,3 +690,88 @@ pub async fn r_inv_03_tokens_issued_by_a_call_are_returned_after_an_unknown_outc
         .unwrap();
     assert!(again.duplicate && again.secrets.is_empty());
 }
+
+/// R-LIFE-06 for device names ("Ivy's laptop" names its owner): sealed in
+/// the log and in snapshots like the rest of a person's data, and gone with
+/// the user's key — from events, snapshots, the export and every state.
+pub async fn r_life_06_a_deleted_users_device_names_are_erased<S: store::Store + Clone>(store: S) {
+    // Snapshots on every command: the device name is in them too.
+    let service = service_on(store.clone(), 1, 1);
+    let org = org_id(1);
+    let (owner, root) = organization(&service, org, "olga@edges.example", "").await;
+    let ids = SequentialIds::new(4242);
+    let next = || CommandId::from_uuid(ids.next_id());
+    let invited = service
+        .handle(CommandRequest::new(
+            org,
+            next(),
+            Actor::user(owner),
+            invite("ivy@edges.example", root),
+        ))
+        .await
+        .unwrap();
+    let ivy = service
+        .state(org)
+        .await
+        .unwrap()
+        .user_by_email("ivy@edges.example")
+        .unwrap()
+        .id;
+    service
+        .handle(CommandRequest::new(
+            org,
+            next(),
+            Actor::user(ivy),
+            Command::AcceptInvitation {
+                token: invited.secrets[0].token.clone(),
+                email: None,
+                name: "Ivy Ivanova".into(),
+                mobile: Some("+14155550142".into()),
+                default_country: Some("US".into()),
+            },
+        ))
+        .await
+        .unwrap();
+    service
+        .handle(CommandRequest::new(
+            org,
+            next(),
+            Actor::user(ivy),
+            Command::SignIn {
+                user: ivy,
+                device_name: "Ivy Ivanova's laptop".into(),
+            },
+        ))
+        .await
+        .unwrap();
+    let signed_in = service.version(org).await.unwrap();
+    let before = everything_readable(&store, org).await;
+    assert!(!text_of(&store.read_all(None, 1000).await.unwrap()).contains("Ivy Ivanova"));
+    assert!(
+        before.contains("Ivy Ivanova's laptop"),
+        "readable until deleted"
+    );
+    service
+        .handle(CommandRequest::new(
+            org,
+            next(),
+            Actor::user(owner),
+            delete(ivy),
+        ))
+        .await
+        .unwrap();
+    let after = everything_readable(&store, org).await;
+    assert!(
+        !after.contains("Ivanova"),
+        "a deleted user's device name is readable"
+    );
+    // The state at the sign-in, from the snapshot taken then, has the device
+    // but not its name.
+    let past = service_on(store, 5, 0)
+        .load_at_version(org, signed_in)
+        .await
+        .unwrap();
+    let devices = &past.users[&ivy].devices;
+    assert_eq!(devices.len(), 1);
+    assert!(devices.values().all(|d| d.name.is_empty()));
+}
