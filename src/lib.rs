@@ -115,6 +115,41 @@ pub mod system {
     }
 }
 
+/// A store behind a pointer, so that the store's type does not leak into the
+/// application's types: `CommandService<SharedStore>` is one type whether
+/// the store is the memory store or PostgreSQL.
+pub type SharedStore = std::sync::Arc<dyn switchboard_core::store::Store>;
+
+/// A command service with the production sources — the system clock, UUID v7
+/// ids, the operating system's randomness for secrets and the tokio timer
+/// between conflicting attempts — and the default configuration. The common
+/// case in one line; [`service::CommandService::with_config`] for the rest.
+///
+/// ```
+/// use std::sync::Arc;
+/// use switchboard::memory::MemoryStore;
+/// use switchboard::{production_service, SharedStore};
+///
+/// // Monomorphic over the store...
+/// let service = production_service(MemoryStore::new());
+/// // ...or over a store chosen at run time, same type either way.
+/// let store: SharedStore = Arc::new(MemoryStore::new());
+/// let shared: switchboard::service::CommandService<SharedStore> = production_service(store);
+/// # let _ = (service, shared);
+/// ```
+pub fn production_service<S: switchboard_core::store::Store>(
+    store: S,
+) -> service::CommandService<S> {
+    use std::sync::Arc;
+    service::CommandService::new(
+        store,
+        Arc::new(system::SystemClock),
+        Arc::new(system::UuidV7Ids),
+        Arc::new(system::OsSecrets),
+    )
+    .with_pause(Arc::new(system::TokioPause))
+}
+
 /// The README's examples, compiled as doc tests so they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -681,6 +681,96 @@ pub trait CheckpointStore: Send + Sync {
     async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, StoreError>;
 }
 
+// A store behind a shared pointer is a store: `Arc<dyn Store>` lets an
+// application keep one service type whatever store it runs on.
+#[async_trait]
+impl<T: EventStore + ?Sized> EventStore for std::sync::Arc<T> {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, StoreError> {
+        (**self).append(request).await
+    }
+    async fn find_command(
+        &self,
+        stream: OrgId,
+        command_id: CommandId,
+    ) -> Result<Option<CommandRecord>, StoreError> {
+        (**self).find_command(stream, command_id).await
+    }
+    async fn stream_version(&self, stream: OrgId) -> Result<u64, StoreError> {
+        (**self).stream_version(stream).await
+    }
+    async fn read_stream(
+        &self,
+        stream: OrgId,
+        from: u64,
+        to: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        (**self).read_stream(stream, from, to, limit).await
+    }
+    async fn read_all(
+        &self,
+        after: Option<Position>,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        (**self).read_all(after, limit).await
+    }
+    async fn wait_for_events(&self, after: Option<Position>, timeout: Duration) {
+        (**self).wait_for_events(after, timeout).await
+    }
+    async fn claim_holder(&self, key: &ClaimKey) -> Result<Option<OrgId>, StoreError> {
+        (**self).claim_holder(key).await
+    }
+}
+
+#[async_trait]
+impl<T: SnapshotStore + ?Sized> SnapshotStore for std::sync::Arc<T> {
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), StoreError> {
+        (**self).save_snapshot(snapshot).await
+    }
+    async fn load_snapshot(
+        &self,
+        stream: OrgId,
+        at_most: Option<u64>,
+    ) -> Result<Option<Snapshot>, StoreError> {
+        (**self).load_snapshot(stream, at_most).await
+    }
+    async fn delete_snapshots(&self, stream: OrgId) -> Result<(), StoreError> {
+        (**self).delete_snapshots(stream).await
+    }
+}
+
+#[async_trait]
+impl<T: CheckpointStore + ?Sized> CheckpointStore for std::sync::Arc<T> {
+    async fn save_checkpoint(&self, name: &str, position: Position) -> Result<(), StoreError> {
+        (**self).save_checkpoint(name, position).await
+    }
+    async fn load_checkpoint(&self, name: &str) -> Result<Option<Position>, StoreError> {
+        (**self).load_checkpoint(name).await
+    }
+}
+
+#[async_trait]
+impl<T: crate::erasure::KeyStore + ?Sized> crate::erasure::KeyStore for std::sync::Arc<T> {
+    async fn create_key(
+        &self,
+        org: OrgId,
+        user: UserId,
+        candidate: DataKey,
+    ) -> Result<Option<DataKey>, StoreError> {
+        (**self).create_key(org, user, candidate).await
+    }
+    async fn load_keys(
+        &self,
+        org: OrgId,
+        users: &[UserId],
+    ) -> Result<std::collections::HashMap<UserId, DataKey>, StoreError> {
+        (**self).load_keys(org, users).await
+    }
+    async fn delete_key(&self, org: OrgId, user: UserId) -> Result<(), StoreError> {
+        (**self).delete_key(org, user).await
+    }
+}
+
 /// A complete store: what the command-handling service needs, including the
 /// data keys that make personal data erasable ([`KeyStore`](crate::erasure::KeyStore), R-LIFE-06).
 pub trait Store: EventStore + SnapshotStore + CheckpointStore + crate::erasure::KeyStore {}
