@@ -30,6 +30,7 @@ pub mod audit;
 pub mod bulk;
 pub mod codec;
 pub mod command;
+pub mod created;
 pub mod decide;
 pub mod describe;
 pub mod erasure;
@@ -45,6 +46,7 @@ pub mod strategies;
 pub mod validate;
 
 pub use command::*;
+pub use created::Created;
 pub use decide::{decide, Decision, IssuedSecret};
 pub use error::{Blocker, CommandError, Missing};
 pub use event::{DeletionAcknowledgement, Event, PersonalData};

@@ -736,3 +736,54 @@ async fn a_refused_command_changes_neither_the_log_nor_the_cache() {
     assert_eq!(service.state(f.org).await.unwrap(), before);
     assert_eq!(f.store.stream_version(f.org).await.unwrap(), before.version);
 }
+
+#[tokio::test]
+async fn a_command_tells_what_it_created() {
+    let f = Fixture::new();
+    let service = f.service(0);
+    let created = service
+        .handle(f.request(Actor::System, create()))
+        .await
+        .unwrap();
+    let state = service.state(f.org).await.unwrap();
+    let made = created.created();
+    assert_eq!(made.users, vec![state.primary_owner.unwrap()]);
+    assert_eq!(made.accounts, vec![state.root_account.unwrap()]);
+    let owner = made.users[0];
+    let request = f.request(
+        Actor::user(owner),
+        Command::InviteUsers {
+            emails: "ivy@snap.example jon@snap.example".into(),
+            grant: Grant {
+                role: RoleId::new(RoleId::AGENT),
+                accounts: vec![made.accounts[0]],
+                agency_admin: false,
+                clients: vec![],
+            },
+        },
+    );
+    let invited = service.handle(request.clone()).await.unwrap();
+    let state = service.state(f.org).await.unwrap();
+    let by_email = |e: &str| state.user_by_email(e).unwrap().id;
+    assert_eq!(
+        invited.created().users,
+        vec![by_email("ivy@snap.example"), by_email("jon@snap.example")]
+    );
+    assert_eq!(invited.created().invitations.len(), 2);
+    assert!(invited.created().accounts.is_empty());
+    // A duplicate tells the same, from the recorded events.
+    let again = service.handle(request).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.created(), invited.created());
+    // Nothing created: empty.
+    let policies = service
+        .handle(f.request(
+            Actor::user(owner),
+            Command::SetPolicies {
+                policies: Policies::default(),
+            },
+        ))
+        .await
+        .unwrap();
+    assert!(policies.created().is_empty());
+}

@@ -90,6 +90,11 @@ pub struct Decision {
 }
 
 impl Decision {
+    /// What the decision's events would create (see [`crate::Created`]).
+    pub fn created(&self) -> crate::Created {
+        crate::Created::from_events(&self.events)
+    }
+
     fn events(events: Vec<Event>) -> Self {
         Self {
             events,

@@ -129,6 +129,22 @@ pub struct Handled {
     pub attempts: u32,
 }
 
+impl Handled {
+    /// What the command created — new users, accounts, roles, invitations,
+    /// numbers, work items, devices — read from its events (also for a
+    /// duplicate, whose events are the recorded ones).
+    ///
+    /// ```
+    /// # use switchboard_core::service::*;
+    /// # fn demo(handled: Handled) {
+    /// let invited = handled.created().users;
+    /// # }
+    /// ```
+    pub fn created(&self) -> crate::Created {
+        crate::Created::from_events(&self.events)
+    }
+}
+
 /// Why the service could not handle a command.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ServiceError {
