@@ -16,7 +16,11 @@
 //!   personal data sealed under per-user keys (R-LIFE-06), opened with
 //!   `codec::decode_with` and the key ring (keys already loaded), then `evolve`;
 //! * `parse_decode_evolve` — as `decode_evolve` from the stored JSON text (bytes →
-//!   `serde_json::Value` first), i.e. what a store that returns text costs.
+//!   `serde_json::Value` first), i.e. what a store that returns text costs;
+//! * `yardstick_parse_only` — the same texts parsed into
+//!   `serde::de::IgnoredAny`: reading the JSON and nothing else, the floor
+//!   of any replay of this log. After the group the bench prints, from
+//!   alternating passes of one run, `parse_decode_evolve` / yardstick.
 //!
 //! The Postgres replay is in the `postgres` bench.
 
@@ -107,21 +111,46 @@ fn replay(c: &mut Criterion) {
         });
     });
     drop(sealed);
-    group.bench_function("parse_decode_evolve", |b| {
-        b.iter(|| {
-            let mut state = Organization::empty(org);
-            for (ty, version, text) in &texts {
-                let Ok(payload) = serde_json::from_slice::<serde_json::Value>(text) else {
-                    continue;
-                };
-                if let Ok(e) = codec::decode_payload_value(ty, *version, payload) {
-                    evolve(&mut state, &e);
-                }
+    let parse_only = || {
+        let mut parsed = 0u64;
+        for (_, _, text) in &texts {
+            if serde_json::from_slice::<serde::de::IgnoredAny>(text).is_ok() {
+                parsed += 1;
             }
-            state.version
-        });
-    });
+        }
+        parsed
+    };
+    let parse_decode_evolve = || {
+        let mut state = Organization::empty(org);
+        for (ty, version, text) in &texts {
+            let Ok(payload) = serde_json::from_slice::<serde_json::Value>(text) else {
+                continue;
+            };
+            if let Ok(e) = codec::decode_payload_value(ty, *version, payload) {
+                evolve(&mut state, &e);
+            }
+        }
+        state.version
+    };
+    group.bench_function("parse_decode_evolve", |b| b.iter(parse_decode_evolve));
+    group.bench_function("yardstick_parse_only", |b| b.iter(parse_only));
     group.finish();
+    // The ratio from the same run: five alternating passes of each.
+    let (mut floor, mut full) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        std::hint::black_box(parse_only());
+        floor += t.elapsed();
+        let t = std::time::Instant::now();
+        std::hint::black_box(parse_decode_evolve());
+        full += t.elapsed();
+    }
+    println!(
+        "replay_1m: parse + decode + evolve {:.2} M events/s, parsing alone (IgnoredAny) {:.2} M/s: {:.2}× the yardstick's time",
+        5.0 * n as f64 / full.as_secs_f64() / 1e6,
+        5.0 * n as f64 / floor.as_secs_f64() / 1e6,
+        full.as_secs_f64() / floor.as_secs_f64()
+    );
 }
 
 /// Appends `events` to `store` as one stream, in pages of the append limit.
