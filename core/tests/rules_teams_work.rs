@@ -297,6 +297,51 @@ fn r_team_02_or_each_to_their_own_and_every_report_must_be_named() {
     assert!(err.has_rule("R-TEAM-02"));
 }
 
+/// Every report named, but one more who is not a report, or one report
+/// named twice: still refused (found by mutation testing: a plan was only
+/// checked whole when a report was also left out).
+#[test]
+fn r_team_02_a_plan_naming_a_stranger_or_a_report_twice_is_refused() {
+    let mut w = World::new();
+    let tom = w.leader("Tom", &[w.root]);
+    let tess = w.leader("Tess", &[w.root]);
+    let tim = w.leader("Tim", &[w.root]);
+    let ann = w.agent("Ann", &[w.root]);
+    let eve = w.agent("Eve", &[w.root]);
+    w.reports_to(ann, tom);
+    let stranger = w.refused(
+        w.owner_actor(),
+        Command::ReassignReports {
+            leader: tom,
+            to: Reassignment::Each(vec![(ann, tess), (eve, tim)]),
+        },
+    );
+    assert_eq!(
+        only(&stranger),
+        &Blocker::IncompleteReassignment {
+            leader: tom,
+            unassigned: vec![],
+            not_reports: vec![eve]
+        }
+    );
+    let twice = w.refused(
+        w.owner_actor(),
+        Command::ReassignReports {
+            leader: tom,
+            to: Reassignment::Each(vec![(ann, tess), (ann, tim)]),
+        },
+    );
+    assert_eq!(
+        only(&twice),
+        &Blocker::IncompleteReassignment {
+            leader: tom,
+            unassigned: vec![],
+            not_reports: vec![]
+        }
+    );
+    assert_eq!(w.user(ann).reports_to, Some(tom), "nothing changed");
+}
+
 // ---------------------------------------------------------------- R-WORK-01
 
 fn transfer(from: UserId, to: UserId, selection: WorkSelection) -> Command {
