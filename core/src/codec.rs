@@ -200,7 +200,7 @@ pub fn personal_field(event_type: &str) -> Option<&'static str> {
     }
 }
 
-/// What an erased personal field reads as: an empty [`PersonalData`]
+/// What an erased personal field reads as: an empty [`PersonalData`](crate::PersonalData)
 /// object, or an empty device name.
 pub fn erased_value(event_type: &str) -> Value {
     match event_type {

@@ -23,94 +23,19 @@
 //!   into events, logs, exports or debug output by accident.
 
 use crate::ids::{EventId, OrgId, UserId};
-use crate::store::StoreError;
+
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
 /// The JSON key that marks a sealed personal-data object.
 pub const SEALED_TAG: &str = "$sealed";
-/// Limit: user ids asked for in one [`KeyStore::load_keys`] call.
-pub const MAX_KEYS_PER_LOAD: usize = 1_000;
 /// Limit: bytes of one sealed plaintext (a [`PersonalData`](crate::PersonalData) is far smaller).
 pub const MAX_SEALED_BYTES: usize = 64 * 1024;
 
-/// A user's 256-bit data key. Never serialized; `Debug` prints no bytes.
-#[derive(Clone, PartialEq, Eq)]
-pub struct DataKey([u8; 32]);
-
-impl DataKey {
-    /// A key from 32 secret bytes (e.g. `SecretSource::secret()`).
-    pub fn from_bytes(bytes: [u8; 32]) -> Self {
-        Self(bytes)
-    }
-
-    /// The key bytes, for a [`KeyStore`] to persist. Nothing else should call this.
-    pub fn expose_bytes(&self) -> &[u8; 32] {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for DataKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DataKey(<redacted>)")
-    }
-}
-
-/// Where per-user data keys live: the only mutable data of a store. One job:
-/// create, load and delete keys. Deleting is final: a deleted key is never
-/// created again (the store keeps a tombstone without the key bytes), so a
-/// late or concurrent writer cannot seal new personal data of an erased user.
-///
-/// ```
-/// # use switchboard_core::erasure::*;
-/// # use switchboard_core::{OrgId, UserId};
-/// # async fn demo(keys: &dyn KeyStore, org: OrgId, user: UserId) -> Result<(), switchboard_core::store::StoreError> {
-/// let key = keys.create_key(org, user, DataKey::from_bytes([7; 32])).await?;
-/// assert!(key.is_some());
-/// keys.delete_key(org, user).await?;
-/// assert!(keys.load_keys(org, &[user]).await?.is_empty());
-/// assert!(keys.create_key(org, user, DataKey::from_bytes([8; 32])).await?.is_none());
-/// # Ok(()) }
-/// ```
-#[async_trait]
-pub trait KeyStore: Send + Sync {
-    /// The user's key: the existing one, or `candidate` stored as the key when
-    /// there is none. `None` when the user's key was deleted (erased for ever).
-    /// Safe under concurrency: two callers get the same key.
-    async fn create_key(
-        &self,
-        org: OrgId,
-        user: UserId,
-        candidate: DataKey,
-    ) -> Result<Option<DataKey>, StoreError>;
-
-    /// The keys of those users that have one (absent: never created, or deleted).
-    /// At most [`MAX_KEYS_PER_LOAD`] users per call.
-    async fn load_keys(
-        &self,
-        org: OrgId,
-        users: &[UserId],
-    ) -> Result<HashMap<UserId, DataKey>, StoreError>;
-
-    /// Deletes the user's key for ever (idempotent). Their sealed data becomes unreadable.
-    async fn delete_key(&self, org: OrgId, user: UserId) -> Result<(), StoreError>;
-}
-
-/// Checks a [`KeyStore::load_keys`] request's size; stores call it first.
-pub fn validate_key_request(users: &[UserId]) -> Result<(), StoreError> {
-    if users.len() > MAX_KEYS_PER_LOAD {
-        return Err(StoreError::InvalidRequest {
-            reason: format!(
-                "{} keys asked for in one call; the limit is {MAX_KEYS_PER_LOAD}",
-                users.len()
-            ),
-        });
-    }
-    Ok(())
-}
+// The key store's contract lives with the rest of the store contract.
+pub use crate::store::{validate_key_request, DataKey, KeyStore, MAX_KEYS_PER_LOAD};
 
 /// The keys at hand for decoding one batch of events.
 #[derive(Default)]
@@ -236,7 +161,7 @@ pub(crate) fn seal_bound(
     aad: &[u8],
     plain: &Value,
 ) -> Value {
-    let cipher = Aes256Gcm::new(key.0.as_ref().into());
+    let cipher = Aes256Gcm::new(key.expose_bytes().into());
     let nonce = Nonce::from_slice(&nonce[..12]);
     // Serializing a `Value` to bytes cannot fail (its keys are strings).
     let msg = serde_json::to_vec(plain).unwrap_or_default();
@@ -312,7 +237,7 @@ pub(crate) fn open_bound(
         .filter(|c| c.len() <= 2 * (MAX_SEALED_BYTES + 16))
         .and_then(unhex)
         .ok_or_else(|| malformed("bad ciphertext"))?;
-    let cipher = Aes256Gcm::new(key.0.as_ref().into());
+    let cipher = Aes256Gcm::new(key.expose_bytes().into());
     let aad = aad_for(subject);
     let plain = cipher
         .decrypt(

@@ -17,7 +17,6 @@
 //! are not dense: do not do arithmetic on them.
 
 use crate::context::Actor;
-use crate::erasure::DataKey;
 use crate::ids::{CommandId, EventId, OrgId, UserId};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -750,7 +749,7 @@ impl<T: CheckpointStore + ?Sized> CheckpointStore for std::sync::Arc<T> {
 }
 
 #[async_trait]
-impl<T: crate::erasure::KeyStore + ?Sized> crate::erasure::KeyStore for std::sync::Arc<T> {
+impl<T: KeyStore + ?Sized> KeyStore for std::sync::Arc<T> {
     async fn create_key(
         &self,
         org: OrgId,
@@ -771,10 +770,86 @@ impl<T: crate::erasure::KeyStore + ?Sized> crate::erasure::KeyStore for std::syn
     }
 }
 
-/// A complete store: what the command-handling service needs, including the
-/// data keys that make personal data erasable ([`KeyStore`](crate::erasure::KeyStore), R-LIFE-06).
-pub trait Store: EventStore + SnapshotStore + CheckpointStore + crate::erasure::KeyStore {}
-impl<T: EventStore + SnapshotStore + CheckpointStore + crate::erasure::KeyStore + ?Sized> Store
-    for T
-{
+// ---- Data keys (R-LIFE-06): the one mutable part of a store.
+
+/// Limit: user ids asked for in one [`KeyStore::load_keys`] call.
+pub const MAX_KEYS_PER_LOAD: usize = 1_000;
+/// A user's 256-bit data key. Never serialized; `Debug` prints no bytes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DataKey([u8; 32]);
+
+impl DataKey {
+    /// A key from 32 secret bytes (e.g. `SecretSource::secret()`).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The key bytes, for a [`KeyStore`] to persist. Nothing else should call this.
+    pub fn expose_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
 }
+
+impl std::fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DataKey(<redacted>)")
+    }
+}
+
+/// Where per-user data keys live: the only mutable data of a store. One job:
+/// create, load and delete keys. Deleting is final: a deleted key is never
+/// created again (the store keeps a tombstone without the key bytes), so a
+/// late or concurrent writer cannot seal new personal data of an erased user.
+///
+/// ```
+/// # use switchboard_core::store::*;
+/// # use switchboard_core::{OrgId, UserId};
+/// # async fn demo(keys: &dyn KeyStore, org: OrgId, user: UserId) -> Result<(), switchboard_core::store::StoreError> {
+/// let key = keys.create_key(org, user, DataKey::from_bytes([7; 32])).await?;
+/// assert!(key.is_some());
+/// keys.delete_key(org, user).await?;
+/// assert!(keys.load_keys(org, &[user]).await?.is_empty());
+/// assert!(keys.create_key(org, user, DataKey::from_bytes([8; 32])).await?.is_none());
+/// # Ok(()) }
+/// ```
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// The user's key: the existing one, or `candidate` stored as the key when
+    /// there is none. `None` when the user's key was deleted (erased for ever).
+    /// Safe under concurrency: two callers get the same key.
+    async fn create_key(
+        &self,
+        org: OrgId,
+        user: UserId,
+        candidate: DataKey,
+    ) -> Result<Option<DataKey>, StoreError>;
+
+    /// The keys of those users that have one (absent: never created, or deleted).
+    /// At most [`MAX_KEYS_PER_LOAD`] users per call.
+    async fn load_keys(
+        &self,
+        org: OrgId,
+        users: &[UserId],
+    ) -> Result<std::collections::HashMap<UserId, DataKey>, StoreError>;
+
+    /// Deletes the user's key for ever (idempotent). Their sealed data becomes unreadable.
+    async fn delete_key(&self, org: OrgId, user: UserId) -> Result<(), StoreError>;
+}
+
+/// Checks a [`KeyStore::load_keys`] request's size; stores call it first.
+pub fn validate_key_request(users: &[UserId]) -> Result<(), StoreError> {
+    if users.len() > MAX_KEYS_PER_LOAD {
+        return Err(StoreError::InvalidRequest {
+            reason: format!(
+                "{} keys asked for in one call; the limit is {MAX_KEYS_PER_LOAD}",
+                users.len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A complete store: what the command-handling service needs, including the
+/// data keys that make personal data erasable ([`KeyStore`], R-LIFE-06).
+pub trait Store: EventStore + SnapshotStore + CheckpointStore + KeyStore {}
+impl<T: EventStore + SnapshotStore + CheckpointStore + KeyStore + ?Sized> Store for T {}
