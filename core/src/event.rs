@@ -463,10 +463,10 @@ impl Event {
     }
 
     /// The current schema version of this event's payload: 1 plus the
-    /// upcasting steps of its type in [`crate::codec::UPCASTERS`]. To change a
+    /// upcasting steps of its type in [`crate::schema::UPCASTERS`]. To change a
     /// shape, add an upcaster there; this follows.
     pub fn schema_version(&self) -> u32 {
-        crate::codec::current_version(self.event_type())
+        crate::schema::current_version(self.event_type())
     }
 
     /// The user whose personal data this event carries, if any (for erasure).

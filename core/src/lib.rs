@@ -40,6 +40,7 @@ pub mod evolve;
 pub mod model;
 pub mod query;
 pub mod redact;
+pub mod schema;
 pub mod service;
 #[cfg(feature = "proptest")]
 pub mod strategies;
