@@ -27,7 +27,6 @@ pub use ids::*;
 pub use subscription::subscribe;
 
 pub mod audit;
-pub mod bulk;
 pub mod codec;
 pub mod command;
 pub mod created;
@@ -48,6 +47,8 @@ pub mod validate;
 
 pub use command::*;
 pub use created::Created;
+/// CSV bulk updates (R-BULK-*), decided under [`decide()`] like every command.
+pub use decide::bulk;
 pub use decide::{decide, Decision, IssuedSecret};
 pub use error::{Blocker, CommandError, Missing};
 pub use event::{DeletionAcknowledgement, Event, PersonalData};

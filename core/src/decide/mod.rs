@@ -19,6 +19,7 @@
 //! | `../bulk.rs` | R-BULK-01..03 |
 
 mod access;
+pub mod bulk;
 mod invitations;
 mod lifecycle;
 mod numbers;
@@ -27,7 +28,6 @@ mod profile;
 mod teams;
 mod work;
 
-use crate::bulk::BulkReport;
 use crate::command::Command;
 use crate::context::{Actor, Context};
 use crate::error::{Blocker, CommandError, Missing};
@@ -35,6 +35,7 @@ use crate::event::Event;
 use crate::ids::*;
 use crate::model::*;
 use crate::store::MAX_EVENTS_PER_APPEND;
+use bulk::BulkReport;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use lifecycle::{offboard_events, reactivate_events, OffboardInput};
@@ -282,7 +283,7 @@ fn dispatch(
             },
         ),
         Offboard(plan) => lifecycle::offboard(s, ctx, plan),
-        BulkUpdate { csv, mode } => crate::bulk::decide_bulk(s, ctx, csv, *mode),
+        BulkUpdate { csv, mode } => bulk::decide_bulk(s, ctx, csv, *mode),
     }
 }
 

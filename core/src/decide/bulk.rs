@@ -6,12 +6,12 @@
 //! `job_title`. Each row is checked with the same code as the single-user
 //! commands, so a row is refused for exactly the reasons the command would be.
 
-use crate::command::{BulkMode, Edit, OffboardEnd, Offboarding};
-use crate::context::Context;
-use crate::decide::{
+use super::{
     admin_fields_events, check, offboard_events, profile_events, reactivate_events, verdict,
     AdminChange, Decision, OffboardInput, ProfileChange,
 };
+use crate::command::{BulkMode, Edit, OffboardEnd, Offboarding};
+use crate::context::Context;
 use crate::error::{Blocker, CommandError};
 use crate::event::Event;
 use crate::ids::UserId;
