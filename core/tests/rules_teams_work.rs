@@ -352,6 +352,27 @@ fn transfer(from: UserId, to: UserId, selection: WorkSelection) -> Command {
     }
 }
 
+/// Anyone active may create their own work; creating work owned by someone
+/// else needs `ManageUsers` over them (found by mutation testing: the two
+/// cases could be swapped without a test noticing).
+#[test]
+fn r_auth_01_work_for_someone_else_needs_manage_users() {
+    let mut w = World::new();
+    let ann = w.agent("Ann", &[w.root]);
+    let bob = w.agent("Bob", &[w.root]);
+    let create = |owner| Command::CreateWorkItem {
+        kind: WorkKind::Conversation,
+        title: "Chat".into(),
+        owner,
+    };
+    let own = w.ok(as_user(ann), create(ann));
+    assert_eq!(own.events.len(), 1);
+    let err = w.refused(as_user(ann), create(bob));
+    assert!(err.has_rule("R-AUTH-01"), "{err}");
+    let d = w.ok(w.owner_actor(), create(bob));
+    assert!(matches!(&d.events[..], [Event::WorkItemCreated { owner, .. }] if *owner == bob));
+}
+
 #[test]
 fn r_work_01_work_moves_all_by_kind_or_by_item_to_an_active_user() {
     let mut w = World::new();
