@@ -118,6 +118,18 @@ async fn connect(config: &tokio_postgres::Config) -> Client {
     client
 }
 
+/// The store on `config`, with a pool as large as the most writers a row runs.
+async fn store_on(config: &tokio_postgres::Config) -> PostgresStore {
+    let options = PostgresOptions {
+        max_connections: 8,
+        ..PostgresOptions::default()
+    };
+    match PostgresStore::connect_config(config.clone(), options).await {
+        Ok(s) => s,
+        Err(e) => fail("store", e),
+    }
+}
+
 /// `events` re-issued with fresh event ids (the store refuses duplicates).
 fn fresh(events: &[NewEvent]) -> Vec<NewEvent> {
     events
@@ -468,18 +480,7 @@ async fn durable_appends(sample: &Arc<Vec<NewEvent>>) {
     if let Err(e) = admin.batch_execute(PLAIN_TABLE).await {
         fail("plain table", e);
     }
-    let store = match PostgresStore::connect_config(
-        config.clone(),
-        PostgresOptions {
-            max_connections: 8,
-            ..PostgresOptions::default()
-        },
-    )
-    .await
-    {
-        Ok(s) => s,
-        Err(e) => fail("store", e),
-    };
+    let store = store_on(&config).await;
     if let Err(e) = store.migrate().await {
         fail("migrate", e);
     }
@@ -518,18 +519,7 @@ async fn run() {
             s(3)
         );
     }
-    let store = match PostgresStore::connect_config(
-        config.clone(),
-        PostgresOptions {
-            max_connections: 8,
-            ..PostgresOptions::default()
-        },
-    )
-    .await
-    {
-        Ok(s) => s,
-        Err(e) => fail("store", e),
-    };
+    let store = store_on(&config).await;
 
     // Realistic events: the history of a 100 000-user organization and the mix.
     let t = Instant::now();
