@@ -78,6 +78,32 @@ pub mod system {
         }
     }
 
+    /// Runs background tasks (snapshots written off the command path) on the
+    /// tokio runtime of the caller; outside a runtime a task is not started
+    /// (the snapshot is then skipped, which costs only speed).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use switchboard::system::TokioSpawn;
+    /// # fn demo<S: switchboard::store::Store + Clone + 'static>(service: switchboard::service::CommandService<S>) {
+    /// let service = service.with_background_snapshots(Arc::new(TokioSpawn));
+    /// # }
+    /// ```
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct TokioSpawn;
+
+    impl switchboard_core::service::Spawn for TokioSpawn {
+        fn spawn(&self, task: switchboard_core::service::BackgroundTask) -> bool {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    drop(runtime.spawn(task));
+                    true
+                }
+                Err(_) => false,
+            }
+        }
+    }
+
     /// The system's wall clock, in UTC.
     #[derive(Clone, Copy, Debug, Default)]
     pub struct SystemClock;
@@ -121,9 +147,11 @@ pub mod system {
 pub type SharedStore = std::sync::Arc<dyn switchboard_core::store::Store>;
 
 /// A command service with the production sources — the system clock, UUID v7
-/// ids, the operating system's randomness for secrets and the tokio timer
-/// between conflicting attempts — and the default configuration. The common
-/// case in one line; [`service::CommandService::with_config`] for the rest.
+/// ids, the operating system's randomness for secrets, the tokio timer
+/// between conflicting attempts, snapshots written in tokio tasks off the
+/// command path ([`system::TokioSpawn`]) — and the default configuration.
+/// The common case in one line; [`service::CommandService::with_config`]
+/// for the rest.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -137,7 +165,7 @@ pub type SharedStore = std::sync::Arc<dyn switchboard_core::store::Store>;
 /// let shared: switchboard::service::CommandService<SharedStore> = production_service(store);
 /// # let _ = (service, shared);
 /// ```
-pub fn production_service<S: switchboard_core::store::Store>(
+pub fn production_service<S: switchboard_core::store::Store + Clone + 'static>(
     store: S,
 ) -> service::CommandService<S> {
     use std::sync::Arc;
@@ -148,6 +176,7 @@ pub fn production_service<S: switchboard_core::store::Store>(
         Arc::new(system::OsSecrets),
     )
     .with_pause(Arc::new(system::TokioPause))
+    .with_background_snapshots(Arc::new(system::TokioSpawn))
 }
 
 /// The README's examples, compiled as doc tests so they stay true.

@@ -179,6 +179,38 @@ pub(crate) fn seal_bound(
     }
 }
 
+/// Seals raw bytes under `key`, bound to `aad`, with the first 12 bytes of
+/// `nonce` (fresh random bytes). The binary counterpart of the JSON sealing,
+/// for snapshots. `None` only for plaintexts over AES-GCM's 64 GiB limit.
+pub(crate) fn seal_bytes(
+    key: &DataKey,
+    nonce: &[u8; 32],
+    aad: &[u8],
+    msg: &[u8],
+) -> Option<([u8; 12], Vec<u8>)> {
+    let cipher = Aes256Gcm::new(key.expose_bytes().into());
+    let mut n = [0u8; 12];
+    n.copy_from_slice(&nonce[..12]);
+    let ct = cipher
+        .encrypt(Nonce::from_slice(&n), Payload { msg, aad })
+        .ok()?;
+    Some((n, ct))
+}
+
+/// Opens bytes sealed by [`seal_bytes`]; `None` when they do not
+/// authenticate (altered, or bound to another place).
+pub(crate) fn open_bytes(
+    key: &DataKey,
+    nonce: &[u8; 12],
+    aad: &[u8],
+    ct: &[u8],
+) -> Option<Vec<u8>> {
+    let cipher = Aes256Gcm::new(key.expose_bytes().into());
+    cipher
+        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
+        .ok()
+}
+
 /// The subject of a sealed object, or `None` when `value` is not sealed.
 pub fn sealed_subject(value: &Value) -> Option<UserId> {
     let inner = value.as_object()?.get(SEALED_TAG)?;

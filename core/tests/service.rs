@@ -113,8 +113,10 @@ async fn a_cold_service_loads_the_snapshot_plus_the_tail() {
 
     // Tamper with the snapshot's name: a cold load that shows the tampered
     // name proves the snapshot was used, with the 3 tail events on top.
-    let mut tampered = snap.clone();
-    tampered.state["name"] = serde_json::json!("From the snapshot");
+    let mut renamed = writer.load_at_version(f.org, 10).await.unwrap();
+    renamed.name = "From the snapshot".into();
+    let tampered = writer.seal_snapshot(&renamed).await.unwrap();
+    assert_eq!(tampered.version, 10);
     f.store.save_snapshot(tampered.clone()).await.unwrap();
     let cold = f.service(5).load(f.org).await.unwrap();
     assert_eq!(cold.name, "From the snapshot");
@@ -234,7 +236,7 @@ async fn r_life_06_a_deletion_erases_its_user_from_every_snapshot_at_once() {
     assert_eq!(invitees.len(), 2);
     // Profiles are sealed in snapshots: no email in clear, ever.
     let sealed = f.store.load_snapshot(f.org, None).await.unwrap().unwrap();
-    let text = sealed.state.to_string();
+    let text = String::from_utf8_lossy(&sealed.state);
     assert!(!text.contains("ivy@snap.example") && !text.contains("jon@snap.example"));
     // Before the deletion, the snapshot opens to the live profiles.
     let from_snapshot = f
@@ -285,7 +287,7 @@ async fn r_life_06_a_deletion_erases_its_user_from_every_snapshot_at_once() {
     }
     let snap = f.store.load_snapshot(f.org, None).await.unwrap().unwrap();
     assert_eq!(snap.version, invited.version + 10);
-    let text = snap.state.to_string();
+    let text = String::from_utf8_lossy(&snap.state);
     assert!(!text.contains("ivy@snap.example") && !text.contains("jon@snap.example"));
     assert_eq!(
         service.load(f.org).await.unwrap(),
@@ -308,8 +310,10 @@ async fn a_background_snapshot_is_what_a_cold_load_starts_from() {
     assert_eq!(snap.schema_version, SNAPSHOT_SCHEMA_VERSION);
     let live = service.state(f.org).await.unwrap();
     // A cold service starts from it: tamper with it to see it used.
-    let mut tampered = snap;
-    tampered.state["name"] = serde_json::json!("From the background snapshot");
+    let mut renamed = live.clone();
+    renamed.name = "From the background snapshot".into();
+    let tampered = service.seal_snapshot(&renamed).await.unwrap();
+    assert_eq!(tampered.version, snap.version);
     f.store.save_snapshot(tampered).await.unwrap();
     let cold = f.service(0).load(f.org).await.unwrap();
     assert_eq!(cold.name, "From the background snapshot");
@@ -786,4 +790,114 @@ async fn a_command_tells_what_it_created() {
         .await
         .unwrap();
     assert!(policies.created().is_empty());
+}
+
+/// A spawner that keeps its tasks until the test runs them: what a command
+/// waits for, and what it leaves to the background, can then be told apart.
+#[derive(Default)]
+struct Queue {
+    tasks: std::sync::Mutex<Vec<BackgroundTask>>,
+    refuse: std::sync::atomic::AtomicBool,
+}
+
+impl Spawn for Queue {
+    fn spawn(&self, task: BackgroundTask) -> bool {
+        if self.refuse.load(std::sync::atomic::Ordering::SeqCst) {
+            return false;
+        }
+        self.tasks.lock().unwrap().push(task);
+        true
+    }
+}
+
+impl Queue {
+    async fn run_all(&self) -> usize {
+        let tasks: Vec<BackgroundTask> = std::mem::take(&mut *self.tasks.lock().unwrap());
+        let n = tasks.len();
+        for task in tasks {
+            task.await;
+        }
+        n
+    }
+}
+
+#[tokio::test]
+async fn a_due_snapshot_is_written_by_a_background_task_not_by_the_command() {
+    let f = Fixture::new();
+    let queue = Arc::new(Queue::default());
+    let service = f.service(5).with_background_snapshots(queue.clone());
+    history(&f, &service, 5).await; // versions 1..=6: due at 5
+    assert_eq!(
+        f.store.load_snapshot(f.org, None).await.unwrap(),
+        None,
+        "the command that made it due did not write it"
+    );
+    assert_eq!(queue.tasks.lock().unwrap().len(), 1, "one task handed over");
+    // While it is pending, the next due point starts no second task.
+    let owner = service.state(f.org).await.unwrap().primary_owner.unwrap();
+    for _ in 0..5 {
+        toggle_policies(&f, &service, owner).await;
+    }
+    assert_eq!(service.version(f.org).await.unwrap(), 11);
+    assert_eq!(
+        queue.tasks.lock().unwrap().len(),
+        1,
+        "one per organization at a time"
+    );
+    assert_eq!(queue.run_all().await, 1);
+    let snap = f.store.load_snapshot(f.org, None).await.unwrap().unwrap();
+    assert_eq!(
+        snap.version, 5,
+        "the version that was due, folded from the log"
+    );
+    let from_snapshot = f.service(0).load_at_version(f.org, 5).await.unwrap();
+    f.store.delete_snapshots(f.org).await.unwrap();
+    let replayed = f.service(0).load_at_version(f.org, 5).await.unwrap();
+    assert_eq!(from_snapshot, replayed);
+    f.store.save_snapshot(snap).await.unwrap();
+    // Finished: the next due point starts a task again.
+    for _ in 0..5 {
+        toggle_policies(&f, &service, owner).await;
+    }
+    assert_eq!(queue.run_all().await, 1);
+    assert_eq!(
+        f.store
+            .load_snapshot(f.org, None)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        15
+    );
+}
+
+#[tokio::test]
+async fn a_spawner_that_cannot_start_a_task_costs_only_the_snapshot() {
+    let f = Fixture::new();
+    let queue = Arc::new(Queue::default());
+    queue
+        .refuse
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let service = f.service(5).with_background_snapshots(queue.clone());
+    let owner = history(&f, &service, 5).await; // due at 5: refused
+    assert_eq!(f.store.load_snapshot(f.org, None).await.unwrap(), None);
+    // The refused task released the organization: once the spawner works
+    // again, the next due point (10) is written.
+    queue
+        .refuse
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..4 {
+        toggle_policies(&f, &service, owner).await;
+    }
+    assert_eq!(service.version(f.org).await.unwrap(), 10);
+    assert_eq!(queue.run_all().await, 1);
+    assert_eq!(
+        f.store
+            .load_snapshot(f.org, None)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        10
+    );
 }

@@ -47,6 +47,12 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0005_scoped_commands_and_atomic_keys",
         include_str!("../migrations/0005_scoped_commands_and_atomic_keys.sql"),
     ),
+    // 6 is the event log's leaner append (landing separately).
+    (
+        7,
+        "0007_binary_snapshots",
+        include_str!("../migrations/0007_binary_snapshots.sql"),
+    ),
 ];
 
 /// The channel appends are announced on (`announcer.rs`; imports notify in their transaction).

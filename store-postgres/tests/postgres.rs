@@ -231,7 +231,7 @@ async fn migrate_is_explicit_idempotent_and_safe_concurrently() {
     );
     let runs = futures_util::future::join_all((0..4).map(|_| store.migrate())).await;
     let applied: usize = runs.into_iter().map(|r| r.expect("migrate")).sum();
-    assert_eq!(applied, 5, "exactly one caller applied each migration once");
+    assert_eq!(applied, 6, "exactly one caller applied each migration once");
     assert_eq!(store.migrate().await.expect("again"), 0);
     store
         .append(append(org(1), ExpectedVersion::NoStream, vec![event(1)]))
@@ -584,9 +584,23 @@ async fn migration_5_scopes_commands_completes_erasures_and_drops_clear_snapshot
         )
         .await
         .expect("old snapshot");
+    // A JSON snapshot of schema 2 (sealed profiles): migration 7 drops it
+    // with the column's type.
+    client
+        .execute(
+            "INSERT INTO switchboard.snapshots (stream_id, version, schema_version, state) \
+             VALUES ($1, 2, 2, '{\"users\": {}}')",
+            &[&stream],
+        )
+        .await
+        .expect("schema-2 snapshot");
 
     let store = store_on(&config).await;
-    assert_eq!(store.migrate().await.expect("migrate"), 1);
+    assert_eq!(
+        store.migrate().await.expect("migrate"),
+        2,
+        "migrations 5 and 7"
+    );
     let found = store
         .find_command(org(1), switchboard_core::CommandId::from_uuid(command))
         .await
@@ -611,6 +625,18 @@ async fn migration_5_scopes_commands_completes_erasures_and_drops_clear_snapshot
     );
     assert!(keys.contains_key(&users[1]), "a live user's key is kept");
     assert_eq!(store.load_snapshot(org(1), None).await.expect("load"), None);
+    // Binary snapshots are stored after the migration.
+    let binary = switchboard_core::store::Snapshot {
+        stream: org(1),
+        version: 1,
+        schema_version: 3,
+        state: vec![0, 159, 255, 1],
+    };
+    store.save_snapshot(binary.clone()).await.expect("save");
+    assert_eq!(
+        store.load_snapshot(org(1), None).await.expect("load"),
+        Some(binary)
+    );
     // The new append works on the migrated data.
     store
         .append(append(org(1), ExpectedVersion::Exact(1), vec![event(2)]))

@@ -7,11 +7,14 @@
 //! not yet folded plus the decision itself; a warm organization is never
 //! replayed from the start.
 
+mod background;
 mod cache;
 mod retry;
 mod sealing;
+mod snapshot_format;
 mod snapshots;
 
+pub use background::{BackgroundTask, Spawn};
 pub use retry::retry_delay;
 pub use snapshots::SNAPSHOT_SCHEMA_VERSION;
 
@@ -261,6 +264,8 @@ pub struct CommandService<S> {
     pause: Arc<dyn Pause>,
     config: ServiceConfig,
     cache: Cache,
+    /// Set by [`CommandService::with_background_snapshots`].
+    background: Option<background::Background>,
 }
 
 impl<S: Store> CommandService<S> {
@@ -297,6 +302,7 @@ impl<S: Store> CommandService<S> {
             pause: Arc::new(YieldPause),
             cache: Cache::new(config.cache_capacity),
             config,
+            background: None,
         }
     }
 
@@ -543,9 +549,15 @@ impl<S: Store> CommandService<S> {
         ) {
             // The log is the truth: a failed snapshot costs only speed, and
             // is retried when the next one is due.
-            match self.write_snapshot(state).await {
-                Ok(()) => tracing::debug!(version = state.version, "snapshot saved"),
-                Err(error) => tracing::warn!(%error, "snapshot not saved"),
+            match &self.background {
+                // Off the command path: this command does not wait.
+                Some(background) => {
+                    background.start(state.id, state.version);
+                }
+                None => match self.write_snapshot(state).await {
+                    Ok(()) => tracing::debug!(version = state.version, "snapshot saved"),
+                    Err(error) => tracing::warn!(%error, "snapshot not saved"),
+                },
             }
             *snapshot_at = state.version;
         }

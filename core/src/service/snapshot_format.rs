@@ -1,0 +1,526 @@
+//! The binary form of a snapshot (schema 3): an [`Organization`] written
+//! with `postcard` straight from the state's own types — no intermediate
+//! JSON tree — with each user's personal data (profile and device names)
+//! as one sealed blob.
+//!
+//! Layout: the organization's fields in declaration order, the users as a
+//! sequence of [`UserOut`] (device names moved into the sealed part), and
+//! no email index (its keys are emails; it is rebuilt on load). The writer
+//! and the reader are two struct pairs ([`OrgOut`]/[`OrgIn`],
+//! [`UserOut`]/[`UserIn`]) that must list the same fields in the same
+//! order: postcard writes structs as tuples. The round-trip tests below
+//! fail when they drift apart.
+//!
+//! Pure: sealing and opening are closures the caller passes (they hold the
+//! keys and the nonce source).
+
+use crate::ids::*;
+use crate::model::*;
+use chrono::{DateTime, Utc};
+use serde::ser::{SerializeSeq, Serializer};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// A user's personal data as it is stored in a snapshot.
+#[derive(Serialize, Deserialize)]
+pub(crate) enum Personal {
+    /// No profile and no device: nothing personal.
+    Nothing,
+    /// Sealed under the user's key; beside it, the profile fields that
+    /// events record in clear (not personal data), so that a profile erased
+    /// later reads as replaying the erased events would give it.
+    Sealed {
+        /// AES-GCM nonce.
+        nonce: [u8; 12],
+        /// The sealed [`PlainOut`] (ciphertext and tag).
+        sealed: Vec<u8>,
+        /// The clear part of the profile, if there is a profile.
+        public: Option<PublicProfile>,
+    },
+    /// The user's key was gone when the snapshot was written: erased.
+    Erased {
+        /// The clear part of the profile, if there is a profile.
+        public: Option<PublicProfile>,
+    },
+}
+
+/// The fields of a profile that events record in clear.
+#[derive(Serialize, Deserialize, Clone)]
+pub(crate) struct PublicProfile {
+    default_country: Option<String>,
+    notifications: NotificationPreferences,
+}
+
+impl PublicProfile {
+    fn of(profile: &Profile) -> Self {
+        Self {
+            default_country: profile.default_country.clone(),
+            notifications: profile.notifications.clone(),
+        }
+    }
+
+    /// The profile replaying erased events gives: an empty email, no name,
+    /// mobile, job title or picture, and the clear fields.
+    fn erased(self) -> Profile {
+        let mut profile = Profile::with_email("");
+        profile.default_country = self.default_country;
+        profile.notifications = self.notifications;
+        profile
+    }
+}
+
+/// What is sealed: the profile and the device names, in device order.
+#[derive(Serialize)]
+struct PlainOut<'a> {
+    profile: Option<&'a Profile>,
+    device_names: Vec<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct PlainIn {
+    profile: Option<Profile>,
+    device_names: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct UserOut<'a> {
+    id: UserId,
+    status: UserStatus,
+    memberships: &'a BTreeMap<AccountId, RoleId>,
+    agency_admin: bool,
+    reports_to: Option<UserId>,
+    direct_reports: &'a BTreeSet<UserId>,
+    assigned_numbers: &'a BTreeSet<PhoneNumber>,
+    forwarded_numbers: &'a BTreeSet<PhoneNumber>,
+    work: &'a BTreeSet<WorkItemId>,
+    devices: Devices<'a>,
+    invitation: Option<InvitationId>,
+    invitation_accepted: bool,
+    password_reset: &'a Option<PasswordReset>,
+    personal: &'a Personal,
+}
+
+#[derive(Deserialize)]
+struct UserIn {
+    id: UserId,
+    status: UserStatus,
+    memberships: BTreeMap<AccountId, RoleId>,
+    agency_admin: bool,
+    reports_to: Option<UserId>,
+    direct_reports: BTreeSet<UserId>,
+    assigned_numbers: BTreeSet<PhoneNumber>,
+    forwarded_numbers: BTreeSet<PhoneNumber>,
+    work: BTreeSet<WorkItemId>,
+    devices: Vec<(DeviceId, DateTime<Utc>)>,
+    invitation: Option<InvitationId>,
+    invitation_accepted: bool,
+    password_reset: Option<PasswordReset>,
+    personal: Personal,
+}
+
+/// A user's devices without their names.
+struct Devices<'a>(&'a BTreeMap<DeviceId, DeviceSession>);
+
+impl Serialize for Devices<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.values().map(|d| (d.id, d.signed_in_at)))
+    }
+}
+
+/// The users, each beside its personal part (same order).
+struct Users<'a> {
+    users: &'a BTreeMap<UserId, User>,
+    personal: &'a [Personal],
+}
+
+impl Serialize for Users<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.users.len()))?;
+        for (u, personal) in self.users.values().zip(self.personal) {
+            seq.serialize_element(&UserOut {
+                id: u.id,
+                status: u.status,
+                memberships: &u.memberships,
+                agency_admin: u.agency_admin,
+                reports_to: u.reports_to,
+                direct_reports: &u.direct_reports,
+                assigned_numbers: &u.assigned_numbers,
+                forwarded_numbers: &u.forwarded_numbers,
+                work: &u.work,
+                devices: Devices(&u.devices),
+                invitation: u.invitation,
+                invitation_accepted: u.invitation_accepted,
+                password_reset: &u.password_reset,
+                personal,
+            })?;
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+struct OrgOut<'a> {
+    id: OrgId,
+    created: bool,
+    version: u64,
+    name: &'a str,
+    policies: &'a Policies,
+    primary_owner: Option<UserId>,
+    root_account: Option<AccountId>,
+    accounts: &'a BTreeMap<AccountId, Account>,
+    roles: &'a BTreeMap<RoleId, Role>,
+    users: Users<'a>,
+    numbers: &'a BTreeMap<PhoneNumber, Number>,
+    orphaned_numbers: &'a BTreeSet<PhoneNumber>,
+    invitations: &'a BTreeMap<InvitationId, Invitation>,
+    invitation_by_token: &'a BTreeMap<TokenHash, InvitationId>,
+    pending_invitations: &'a BTreeSet<(DateTime<Utc>, InvitationId)>,
+    work_items: &'a BTreeMap<WorkItemId, WorkItem>,
+    agency_admins: &'a BTreeSet<UserId>,
+}
+
+/// A decoded snapshot whose personal parts are not opened yet.
+#[derive(Deserialize)]
+pub(crate) struct OrgIn {
+    id: OrgId,
+    created: bool,
+    version: u64,
+    name: String,
+    policies: Policies,
+    primary_owner: Option<UserId>,
+    root_account: Option<AccountId>,
+    accounts: BTreeMap<AccountId, Account>,
+    roles: BTreeMap<RoleId, Role>,
+    users: Vec<UserIn>,
+    numbers: BTreeMap<PhoneNumber, Number>,
+    orphaned_numbers: BTreeSet<PhoneNumber>,
+    invitations: BTreeMap<InvitationId, Invitation>,
+    invitation_by_token: BTreeMap<TokenHash, InvitationId>,
+    pending_invitations: BTreeSet<(DateTime<Utc>, InvitationId)>,
+    work_items: BTreeMap<WorkItemId, WorkItem>,
+    agency_admins: BTreeSet<UserId>,
+}
+
+/// Why a snapshot could not be written.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FormatError {
+    /// postcard refused the state (it never should: every type is plain data).
+    #[error("the state could not be encoded: {0}")]
+    Encode(postcard::Error),
+}
+
+/// The plaintext of a user's personal part, or `None` when there is nothing personal.
+fn plain(user: &User) -> Option<Result<Vec<u8>, FormatError>> {
+    if user.profile.is_none() && user.devices.is_empty() {
+        return None;
+    }
+    let out = PlainOut {
+        profile: user.profile.as_ref(),
+        device_names: user.devices.values().map(|d| d.name.as_str()).collect(),
+    };
+    Some(postcard::to_stdvec(&out).map_err(FormatError::Encode))
+}
+
+/// Encodes `state`. `seal(user, plaintext)` seals a user's personal part
+/// under their key: `Some((nonce, ciphertext))`, or `None` when the user has
+/// no key (then the part is written erased). Cost: the organization's size.
+pub(crate) fn encode(
+    state: &Organization,
+    mut seal: impl FnMut(UserId, &[u8]) -> Option<([u8; 12], Vec<u8>)>,
+) -> Result<Vec<u8>, FormatError> {
+    let mut personal = Vec::with_capacity(state.users.len());
+    for user in state.users.values() {
+        let public = user.profile.as_ref().map(PublicProfile::of);
+        personal.push(match plain(user) {
+            None => Personal::Nothing,
+            Some(plaintext) => match seal(user.id, &plaintext?) {
+                Some((nonce, sealed)) => Personal::Sealed {
+                    nonce,
+                    sealed,
+                    public,
+                },
+                None => Personal::Erased { public },
+            },
+        });
+    }
+    let out = OrgOut {
+        id: state.id,
+        created: state.created,
+        version: state.version,
+        name: &state.name,
+        policies: &state.policies,
+        primary_owner: state.primary_owner,
+        root_account: state.root_account,
+        accounts: &state.accounts,
+        roles: &state.roles,
+        users: Users {
+            users: &state.users,
+            personal: &personal,
+        },
+        numbers: &state.numbers,
+        orphaned_numbers: &state.orphaned_numbers,
+        invitations: &state.invitations,
+        invitation_by_token: &state.invitation_by_token,
+        pending_invitations: &state.pending_invitations,
+        work_items: &state.work_items,
+        agency_admins: &state.agency_admins,
+    };
+    postcard::to_stdvec(&out).map_err(FormatError::Encode)
+}
+
+/// Decodes a snapshot's bytes; `None` when they are not a schema-3 state
+/// (trailing bytes included).
+pub(crate) fn decode(bytes: &[u8]) -> Option<OrgIn> {
+    match postcard::take_from_bytes::<OrgIn>(bytes) {
+        Ok((org, [])) => Some(org),
+        _ => None,
+    }
+}
+
+/// What opening a sealed part gave.
+pub(crate) enum Opened {
+    /// The plaintext.
+    Plain(Vec<u8>),
+    /// The user's key is gone: the part reads as erased.
+    KeyGone,
+    /// The key is there and the part does not open: the snapshot is not
+    /// usable (the caller replays the stream).
+    Failed,
+}
+
+impl OrgIn {
+    /// Its organization and version.
+    pub(crate) fn place(&self) -> (OrgId, u64) {
+        (self.id, self.version)
+    }
+
+    /// The users whose personal part is sealed (their keys are needed).
+    pub(crate) fn sealed_subjects(&self) -> Vec<UserId> {
+        self.users
+            .iter()
+            .filter(|u| matches!(u.personal, Personal::Sealed { .. }))
+            .map(|u| u.id)
+            .collect()
+    }
+
+    /// The state, each sealed part opened by `open(user, nonce, sealed)`.
+    /// `None` when a part does not open or does not decode, or the state
+    /// is inconsistent (a user listed twice): the caller replays instead.
+    pub(crate) fn into_state(
+        self,
+        mut open: impl FnMut(UserId, &[u8; 12], &[u8]) -> Opened,
+    ) -> Option<Organization> {
+        let mut state = Organization::empty(self.id);
+        state.created = self.created;
+        state.version = self.version;
+        state.name = self.name;
+        state.policies = self.policies;
+        state.primary_owner = self.primary_owner;
+        state.root_account = self.root_account;
+        state.accounts = self.accounts;
+        state.roles = self.roles;
+        state.numbers = self.numbers;
+        state.orphaned_numbers = self.orphaned_numbers;
+        state.invitations = self.invitations;
+        state.invitation_by_token = self.invitation_by_token;
+        state.pending_invitations = self.pending_invitations;
+        state.work_items = self.work_items;
+        state.agency_admins = self.agency_admins;
+        for u in self.users {
+            let (profile, names) = match u.personal {
+                Personal::Nothing => (None, Vec::new()),
+                Personal::Erased { public } => (public.map(PublicProfile::erased), Vec::new()),
+                Personal::Sealed {
+                    nonce,
+                    sealed,
+                    public,
+                } => match open(u.id, &nonce, &sealed) {
+                    Opened::Plain(bytes) => {
+                        let plain = decode_plain(&bytes)?;
+                        (plain.profile, plain.device_names)
+                    }
+                    Opened::KeyGone => (public.map(PublicProfile::erased), Vec::new()),
+                    Opened::Failed => return None,
+                },
+            };
+            // Names line up with devices by position; erased ones are empty.
+            let mut names = names.into_iter();
+            let devices = u
+                .devices
+                .into_iter()
+                .map(|(id, signed_in_at)| {
+                    let name = names.next().unwrap_or_default();
+                    (
+                        id,
+                        DeviceSession {
+                            id,
+                            name,
+                            signed_in_at,
+                        },
+                    )
+                })
+                .collect();
+            let user = User {
+                id: u.id,
+                status: u.status,
+                profile,
+                memberships: u.memberships,
+                agency_admin: u.agency_admin,
+                reports_to: u.reports_to,
+                direct_reports: u.direct_reports,
+                assigned_numbers: u.assigned_numbers,
+                forwarded_numbers: u.forwarded_numbers,
+                work: u.work,
+                devices,
+                invitation: u.invitation,
+                invitation_accepted: u.invitation_accepted,
+                password_reset: u.password_reset,
+            };
+            // The email index, as `evolve` keeps it: every live user whose
+            // profile is readable.
+            if let (Some(p), false) = (&user.profile, user.status == UserStatus::Deleted) {
+                state
+                    .user_by_email
+                    .insert(crate::validate::email_key(&p.email), user.id);
+            }
+            if state.users.insert(user.id, user).is_some() {
+                return None;
+            }
+        }
+        Some(state)
+    }
+}
+
+fn decode_plain(bytes: &[u8]) -> Option<PlainIn> {
+    match postcard::take_from_bytes::<PlainIn>(bytes) {
+        Ok((plain, [])) => Some(plain),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use uuid::Uuid;
+
+    /// A state with what the format must carry: a user with a full profile
+    /// and two devices, a deactivated one, a deleted one (no profile), an
+    /// account, a role map, a number.
+    fn sample() -> Organization {
+        let id = |n: u128| Uuid::from_u128(n);
+        let at = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+        let mut state = Organization::empty(OrgId::from_uuid(id(1)));
+        state.created = true;
+        state.version = 42;
+        state.name = "Northwind".into();
+        for r in built_in_roles() {
+            state.roles.insert(r.id.clone(), r);
+        }
+        let root = AccountId::from_uuid(id(2));
+        state.root_account = Some(root);
+        let mut ann = User::new(
+            UserId::from_uuid(id(10)),
+            UserStatus::Active,
+            Profile::with_email("Ann@Example.com"),
+        );
+        if let Some(p) = ann.profile.as_mut() {
+            p.name = Some("Ann".into());
+            p.default_country = Some("US".into());
+            p.job_title = Some("Agent".into());
+        }
+        ann.memberships.insert(root, RoleId::new(RoleId::AGENT));
+        for (n, name) in [(20, "Ann's phone"), (21, "Firefox")] {
+            let d = DeviceId::from_uuid(id(n));
+            ann.devices.insert(
+                d,
+                DeviceSession {
+                    id: d,
+                    name: name.into(),
+                    signed_in_at: at,
+                },
+            );
+        }
+        let bob = User::new(
+            UserId::from_uuid(id(11)),
+            UserStatus::Deactivated,
+            Profile::with_email("bob@example.com"),
+        );
+        let mut carl = User::new(
+            UserId::from_uuid(id(12)),
+            UserStatus::Deleted,
+            Profile::with_email(""),
+        );
+        carl.profile = None;
+        for u in [ann, bob, carl] {
+            if let (Some(p), false) = (&u.profile, u.status == UserStatus::Deleted) {
+                state
+                    .user_by_email
+                    .insert(crate::validate::email_key(&p.email), u.id);
+            }
+            state.users.insert(u.id, u);
+        }
+        state.primary_owner = Some(UserId::from_uuid(id(10)));
+        state
+    }
+
+    /// Sealing that only frames the plaintext (the tests of the service
+    /// check the real cipher): the format alone round-trips.
+    fn frame(_: UserId, plain: &[u8]) -> Option<([u8; 12], Vec<u8>)> {
+        Some(([7; 12], plain.to_vec()))
+    }
+
+    #[test]
+    fn a_state_round_trips_through_the_format() {
+        let state = sample();
+        assert!(state.users.values().any(|u| !u.devices.is_empty()));
+        let bytes = encode(&state, frame).expect("encodes");
+        let back = decode(&bytes)
+            .expect("decodes")
+            .into_state(|_, _, sealed| Opened::Plain(sealed.to_vec()))
+            .expect("opens");
+        assert_eq!(back, state);
+    }
+
+    #[test]
+    fn a_user_without_key_is_written_erased() {
+        let state = sample();
+        let bytes = encode(&state, |_, _| None).expect("encodes");
+        let back = decode(&bytes)
+            .expect("decodes")
+            .into_state(|_, _, _| Opened::Failed)
+            .expect("nothing sealed, nothing to open");
+        for (id, user) in &state.users {
+            let erased = &back.users[id];
+            if let Some(p) = &user.profile {
+                let e = erased.profile.as_ref().expect("an erased profile");
+                assert_eq!(e.email, "");
+                assert_eq!(e.name, None);
+                assert_eq!(e.default_country, p.default_country);
+            }
+            assert!(erased.devices.values().all(|d| d.name.is_empty()));
+        }
+        assert!(back.user_by_email.keys().all(String::is_empty));
+    }
+
+    #[test]
+    fn a_part_that_does_not_open_makes_the_snapshot_unusable() {
+        let state = sample();
+        let bytes = encode(&state, frame).expect("encodes");
+        let decoded = decode(&bytes).expect("decodes");
+        assert!(!decoded.sealed_subjects().is_empty());
+        assert!(decoded.into_state(|_, _, _| Opened::Failed).is_none());
+    }
+
+    #[test]
+    fn truncated_or_extended_bytes_do_not_decode() {
+        let state = sample();
+        let bytes = encode(&state, frame).expect("encodes");
+        for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+            assert!(decode(&bytes[..cut]).is_none(), "cut at {cut}");
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(decode(&longer).is_none());
+    }
+}
