@@ -309,18 +309,13 @@ fn jsonl_import(export: &[u8]) {
 fn snapshot_decode(f: &Fixture) {
     let dir = corpus("snapshot_decode");
     let head = f.state.version;
+    // Each input: the version (8 bytes, big-endian), then the sealed state.
     for v in [head, head / 2, 12, 3] {
         let state = block_on(f.service.load_at_version(f.org, v)).expect("loads");
         let snapshot = block_on(f.service.seal_snapshot(&state)).expect("seals");
-        write(
-            &dir,
-            &format!("sealed-v{v}.json"),
-            &serde_json::to_vec(&snapshot.state).expect("serializes"),
-        );
+        let input = [snapshot.version.to_be_bytes().as_slice(), &snapshot.state].concat();
+        write(&dir, &format!("sealed-v{v}.bin"), &input);
     }
-    // Profiles in clear (no `$sealed`), as an unsealed state serializes.
-    let plain = serde_json::to_vec(&f.state).expect("serializes");
-    write(&dir, &format!("plain-v{head}.json"), &plain);
 }
 
 fn main() {

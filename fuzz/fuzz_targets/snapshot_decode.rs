@@ -1,7 +1,8 @@
-//! The snapshot decoder: any JSON as the state of a `Snapshot` of the current
-//! schema, saved into the fixture's memory store (at the version the JSON
-//! names, else the stream's), then `CommandService::load` of the
-//! organization, which opens it (`service/snapshots.rs`) and folds the tail.
+//! The snapshot decoder: any bytes as the state of a `Snapshot` of the
+//! current schema, saved into the fixture's memory store (at the version the
+//! input's first 8 bytes name, big-endian), then `CommandService::load` of
+//! the organization, which decodes and opens it (`service/snapshots.rs`,
+//! `service/snapshot_format.rs`) and folds the tail.
 //!
 //! Checks: loading never fails for a bad snapshot (it is skipped and the
 //! stream replayed), and the state loaded is of the organization and no
@@ -10,20 +11,17 @@
 #![forbid(unsafe_code)]
 
 use libfuzzer_sys::fuzz_target;
-use serde_json::Value;
 use switchboard_core::service::SNAPSHOT_SCHEMA_VERSION;
 use switchboard_core::store::{Snapshot, SnapshotStore};
 use switchboard_fuzz::{block_on, fixture};
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(state) = serde_json::from_slice::<Value>(data) else {
+    let Some((version, state)) = data.split_first_chunk::<8>() else {
         return;
     };
     let f = fixture();
-    let version = state
-        .get("version")
-        .and_then(Value::as_u64)
-        .unwrap_or(f.state.version);
+    let version = u64::from_be_bytes(*version);
+    let state = state.to_vec();
     let snapshot = Snapshot {
         stream: f.org,
         version,
