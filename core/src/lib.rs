@@ -41,6 +41,7 @@ pub mod query;
 pub mod redact;
 pub mod schema;
 pub mod service;
+pub mod small;
 #[cfg(feature = "proptest")]
 pub mod strategies;
 pub mod validate;

@@ -4,10 +4,13 @@
 //! what it concerns — users by id and by email, numbers by E.164, invitations by
 //! token hash, and on each user the numbers assigned to them, the numbers
 //! forwarded to them, their direct reports and their work. No command scans
-//! the whole organization. Collections are `BTree*` so that iteration, and
-//! therefore every list the library returns, is deterministic.
+//! the whole organization. Collections are ordered (`BTree*` for the
+//! organization's, sorted vectors — [`VecMap`], [`VecSet`] — for each user's
+//! few entries) so that iteration, and therefore every list the library
+//! returns, is deterministic.
 
 use crate::ids::*;
+pub use crate::small::{VecMap, VecSet};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -291,21 +294,21 @@ pub struct User {
     /// Personal data; `None` once erased by deletion (R-LIFE-06).
     pub profile: Option<Profile>,
     /// Role per account (R-MEM-*).
-    pub memberships: BTreeMap<AccountId, RoleId>,
+    pub memberships: VecMap<AccountId, RoleId>,
     /// Organization-wide administrator grant over every account (R-MEM-05).
     pub agency_admin: bool,
     /// Their team leader (R-TEAM-01).
     pub reports_to: Option<UserId>,
     /// Users who report to them.
-    pub direct_reports: BTreeSet<UserId>,
+    pub direct_reports: VecSet<UserId>,
     /// Numbers assigned to them (R-NUM-01).
-    pub assigned_numbers: BTreeSet<PhoneNumber>,
+    pub assigned_numbers: VecSet<PhoneNumber>,
     /// Numbers forwarded to them (R-NUM-05).
-    pub forwarded_numbers: BTreeSet<PhoneNumber>,
+    pub forwarded_numbers: VecSet<PhoneNumber>,
     /// Work items they own (R-WORK-01).
-    pub work: BTreeSet<WorkItemId>,
+    pub work: VecSet<WorkItemId>,
     /// Signed-in devices (R-LIFE-08).
-    pub devices: BTreeMap<DeviceId, DeviceSession>,
+    pub devices: VecMap<DeviceId, DeviceSession>,
     /// Their current invitation while `Invited`.
     pub invitation: Option<InvitationId>,
     /// Whether they accepted their invitation (then the first sign-in activates, R-INV-04).
@@ -321,14 +324,14 @@ impl User {
             id,
             status,
             profile: Some(profile),
-            memberships: BTreeMap::new(),
+            memberships: VecMap::new(),
             agency_admin: false,
             reports_to: None,
-            direct_reports: BTreeSet::new(),
-            assigned_numbers: BTreeSet::new(),
-            forwarded_numbers: BTreeSet::new(),
-            work: BTreeSet::new(),
-            devices: BTreeMap::new(),
+            direct_reports: VecSet::new(),
+            assigned_numbers: VecSet::new(),
+            forwarded_numbers: VecSet::new(),
+            work: VecSet::new(),
+            devices: VecMap::new(),
             invitation: None,
             invitation_accepted: false,
             password_reset: None,

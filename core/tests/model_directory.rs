@@ -840,7 +840,12 @@ fn check_invariants(s: &Organization) {
             .filter(|r| r.reports_to == Some(u.id))
             .map(|r| r.id)
             .collect();
-        assert_eq!(u.direct_reports, reports, "direct_reports of {}", u.id);
+        assert_eq!(
+            u.direct_reports,
+            VecSet::from(reports.clone()),
+            "direct_reports of {}",
+            u.id
+        );
         if !reports.is_empty() {
             // R-TEAM-01/02: a leader is an active holder of ManageTeam.
             assert!(u.is_active(), "R-TEAM-02: leader {} is {}", u.id, u.status);

@@ -514,7 +514,7 @@ pub(crate) fn access_loss_blockers(
     keeps_manage_team: bool,
     b: &mut Vec<Blocker>,
 ) {
-    let lost = |set: &std::collections::BTreeSet<PhoneNumber>| -> Vec<PhoneNumber> {
+    let lost = |set: &crate::model::VecSet<PhoneNumber>| -> Vec<PhoneNumber> {
         set.iter()
             .filter(|n| {
                 s.numbers

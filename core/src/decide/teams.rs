@@ -100,8 +100,16 @@ pub(crate) fn reassignment_events(
         }
     };
     let named: BTreeSet<UserId> = plan.iter().map(|(r, _)| *r).collect();
-    let unassigned: Vec<UserId> = reports.difference(&named).copied().collect();
-    let not_reports: Vec<UserId> = named.difference(reports).copied().collect();
+    let unassigned: Vec<UserId> = reports
+        .iter()
+        .filter(|r| !named.contains(r))
+        .copied()
+        .collect();
+    let not_reports: Vec<UserId> = named
+        .iter()
+        .filter(|n| !reports.contains(n))
+        .copied()
+        .collect();
     if !unassigned.is_empty() || !not_reports.is_empty() || named.len() != plan.len() {
         b.push(Blocker::IncompleteReassignment {
             leader: leader.id,

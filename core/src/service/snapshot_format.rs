@@ -86,13 +86,13 @@ struct PlainIn {
 struct UserOut<'a> {
     id: UserId,
     status: UserStatus,
-    memberships: &'a BTreeMap<AccountId, RoleId>,
+    memberships: &'a VecMap<AccountId, RoleId>,
     agency_admin: bool,
     reports_to: Option<UserId>,
-    direct_reports: &'a BTreeSet<UserId>,
-    assigned_numbers: &'a BTreeSet<PhoneNumber>,
-    forwarded_numbers: &'a BTreeSet<PhoneNumber>,
-    work: &'a BTreeSet<WorkItemId>,
+    direct_reports: &'a VecSet<UserId>,
+    assigned_numbers: &'a VecSet<PhoneNumber>,
+    forwarded_numbers: &'a VecSet<PhoneNumber>,
+    work: &'a VecSet<WorkItemId>,
     devices: Devices<'a>,
     invitation: Option<InvitationId>,
     invitation_accepted: bool,
@@ -104,13 +104,13 @@ struct UserOut<'a> {
 struct UserIn {
     id: UserId,
     status: UserStatus,
-    memberships: BTreeMap<AccountId, RoleId>,
+    memberships: VecMap<AccountId, RoleId>,
     agency_admin: bool,
     reports_to: Option<UserId>,
-    direct_reports: BTreeSet<UserId>,
-    assigned_numbers: BTreeSet<PhoneNumber>,
-    forwarded_numbers: BTreeSet<PhoneNumber>,
-    work: BTreeSet<WorkItemId>,
+    direct_reports: VecSet<UserId>,
+    assigned_numbers: VecSet<PhoneNumber>,
+    forwarded_numbers: VecSet<PhoneNumber>,
+    work: VecSet<WorkItemId>,
     devices: Vec<(DeviceId, DateTime<Utc>)>,
     invitation: Option<InvitationId>,
     invitation_accepted: bool,
@@ -119,7 +119,7 @@ struct UserIn {
 }
 
 /// A user's devices without their names.
-struct Devices<'a>(&'a BTreeMap<DeviceId, DeviceSession>);
+struct Devices<'a>(&'a VecMap<DeviceId, DeviceSession>);
 
 impl Serialize for Devices<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {

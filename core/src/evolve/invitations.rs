@@ -1,0 +1,156 @@
+//! Folds the events of invitations, their acceptance and the first sign-in (decided in `decide/invitations.rs`).
+
+use super::*;
+
+/// Applies one event of this area; `evolve` routes only these here.
+pub(super) fn apply(state: &mut Organization, event: &Event) {
+    match event {
+        Event::UserInvited {
+            user,
+            invitation,
+            personal,
+            grant,
+            token_hash,
+            expires_at,
+        } => {
+            let mut u = new_user_from_personal(*user, UserStatus::Invited, personal);
+            u.invitation = Some(*invitation);
+            if let Some(p) = &u.profile {
+                state
+                    .user_by_email
+                    .insert(crate::validate::email_key(&p.email), *user);
+            }
+            state.users.insert(*user, u);
+            insert_invitation(
+                state,
+                Invitation {
+                    id: *invitation,
+                    delivery: Delivery::Email,
+                    user: Some(*user),
+                    grant: grant.clone(),
+                    token_hash: token_hash.clone(),
+                    expires_at: *expires_at,
+                    status: InvitationStatus::Pending,
+                },
+            );
+        }
+        Event::InvitationLinkCreated {
+            invitation,
+            grant,
+            token_hash,
+            expires_at,
+        } => {
+            insert_invitation(
+                state,
+                Invitation {
+                    id: *invitation,
+                    delivery: Delivery::Link,
+                    user: None,
+                    grant: grant.clone(),
+                    token_hash: token_hash.clone(),
+                    expires_at: *expires_at,
+                    status: InvitationStatus::Pending,
+                },
+            );
+        }
+        Event::UserReinvited {
+            user,
+            previous,
+            invitation,
+            token_hash,
+            expires_at,
+        } => {
+            set_invitation_status(state, *previous, InvitationStatus::Superseded);
+            let old = state
+                .invitations
+                .get(previous)
+                .map(|i| (i.grant.clone(), i.delivery));
+            if let Some((grant, delivery)) = old {
+                insert_invitation(
+                    state,
+                    Invitation {
+                        id: *invitation,
+                        delivery,
+                        user: Some(*user),
+                        grant,
+                        token_hash: token_hash.clone(),
+                        expires_at: *expires_at,
+                        status: InvitationStatus::Pending,
+                    },
+                );
+            }
+            if let Some(u) = state.users.get_mut(user) {
+                u.invitation = Some(*invitation);
+            }
+        }
+        Event::InvitationAccepted {
+            invitation,
+            user,
+            new_user,
+            personal,
+            default_country,
+        } => {
+            if *new_user {
+                let u = new_user_from_personal(*user, UserStatus::Invited, personal);
+                if let Some(p) = &u.profile {
+                    state
+                        .user_by_email
+                        .insert(crate::validate::email_key(&p.email), *user);
+                }
+                state.users.insert(*user, u);
+            } else if let Some(p) = state.users.get_mut(user).and_then(|u| u.profile.as_mut()) {
+                apply_personal(p, personal);
+            }
+            if let Some(u) = state.users.get_mut(user) {
+                if let Some(p) = u.profile.as_mut() {
+                    if default_country.is_some() {
+                        p.default_country = default_country.clone();
+                    }
+                }
+                u.invitation = Some(*invitation);
+                u.invitation_accepted = true;
+            }
+            set_invitation_status(state, *invitation, InvitationStatus::Accepted);
+            let grant = state.invitations.get_mut(invitation).map(|i| {
+                i.user = Some(*user);
+                i.grant.clone()
+            });
+            if let Some(g) = grant {
+                apply_grant(state, *user, &g);
+            }
+        }
+        Event::InvitationRevoked { invitation } => {
+            set_invitation_status(state, *invitation, InvitationStatus::Revoked)
+        }
+        Event::InvitationExpired { invitation } => {
+            set_invitation_status(state, *invitation, InvitationStatus::Expired)
+        }
+        Event::DeviceSignedIn {
+            user,
+            device,
+            name,
+            at,
+        } => {
+            if let Some(u) = state.users.get_mut(user) {
+                u.devices.insert(
+                    *device,
+                    DeviceSession {
+                        id: *device,
+                        name: name.clone(),
+                        signed_in_at: *at,
+                    },
+                );
+            }
+        }
+        Event::UserActivated { user } => {
+            if let Some(u) = state.users.get_mut(user) {
+                u.status = UserStatus::Active;
+            }
+        }
+        other => debug_assert!(
+            false,
+            "{} is not folded in evolve/invitations.rs",
+            other.event_type()
+        ),
+    }
+}

@@ -1,0 +1,58 @@
+//! Folds the events of deactivation, reactivation and deletion (decided in `decide/lifecycle.rs`).
+
+use super::*;
+
+/// Applies one event of this area; `evolve` routes only these here.
+pub(super) fn apply(state: &mut Organization, event: &Event) {
+    match event {
+        Event::UserDeactivated { user, .. } => {
+            end_sessions(state, *user);
+            if let Some(u) = state.users.get_mut(user) {
+                u.status = UserStatus::Deactivated;
+                u.password_reset = None;
+            }
+        }
+        Event::UserReactivated { user } => {
+            if let Some(u) = state.users.get_mut(user) {
+                u.status = UserStatus::Active;
+            }
+        }
+        Event::UserDeleted { user, .. } => {
+            end_sessions(state, *user);
+            let Some(u) = state.users.get_mut(user) else {
+                return;
+            };
+            u.status = UserStatus::Deleted;
+            u.password_reset = None;
+            let erased = u.profile.take();
+            let accounts: Vec<AccountId> = std::mem::take(&mut u.memberships).into_keys().collect();
+            u.agency_admin = false;
+            let leader = u.reports_to.take();
+            if let Some(p) = erased {
+                let key = crate::validate::email_key(&p.email);
+                if state.user_by_email.get(&key) == Some(user) {
+                    state.user_by_email.remove(&key);
+                }
+            }
+            for a in accounts {
+                if let Some(acc) = state.accounts.get_mut(&a) {
+                    acc.members.remove(user);
+                }
+            }
+            if let Some(l) = leader.and_then(|l| state.users.get_mut(&l)) {
+                l.direct_reports.remove(user);
+            }
+            state.agency_admins.remove(user);
+        }
+        Event::MeetingCancelled { item } => {
+            if let Some(w) = state.work_items.get_mut(item) {
+                w.cancelled = true;
+            }
+        }
+        other => debug_assert!(
+            false,
+            "{} is not folded in evolve/lifecycle.rs",
+            other.event_type()
+        ),
+    }
+}
