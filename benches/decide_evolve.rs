@@ -323,7 +323,11 @@ fn service_snapshot_stalls(_: &mut Criterion) {
             println!(
                 "snapshot_wait/{users}/{}: 300 rounds of 9 commands, {} events, due every 1 000: \
                  median round {:?}, p99 {:?}, worst round {:?}",
-                if background { "background" } else { "command_path" },
+                if background {
+                    "background"
+                } else {
+                    "command_path"
+                },
                 last - first,
                 times[150],
                 times[296],

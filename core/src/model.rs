@@ -513,8 +513,11 @@ pub struct Organization {
     pub accounts: BTreeMap<AccountId, Account>,
     /// Roles by id.
     pub roles: BTreeMap<RoleId, Role>,
-    /// Users by id (deleted ones included, with erased profiles).
-    pub users: BTreeMap<UserId, User>,
+    /// Users by id (deleted ones included, with erased profiles). Boxed:
+    /// a B-tree node holds 11 slots and is about half full when ids arrive
+    /// in order, so a slot of 24 bytes instead of a whole `User` halves what
+    /// a user costs in the map (BENCHMARKS.md §4).
+    pub users: BTreeMap<UserId, Box<User>>,
     /// Index: lower-cased email to live (non-deleted) user (R-USR-01).
     pub user_by_email: BTreeMap<String, UserId>,
     /// Numbers by E.164.
@@ -593,7 +596,7 @@ impl Organization {
 
     /// A user by id.
     pub fn user(&self, id: UserId) -> Option<&User> {
-        self.users.get(&id)
+        self.users.get(&id).map(|u| &**u)
     }
 
     /// A live user by email, compared case-insensitively (R-USR-01).
@@ -601,6 +604,7 @@ impl Organization {
         self.user_by_email
             .get(&email.to_lowercase())
             .and_then(|id| self.users.get(id))
+            .map(|u| &**u)
     }
 
     /// Whether `user` holds `permission` on `account` (agency administrators hold every permission everywhere).

@@ -27,7 +27,11 @@ impl std::fmt::Display for AccessVia {
 impl Organization {
     /// Users with a status, in id order (R-LIFE-02: list deactivated users).
     pub fn users_with_status(&self, status: UserStatus) -> Vec<&User> {
-        self.users.values().filter(|u| u.status == status).collect()
+        self.users
+            .values()
+            .map(|u| &**u)
+            .filter(|u| u.status == status)
+            .collect()
     }
 
     /// Users whose name or email contains `text` (case-insensitive), optionally
@@ -37,6 +41,7 @@ impl Organization {
         let needle = text.trim().to_lowercase();
         self.users
             .values()
+            .map(|u| &**u)
             .filter(|u| status.is_none_or(|s| u.status == s))
             .filter(|u| {
                 u.profile.as_ref().is_some_and(|p| {
@@ -53,6 +58,7 @@ impl Organization {
     pub fn unassigned_users(&self) -> Vec<&User> {
         self.users
             .values()
+            .map(|u| &**u)
             .filter(|u| u.is_active() && u.assigned_numbers.is_empty())
             .collect()
     }
@@ -114,7 +120,7 @@ impl Organization {
             .map(|l| {
                 l.direct_reports
                     .iter()
-                    .filter_map(|r| self.users.get(r))
+                    .filter_map(|r| self.users.get(r).map(|u| &**u))
                     .collect()
             })
             .unwrap_or_default()

@@ -191,7 +191,12 @@ impl World {
     }
 
     fn users_where(&self, f: impl Fn(&User) -> bool) -> Vec<&User> {
-        self.state.users.values().filter(|u| f(u)).collect()
+        self.state
+            .users
+            .values()
+            .map(|u| &**u)
+            .filter(|u| f(u))
+            .collect()
     }
 
     fn ctx(&self, actor: &Actor) -> Context<'_> {

@@ -766,7 +766,7 @@ fn check_invariants(s: &Organization) {
     // Exactly one primary owner, active (R-LIFE-03).
     let owner = s.primary_owner.expect("a primary owner");
     assert!(
-        s.users.get(&owner).is_some_and(User::is_active),
+        s.user(owner).is_some_and(User::is_active),
         "R-LIFE-03: the primary owner is active"
     );
     // Unique emails among live users (R-USR-01), and the email index.

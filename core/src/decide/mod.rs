@@ -318,7 +318,7 @@ pub(crate) fn find_user<'s>(
     id: UserId,
     b: &mut Vec<Blocker>,
 ) -> Option<&'s User> {
-    let u = s.users.get(&id);
+    let u = s.users.get(&id).map(|u| &**u);
     if u.is_none() {
         b.push(Blocker::NotFound {
             missing: Missing::User(id),

@@ -20,7 +20,7 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
                     .user_by_email
                     .insert(crate::validate::email_key(&p.email), *user);
             }
-            state.users.insert(*user, u);
+            state.users.insert(*user, Box::new(u));
             insert_invitation(
                 state,
                 Invitation {
@@ -97,7 +97,7 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
                         .user_by_email
                         .insert(crate::validate::email_key(&p.email), *user);
                 }
-                state.users.insert(*user, u);
+                state.users.insert(*user, Box::new(u));
             } else if let Some(p) = state.users.get_mut(user).and_then(|u| u.profile.as_mut()) {
                 apply_personal(p, personal);
             }

@@ -37,7 +37,7 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
                 crate::validate::email_key(&owner_personal.email.clone().unwrap_or_default()),
                 *owner,
             );
-            state.users.insert(*owner, user);
+            state.users.insert(*owner, Box::new(user));
             state.agency_admins.insert(*owner);
             grant_access(state, *owner, *root_account, RoleId::new(RoleId::OWNER));
         }

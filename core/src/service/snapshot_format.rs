@@ -129,7 +129,7 @@ impl Serialize for Devices<'_> {
 
 /// The users, each beside its personal part (same order).
 struct Users<'a> {
-    users: &'a BTreeMap<UserId, User>,
+    users: &'a BTreeMap<UserId, Box<User>>,
     personal: &'a [Personal],
 }
 
@@ -383,7 +383,7 @@ impl OrgIn {
                     .user_by_email
                     .insert(crate::validate::email_key(&p.email), user.id);
             }
-            if state.users.insert(user.id, user).is_some() {
+            if state.users.insert(user.id, Box::new(user)).is_some() {
                 return None;
             }
         }
@@ -458,7 +458,7 @@ mod tests {
                     .user_by_email
                     .insert(crate::validate::email_key(&p.email), u.id);
             }
-            state.users.insert(u.id, u);
+            state.users.insert(u.id, Box::new(u));
         }
         state.primary_owner = Some(UserId::from_uuid(id(10)));
         state
