@@ -954,6 +954,7 @@ async fn events(
                 .and_then(|mut page| page.pop())
                 .map(|(_, e)| serde_json::to_value(&e).unwrap_or(Value::Null));
             let data = json!({
+                "org": recorded.stream.to_string(),
                 "version": recorded.version,
                 "event_type": recorded.event_type,
                 "occurred_at": recorded.metadata.occurred_at,

@@ -1238,18 +1238,18 @@ fn apply_patch(doc: &mut Value, body: &Value) -> Result<(), ScimError> {
                 for (k, v) in map {
                     if k.starts_with("urn:") && v.is_object() && field(doc, &k).is_some() {
                         for (ek, ev) in v.as_object().into_iter().flatten() {
-                            set_path(doc, &format!("{k}:{ek}"), Some(ev.clone()))?;
+                            set_path(doc, &format!("{k}:{ek}"), Some(ev.clone()), kind == "add")?;
                         }
                     } else {
-                        set_path(doc, &k, Some(v))?;
+                        set_path(doc, &k, Some(v), kind == "add")?;
                     }
                 }
             }
             ("add" | "replace", Some(p)) => {
                 let v = value.ok_or_else(|| ScimError::bad("invalidValue", "value is required"))?;
-                set_path(doc, &p, Some(v))?;
+                set_path(doc, &p, Some(v), kind == "add")?;
             }
-            ("remove", Some(p)) => set_path(doc, &p, None)?,
+            ("remove", Some(p)) => set_path(doc, &p, None, false)?,
             ("remove", None) => return Err(ScimError::bad("noTarget", "remove needs a path")),
             _ => {
                 return Err(ScimError::bad(
@@ -1265,7 +1265,15 @@ fn apply_patch(doc: &mut Value, body: &Value) -> Result<(), ScimError> {
 /// Sets (or, with `None`, removes) the attribute at `path`: `attr`,
 /// `attr.sub`, `urn:…:attr[.sub]`, or `attr[filter].sub` on a multi-valued
 /// attribute.
-fn set_path(doc: &mut Value, path: &str, value: Option<Value>) -> Result<(), ScimError> {
+///
+/// With `append` (the `add` op), values added to a multi-valued attribute
+/// join the ones there (RFC 7644 §3.5.2.1).
+fn set_path(
+    doc: &mut Value,
+    path: &str,
+    value: Option<Value>,
+    append: bool,
+) -> Result<(), ScimError> {
     let (target, rest) = match path.rfind(':') {
         Some(i) if path.starts_with("urn:") && !path[..i].contains('[') => {
             let urn = path[..i].to_owned();
@@ -1349,7 +1357,11 @@ fn set_path(doc: &mut Value, path: &str, value: Option<Value>) -> Result<(), Sci
     let last = segments[segments.len() - 1];
     let key = key_of(node, last);
     match value {
-        Some(v) => node[key.as_str()] = v,
+        Some(v) => match (&mut node[key.as_str()], v) {
+            (Value::Array(have), Value::Array(more)) if append => have.extend(more),
+            (Value::Array(have), one @ Value::Object(_)) if append => have.push(one),
+            (slot, v) => *slot = v,
+        },
         None => {
             if let Some(o) = node.as_object_mut() {
                 o.remove(&key);
@@ -1703,12 +1715,9 @@ async fn bulk(ctx: Ctx, body: Bytes) -> Response {
                 let version = text(field(&op, "version"));
                 let mut data = field(&op, "data").cloned().unwrap_or(json!({}));
                 substitute(&mut data, &ids);
-                let mut path_resolved = Value::String(path.clone());
-                substitute(&mut path_resolved, &ids);
-                let path_resolved = path_resolved
-                    .as_str()
-                    .unwrap_or_default()
-                    .replace("bulkId:", "");
+                let path_resolved = ids.iter().fold(path.clone(), |p, (b, id)| {
+                    p.replace(&format!("bulkId:{b}"), id)
+                });
                 let result = if method == "POST" && bulk_id.is_none() {
                     Err(ScimError::bad(
                         "invalidValue",
