@@ -135,7 +135,14 @@ async fn shutdown_signal() {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().with_target(false).init();
+    // Spans are printed as they close: each request (method, path, request
+    // id, status) and, inside it, each command (`switchboard.handle`: the
+    // organization, the command's name and id, outcome, version). No field
+    // carries personal data: paths hold ids, never the query string.
+    tracing_subscriber::fmt()
+        .with_target(false)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .init();
     let config = config()?;
     let state = app::AppState::new(store(&config).await?);
     let owner =
