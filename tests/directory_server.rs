@@ -368,6 +368,24 @@ async fn scim_users(s: Server) {
         r.body["Resources"][0].get("emails").is_none()
             && r.body["Resources"][0].get("userName").is_some()
     );
+    let r = s
+        .post(A, "/scim/v2/Users/.search", json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+            "filter": "emails.value eq \"grace@acme.example\"", "attributes": ["userName"], "count": 5}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["totalResults"], 1);
+    assert_eq!(r.body["Resources"][0]["userName"], "grace@acme.example");
+    assert!(r.body["Resources"][0].get("emails").is_none());
+    scim_error(
+        &s.post(
+            A,
+            "/scim/v2/Users/.search",
+            json!({"filter": "userName pr"}),
+        )
+        .await,
+        400,
+        Some("invalidSyntax"),
+    );
     scim_error(
         &list("filter=userName%20eq").await,
         400,
@@ -1648,3 +1666,95 @@ on_both_stores!(
     limits,
     openapi,
 );
+
+/// A log sink for the traces of one test.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Captured {
+        self.clone()
+    }
+}
+
+/// Every request and command is traced at every level, and no name, email
+/// or phone number reaches the traces — not even from a filter's query
+/// string or a refusal. (A current-thread runtime: the server's tasks run on
+/// this thread, under this test's subscriber.)
+#[tokio::test]
+async fn no_personal_data_in_traces() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(captured.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let s = memory().await;
+    let ada = s
+        .post(A, "/scim/v2/Users", json!({"schemas": [USER], "userName": "ada@acme.example",
+            "name": {"formatted": "Ada Lovelace"}, "phoneNumbers": [{"value": "+14155550101", "type": "mobile"}]}))
+        .await;
+    assert_eq!(ada.status, StatusCode::CREATED);
+    let id = ada.body["id"].as_str().expect("id").to_owned();
+    s.get(
+        A,
+        "/scim/v2/Users?filter=userName%20eq%20%22ada@acme.example%22",
+    )
+    .await;
+    s.patch(
+        A,
+        &format!("/scim/v2/Users/{id}"),
+        json!([{"op": "replace", "path": "name.formatted", "value": "Ada King"}]),
+    )
+    .await;
+    let dup = s
+        .post(
+            A,
+            "/scim/v2/Users",
+            json!({"schemas": [USER], "userName": "ada@acme.example"}),
+        )
+        .await;
+    assert_eq!(dup.status, StatusCode::CONFLICT);
+    s.get(A, "/api/v1/users?q=lovelace").await;
+    s.active_user("grace@acme.example", "Grace Hopper").await;
+    let text = String::from_utf8(captured.0.lock().unwrap_or_else(|e| e.into_inner()).clone())
+        .expect("utf-8");
+    assert!(
+        text.contains("switchboard.handle") && text.contains("request_id="),
+        "traced"
+    );
+    assert!(
+        text.contains("InviteUsers") && text.contains("path=/scim/v2/Users"),
+        "{text}"
+    );
+    for personal in [
+        "ada@acme",
+        "Lovelace",
+        "lovelace",
+        "Ada King",
+        "14155550101",
+        "4155550123",
+        "grace@acme",
+        "Hopper",
+    ] {
+        assert!(
+            !text.contains(personal),
+            "{personal} leaked into the traces:\n{text}"
+        );
+    }
+}

@@ -109,6 +109,8 @@ const BULK_RESPONSE: &str = "urn:ietf:params:scim:api:messages:2.0:BulkResponse"
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/Users", get(list_users).post(post_user))
+        .route("/Users/.search", post(search_users))
+        .route("/Groups/.search", post(search_groups))
         .route(
             "/Users/{id}",
             get(get_user)
@@ -855,6 +857,64 @@ async fn list_users(ctx: Ctx, Query(q): Query<BTreeMap<String, String>>) -> Resp
         }
         .await,
     )
+}
+
+/// The parameters of a `POST …/.search` body (RFC 7644 §3.4.3), as the
+/// query parameters of a `GET` would give them.
+fn search_query(body: &Bytes) -> Result<BTreeMap<String, String>, ScimError> {
+    const SEARCH: &str = "urn:ietf:params:scim:api:messages:2.0:SearchRequest";
+    let v = parse_body(body)?;
+    if !field(&v, "schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|s| s.iter().any(|x| x.as_str() == Some(SEARCH)))
+    {
+        return Err(ScimError::bad(
+            "invalidSyntax",
+            format!("schemas must contain {SEARCH}"),
+        ));
+    }
+    let mut q = BTreeMap::new();
+    for key in [
+        "filter",
+        "startIndex",
+        "count",
+        "attributes",
+        "excludedAttributes",
+        "sortBy",
+    ] {
+        let value = match field(&v, key) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Number(n)) => n.to_string(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(","),
+            Some(_) => {
+                return Err(ScimError::bad(
+                    "invalidValue",
+                    format!("{key} is malformed"),
+                ))
+            }
+            None => continue,
+        };
+        q.insert(key.to_owned(), value);
+    }
+    Ok(q)
+}
+
+async fn search_users(ctx: Ctx, body: Bytes) -> Response {
+    match search_query(&body) {
+        Ok(q) => list_users(ctx, Query(q)).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn search_groups(ctx: Ctx, body: Bytes) -> Response {
+    match search_query(&body) {
+        Ok(q) => list_groups(ctx, Query(q)).await,
+        Err(e) => e.into_response(),
+    }
 }
 
 /// Filters, pages and projects a list (RFC 7644 §3.4.2).
