@@ -1097,6 +1097,13 @@ async fn admin_api(s: Server) {
         "{types:?}"
     );
     let r = s.get(A, "/api/v1/audit/trail?number=%2B14155550142").await;
+    let spaced = s
+        .get(A, "/api/v1/audit/trail?number=%2B1%20415%20555%200142")
+        .await;
+    assert_eq!(
+        spaced.body, r.body,
+        "numbers are read as the commands read them (E.164)"
+    );
     assert_eq!(r.body["entries"][0]["event_type"], "NumberAdded");
     assert_eq!(
         s.get(A, "/api/v1/audit/trail").await.status,

@@ -7,7 +7,7 @@
 //! document of this API is generated from these handlers (utoipa) and
 //! served at `/api/v1/openapi.json`.
 
-use crate::app::{parse_id, AppState, Tenant};
+use crate::app::{AppState, Tenant};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -310,7 +310,8 @@ pub struct AccountAccess {
 }
 
 fn user_id(org: &Organization, id: &str) -> Result<UserId, ApiError> {
-    parse_id::<UserId>(id, "usr")
+    id.parse::<UserId>()
+        .ok()
         .filter(|u| org.user(*u).is_some())
         .ok_or_else(|| ApiError::not_found("user"))
 }
@@ -728,17 +729,17 @@ async fn trail(
 }
 
 fn account_id(org: &Organization, id: &str) -> Result<AccountId, ApiError> {
-    parse_id::<AccountId>(id, "acc")
+    id.parse::<AccountId>()
+        .ok()
         .filter(|a| org.accounts.contains_key(a))
         .ok_or_else(|| ApiError::not_found("account"))
 }
 
 fn number(org: &Organization, n: &str) -> Result<PhoneNumber, ApiError> {
-    let n = n.trim();
-    org.numbers
-        .keys()
-        .find(|k| k.as_str() == n)
-        .cloned()
+    // As the commands read numbers: normalised to E.164 (R-NUM-06).
+    switchboard::validate::phone_number("number", "R-NUM-06", n)
+        .ok()
+        .filter(|n| org.numbers.contains_key(n))
         .ok_or_else(|| ApiError::not_found("number"))
 }
 

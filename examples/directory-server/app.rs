@@ -220,12 +220,3 @@ fn unauthorized(mut response: Response) -> Response {
         .insert("www-authenticate", HeaderValue::from_static("Bearer"));
     response
 }
-
-/// Parses an id in its display form (`usr_<32 hex>`) or as a plain UUID.
-pub fn parse_id<T: From<uuid::Uuid>>(text: &str, prefix: &str) -> Option<T> {
-    let raw = text
-        .strip_prefix(prefix)
-        .and_then(|r| r.strip_prefix('_'))
-        .unwrap_or(text);
-    uuid::Uuid::parse_str(raw).ok().map(T::from)
-}

@@ -64,7 +64,7 @@
 //!   `If-Match` on `PUT`, `PATCH` and `DELETE` (and `version` in Bulk) must
 //!   match it or the request fails with 412.
 
-use crate::app::{parse_id, AppState, Tenant};
+use crate::app::{AppState, Tenant};
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Query};
 use axum::http::request::Parts;
@@ -430,7 +430,8 @@ fn respond(result: Result<Done, ScimError>) -> Response {
 // ---------------------------------------------------------------- users: representation
 
 fn live_user(org: &Organization, id: &str) -> Result<User, ScimError> {
-    parse_id::<UserId>(id, "usr")
+    id.parse::<UserId>()
+        .ok()
         .and_then(|id| org.user(id))
         .filter(|u| u.status != UserStatus::Deleted && u.profile.is_some())
         .cloned()
@@ -638,7 +639,8 @@ fn commands_for(
     }
     let leader = match &want.manager {
         Some(m) => Some(
-            parse_id::<UserId>(m, "usr")
+            m.parse::<UserId>()
+                .ok()
                 .ok_or_else(|| ScimError::bad("invalidValue", "manager.value is not a user id"))?,
         ),
         None => None,
@@ -1440,7 +1442,8 @@ fn key_of(node: &Value, name: &str) -> String {
 // ---------------------------------------------------------------- groups
 
 fn account_of(org: &Organization, id: &str) -> Result<AccountId, ScimError> {
-    parse_id::<AccountId>(id, "acc")
+    id.parse::<AccountId>()
+        .ok()
         .filter(|a| org.accounts.contains_key(a))
         .ok_or_else(|| ScimError::not_found("group"))
 }
@@ -1478,7 +1481,9 @@ fn member_ids(org: &Organization, v: &Value) -> Result<BTreeSet<UserId>, ScimErr
     {
         let id = text(field(m, "value"))
             .ok_or_else(|| ScimError::bad("invalidValue", "a member needs a value"))?;
-        let user = parse_id::<UserId>(&id, "usr")
+        let user = id
+            .parse::<UserId>()
+            .ok()
             .filter(|u| org.user(*u).is_some())
             .ok_or_else(|| ScimError::bad("invalidValue", format!("member {id} not found")))?;
         out.insert(user);
