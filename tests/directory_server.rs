@@ -860,6 +860,26 @@ async fn scim_groups(s: Server) {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(member_set(&r.body), set(&[&ann, &s.owner_a]));
+    // Removing listed members only (the form identity providers send).
+    let r = s
+        .patch(
+            A,
+            &path,
+            json!([{"op": "add", "path": "members", "value": [{"value": sam}]},
+            {"op": "remove", "path": "members", "value": [{"value": ann}]}]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(member_set(&r.body), set(&[&sam, &s.owner_a]));
+    let r = s
+        .patch(
+            A,
+            &path,
+            json!([{"op": "add", "path": "members", "value": [{"value": ann}]},
+            {"op": "remove", "path": format!("members[value eq \"{sam}\"]")}]),
+        )
+        .await;
+    assert_eq!(member_set(&r.body), set(&[&ann, &s.owner_a]));
     let r = s
         .call(
             Some(A),

@@ -1311,6 +1311,29 @@ fn apply_patch(doc: &mut Value, body: &Value) -> Result<(), ScimError> {
                 let v = value.ok_or_else(|| ScimError::bad("invalidValue", "value is required"))?;
                 set_path(doc, &p, Some(v), kind == "add")?;
             }
+            // `remove` of some values of a multi-valued attribute, as
+            // identity providers send it for group members:
+            // `{"op": "remove", "path": "members", "value": [{"value": "…"}]}`.
+            ("remove", Some(p)) if value.as_ref().is_some_and(Value::is_array) => {
+                let gone: Vec<String> = value
+                    .iter()
+                    .flat_map(|v| v.as_array().into_iter().flatten())
+                    .filter_map(|v| text(field(v, "value")))
+                    .collect();
+                let key = key_of(doc, &p);
+                match doc.get_mut(key.as_str()).and_then(Value::as_array_mut) {
+                    Some(items) => items.retain(|i| {
+                        text(field(i, "value"))
+                            .is_none_or(|v| !gone.iter().any(|g| g.eq_ignore_ascii_case(&v)))
+                    }),
+                    None => {
+                        return Err(ScimError::bad(
+                            "noTarget",
+                            format!("{p} is not multi-valued"),
+                        ))
+                    }
+                }
+            }
             ("remove", Some(p)) => set_path(doc, &p, None, false)?,
             ("remove", None) => return Err(ScimError::bad("noTarget", "remove needs a path")),
             _ => {
