@@ -44,7 +44,10 @@ struct Server {
 }
 
 async fn serve(store: SharedStore) -> Server {
-    let state = app::AppState::new(store);
+    serve_with(app::AppState::new(store)).await
+}
+
+async fn serve_with(state: app::AppState) -> Server {
     let org_a = OrgId::from_uuid(uuid::Uuid::now_v7());
     let org_b = OrgId::from_uuid(uuid::Uuid::now_v7());
     let owner_a = app::bootstrap_org(&state, org_a, "Acme", "owner@acme.example")
@@ -1784,4 +1787,39 @@ async fn no_personal_data_in_traces() {
             "{personal} leaked into the traces:\n{text}"
         );
     }
+}
+
+/// Live feeds are bounded: one more than the limit is 503, and closing one
+/// frees its place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_feeds_are_bounded() {
+    let store: SharedStore = Arc::new(switchboard_store_memory::MemoryStore::new());
+    let s = serve_with(app::AppState::new(store).with_feed_limit(1)).await;
+    let open = s
+        .http
+        .get(format!("{}/api/v1/events", s.base))
+        .bearer_auth(A)
+        .send()
+        .await
+        .expect("open");
+    assert_eq!(open.status(), StatusCode::OK);
+    let r = s.get(B, "/api/v1/events").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.body["error"], "busy");
+    drop(open);
+    // The server notices the closed connection on its next write (the
+    // keep-alive comment at the latest): wait for the permit to come back.
+    let freed = tokio::time::timeout(Duration::from_secs(30), s.state.feeds.acquire())
+        .await
+        .expect("the permit comes back")
+        .expect("semaphore open");
+    drop(freed);
+    let again = s
+        .http
+        .get(format!("{}/api/v1/events", s.base))
+        .bearer_auth(B)
+        .send()
+        .await
+        .expect("open");
+    assert_eq!(again.status(), StatusCode::OK);
 }

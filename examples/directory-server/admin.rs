@@ -912,7 +912,8 @@ fn parse_position(s: &str) -> Option<Position> {
 /// event with its envelope (personal data opened, erased once deleted).
 #[utoipa::path(get, path = "/api/v1/events",
     params(FeedQuery, ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event")),
-    responses((status = 200, description = "text/event-stream", content_type = "text/event-stream"), (status = 400, body = ApiError)),
+    responses((status = 200, description = "text/event-stream", content_type = "text/event-stream"), (status = 400, body = ApiError),
+        (status = 503, description = "Too many live feeds open", body = ApiError)),
     security(("bearer" = [])))]
 async fn events(
     State(state): State<AppState>,
@@ -932,7 +933,16 @@ async fn events(
         ),
         None => None,
     };
+    let permit = state.feeds.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "too many live feeds are open; retry later",
+        )
+    })?;
     let stream = async_stream::stream! {
+        // Held while the feed is open.
+        let _permit = permit;
         // The subscription reads the whole log (every organization) and keeps
         // this organization's events: the store has no per-stream
         // subscription (see the README's notes).

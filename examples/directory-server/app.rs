@@ -34,6 +34,10 @@ pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// (`bulk::MAX_CSV_BYTES`, 4 MiB) plus room for the multipart-free body.
 pub const MAX_CSV_BODY_BYTES: usize = switchboard::bulk::MAX_CSV_BYTES + 1024;
 
+/// Limit: live event feeds (SSE) open at once in this process. Each holds a
+/// subscription that reads the store, so they are counted; one more is 503.
+pub const MAX_LIVE_FEEDS: usize = 64;
+
 /// Who a bearer token acts as.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tenant {
@@ -54,6 +58,8 @@ pub struct AppState {
     /// kept, and a lookup's timing depends on the digest, not on how much
     /// of a guessed token is right.
     tokens: Arc<RwLock<HashMap<[u8; 32], Tenant>>>,
+    /// Permits of live feeds (see [`MAX_LIVE_FEEDS`]).
+    pub feeds: Arc<tokio::sync::Semaphore>,
 }
 
 fn token_digest(token: &str) -> [u8; 32] {
@@ -68,7 +74,14 @@ impl AppState {
             service: Arc::new(production_service(store.clone())),
             store,
             tokens: Arc::default(),
+            feeds: Arc::new(tokio::sync::Semaphore::new(MAX_LIVE_FEEDS)),
         }
+    }
+
+    /// Allows `n` live feeds at once instead of [`MAX_LIVE_FEEDS`].
+    pub fn with_feed_limit(mut self, n: usize) -> Self {
+        self.feeds = Arc::new(tokio::sync::Semaphore::new(n));
+        self
     }
 
     /// Lets `token` act as `tenant`.

@@ -18,6 +18,7 @@
 //! | `--org-name NAME` | `ORG_NAME` | `Northwind` |
 //! | `--owner-email EMAIL` | `OWNER_EMAIL` | `owner@northwind.example` |
 //! | `--token TOKEN` (repeatable) | `API_TOKENS` (comma-separated) | `dev-token` |
+//! | `--max-feeds N` | `MAX_LIVE_FEEDS` | 64 live event feeds at once |
 //! | — | `DATABASE_URL` | unset: the memory store |
 //!
 //! Every token acts as the bootstrap organization's primary owner. With
@@ -45,6 +46,7 @@ struct Config {
     owner_email: String,
     tokens: Vec<String>,
     database_url: Option<String>,
+    max_feeds: usize,
 }
 
 fn config() -> Result<Config, String> {
@@ -61,6 +63,10 @@ fn config() -> Result<Config, String> {
             .map(|t| t.split(',').map(|s| s.trim().to_owned()).collect())
             .unwrap_or_default(),
         database_url: env("DATABASE_URL"),
+        max_feeds: match env("MAX_LIVE_FEEDS") {
+            Some(n) => n.parse().map_err(|e| format!("MAX_LIVE_FEEDS: {e}"))?,
+            None => app::MAX_LIVE_FEEDS,
+        },
     };
     let mut args = std::env::args().skip(1);
     let mut flag_tokens = Vec::new();
@@ -76,8 +82,13 @@ fn config() -> Result<Config, String> {
             "--org-name" => c.org_name = value()?,
             "--owner-email" => c.owner_email = value()?,
             "--token" => flag_tokens.push(value()?),
+            "--max-feeds" => {
+                c.max_feeds = value()?
+                    .parse()
+                    .map_err(|e| format!("--max-feeds: {e}"))?
+            }
             "--help" | "-h" => {
-                return Err("usage: directory-server [--listen ADDR] [--org-id UUID] [--org-name NAME] [--owner-email EMAIL] [--token TOKEN]...".into())
+                return Err("usage: directory-server [--listen ADDR] [--org-id UUID] [--org-name NAME] [--owner-email EMAIL] [--token TOKEN]... [--max-feeds N]".into())
             }
             other => return Err(format!("unknown flag {other}")),
         }
@@ -144,7 +155,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .init();
     let config = config()?;
-    let state = app::AppState::new(store(&config).await?);
+    let state = app::AppState::new(store(&config).await?).with_feed_limit(config.max_feeds);
     let owner =
         app::bootstrap_org(&state, config.org, &config.org_name, &config.owner_email).await?;
     for token in &config.tokens {
