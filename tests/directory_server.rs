@@ -319,6 +319,27 @@ async fn scim_users(s: Server) {
     let r = s.get(A, &format!("/scim/v2/Users/{id}")).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body, ada);
+    let version = ada["meta"]["version"].as_str().expect("version");
+    let r = s
+        .call(
+            Some(A),
+            Method::GET,
+            &format!("/scim/v2/Users/{id}"),
+            None,
+            &[("if-none-match", version)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_MODIFIED);
+    let r = s
+        .call(
+            Some(A),
+            Method::GET,
+            &format!("/scim/v2/Users/{id}"),
+            None,
+            &[("if-none-match", "W/\"other\"")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
     scim_error(
         &s.get(A, "/scim/v2/Users/usr_00000000000000000000000000000000")
             .await,
@@ -476,6 +497,17 @@ async fn scim_users(s: Server) {
     );
     let r = s.patch(A, &path, json!([{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "ada.king@acme.example"}, {"op": "replace", "path": "userName", "value": "ada.king@acme.example"}])).await;
     assert_eq!(r.body["userName"], "ada.king@acme.example", "{}", r.body);
+    // Only the work email: userName follows (they are one address here).
+    let r = s.patch(A, &path, json!([{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "ada.k@acme.example"}])).await;
+    assert_eq!(
+        (
+            r.body["userName"].clone(),
+            r.body["emails"][0]["value"].clone()
+        ),
+        (json!("ada.k@acme.example"), json!("ada.k@acme.example")),
+        "{}",
+        r.body
+    );
     // active: false on a pending user revokes the invitation; true re-invites.
     let r = s
         .patch(

@@ -62,7 +62,12 @@
 //!   rule id, e.g. `[R-LIFE-04] usr_… profile lacks [Mobile]`.
 //! * **`meta.version`** is a weak ETag over the resource's representation;
 //!   `If-Match` on `PUT`, `PATCH` and `DELETE` (and `version` in Bulk) must
-//!   match it or the request fails with 412.
+//!   match it or the request fails with 412; `If-None-Match` on `GET`
+//!   answers 304 while it matches. The check and the commands are not one
+//!   transaction: a change between them is not detected (the library has no
+//!   per-entity version to append against).
+//! * **Names are never cleared.** A `PUT` without `name` keeps the name:
+//!   the domain has no command that removes one.
 
 use crate::app::{AppState, Tenant};
 use axum::body::Bytes;
@@ -771,7 +776,22 @@ async fn modify_user(
     if doc.get(ENTERPRISE).is_none() {
         doc[ENTERPRISE] = json!({});
     }
+    let before = doc.clone();
     apply_patch(&mut doc, &body)?;
+    // The email is `userName`; a PATCH that changes only the work email
+    // changes it too.
+    let email_of = |d: &Value| {
+        field(d, "emails")
+            .and_then(Value::as_array)
+            .and_then(|e| e.first())
+            .and_then(|e| text(field(e, "value")))
+    };
+    if field(&doc, "userName") == field(&before, "userName") && email_of(&doc) != email_of(&before)
+    {
+        if let Some(email) = email_of(&doc) {
+            doc["userName"] = json!(email);
+        }
+    }
     let want = wanted_user(&doc)?;
     ctx.send_all(commands_for(&org, &user, &want)?).await?;
     let org = ctx.org().await?;
@@ -810,9 +830,26 @@ async fn post_user(ctx: Ctx, body: Bytes) -> Response {
     respond(async { create_user(&ctx, parse_body(&body)?).await }.await)
 }
 
+/// `304 Not Modified` when `If-None-Match` names the current version (RFC 7644 §3.14).
+fn not_modified(headers: &HeaderMap, v: &Value) -> Option<Done> {
+    let current = v["meta"]["version"].as_str()?;
+    let wanted = headers.get(header::IF_NONE_MATCH)?.to_str().ok()?;
+    wanted
+        .split(',')
+        .map(str::trim)
+        .any(|t| t == current || t == "*")
+        .then_some(Done {
+            status: StatusCode::NOT_MODIFIED,
+            body: None,
+            version: None,
+            location: None,
+        })
+}
+
 async fn get_user(
     ctx: Ctx,
     Path(id): Path<String>,
+    headers: HeaderMap,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
     respond(
@@ -820,6 +857,9 @@ async fn get_user(
             let org = ctx.org().await?;
             let user = live_user(&org, &id)?;
             let mut v = user_json(&org, &user, &ctx.base);
+            if let Some(done) = not_modified(&headers, &v) {
+                return Ok(done);
+            }
             project(&mut v, &q);
             Ok(Done::resource(StatusCode::OK, v))
         }
@@ -1637,6 +1677,7 @@ async fn post_group(ctx: Ctx, body: Bytes) -> Response {
 async fn get_group(
     ctx: Ctx,
     Path(id): Path<String>,
+    headers: HeaderMap,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
     respond(
@@ -1644,6 +1685,9 @@ async fn get_group(
             let org = ctx.org().await?;
             let account = account_of(&org, &id)?;
             let mut v = group_json(&org, account, &ctx.base);
+            if let Some(done) = not_modified(&headers, &v) {
+                return Ok(done);
+            }
             project(&mut v, &q);
             Ok(Done::resource(StatusCode::OK, v))
         }
