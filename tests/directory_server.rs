@@ -1855,3 +1855,22 @@ async fn live_feeds_are_bounded() {
         .expect("open");
     assert_eq!(again.status(), StatusCode::OK);
 }
+
+/// A restart against the same database finds the bootstrap organization
+/// recorded: the same primary owner, nothing appended twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_finds_the_bootstrap_organization() {
+    let store = switchboard_store_postgres::testing::fresh_store().await;
+    let org = OrgId::from_uuid(uuid::Uuid::now_v7());
+    let first = app::AppState::new(Arc::new(store.clone()));
+    let owner = app::bootstrap_org(&first, org, "Acme", "owner@acme.example")
+        .await
+        .expect("bootstrap");
+    drop(first);
+    let second = app::AppState::new(Arc::new(store));
+    let again = app::bootstrap_org(&second, org, "Acme", "owner@acme.example")
+        .await
+        .expect("bootstrap again");
+    assert_eq!(again, owner);
+    assert_eq!(second.service.version(org).await.expect("version"), 1);
+}
