@@ -1874,3 +1874,41 @@ async fn a_restart_finds_the_bootstrap_organization() {
     assert_eq!(again, owner);
     assert_eq!(second.service.version(org).await.expect("version"), 1);
 }
+
+/// A shutdown ends the live feeds (else a graceful shutdown would wait for
+/// clients that never hang up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shutdown_ends_the_live_feeds() {
+    let s = memory().await;
+    let feed = s
+        .http
+        .get(format!("{}/api/v1/events", s.base))
+        .bearer_auth(A)
+        .send()
+        .await
+        .expect("open");
+    assert_eq!(feed.status(), StatusCode::OK);
+    let mut body = feed.bytes_stream();
+    // The organization's first event arrives: the feed is live.
+    let first = tokio::time::timeout(Duration::from_secs(30), body.next())
+        .await
+        .expect("an event");
+    assert!(
+        String::from_utf8_lossy(&first.expect("open").expect("chunk"))
+            .contains("OrganizationCreated")
+    );
+    s.state.begin_shutdown();
+    let ended = async {
+        while let Some(chunk) = body.next().await {
+            chunk.expect("a clean end");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), ended)
+        .await
+        .expect("the feed ends");
+    assert_eq!(
+        s.state.feeds.available_permits(),
+        app::MAX_LIVE_FEEDS,
+        "its place is freed"
+    );
+}

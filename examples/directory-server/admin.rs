@@ -945,10 +945,18 @@ async fn events(
         let _permit = permit;
         // The subscription reads the whole log (every organization) and keeps
         // this organization's events: the store has no per-stream
-        // subscription (see the README's notes).
+        // subscription to follow.
         let subscription = switchboard::subscribe(&*state.store, after, FEED_PAGE);
         futures_util::pin_mut!(subscription);
-        while let Some(next) = subscription.next().await {
+        let mut stopping = state.stopping();
+        loop {
+            // A shutdown ends every feed, so that the graceful shutdown does
+            // not wait for clients that never hang up.
+            let next = tokio::select! {
+                next = subscription.next() => next,
+                _ = stopping.wait_for(|stop| *stop) => None,
+            };
+            let Some(next) = next else { break };
             let recorded = match next {
                 Ok(r) if r.stream == tenant.org => r,
                 Ok(_) => continue,

@@ -60,6 +60,8 @@ pub struct AppState {
     tokens: Arc<RwLock<HashMap<[u8; 32], Tenant>>>,
     /// Permits of live feeds (see [`MAX_LIVE_FEEDS`]).
     pub feeds: Arc<tokio::sync::Semaphore>,
+    /// Set when the server shuts down: live feeds end.
+    shutdown: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 fn token_digest(token: &str) -> [u8; 32] {
@@ -75,7 +77,19 @@ impl AppState {
             store,
             tokens: Arc::default(),
             feeds: Arc::new(tokio::sync::Semaphore::new(MAX_LIVE_FEEDS)),
+            shutdown: Arc::new(tokio::sync::watch::Sender::new(false)),
         }
+    }
+
+    /// Ends every live feed (and refuses none of the other requests): call
+    /// it when the server begins its graceful shutdown.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Watches for [`AppState::begin_shutdown`].
+    pub fn stopping(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shutdown.subscribe()
     }
 
     /// Allows `n` live feeds at once instead of [`MAX_LIVE_FEEDS`].

@@ -174,8 +174,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokens = config.tokens.len(),
         "serving SCIM at /scim/v2 and the admin API at /api/v1"
     );
-    axum::serve(listener, app::router(state))
-        .with_graceful_shutdown(shutdown_signal())
+    let router = app::router(state.clone());
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Live feeds never end on their own: end them, so that the
+            // shutdown waits only for ordinary requests.
+            state.begin_shutdown();
+        })
         .await?;
     Ok(())
 }
