@@ -68,6 +68,15 @@
 //!   per-entity version to append against).
 //! * **Names are never cleared.** A `PUT` without `name` keeps the name:
 //!   the domain has no command that removes one.
+//! * **A `POST` is two steps.** The invitation is one command, the profile
+//!   the next ones: if the rules refuse the profile (an invalid mobile
+//!   number, R-USR-02), the user exists and the error says so, naming the
+//!   user and every blocker.
+//! * **Not supported**, because the domain has no place for it:
+//!   `externalId` (accepted and not stored, so not returned or filterable),
+//!   passwords, `meta.created`/`meta.lastModified`, sorting (`sortBy` is
+//!   400), value paths inside list filters (`emails[type eq "work"]` in a
+//!   `filter`; they work in PATCH paths).
 
 use crate::app::{AppState, Tenant};
 use axum::body::Bytes;
