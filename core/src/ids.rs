@@ -35,11 +35,47 @@ macro_rules! uuid_id {
                 Self(id)
             }
         }
+
+        /// Reads the display form (`usr_…`, the prefix of this kind of id)
+        /// or a bare UUID (the serde form); another kind's prefix is an error.
+        impl std::str::FromStr for $name {
+            type Err = ParseIdError;
+            fn from_str(text: &str) -> Result<Self, ParseIdError> {
+                let raw = match text.split_once('_') {
+                    Some(($prefix, rest)) => rest,
+                    Some(_) => return Err(ParseIdError { expected: $prefix }),
+                    None => text,
+                };
+                Uuid::parse_str(raw)
+                    .map(Self)
+                    .map_err(|_| ParseIdError { expected: $prefix })
+            }
+        }
     };
+}
+
+/// An id's text was neither its display form (`usr_…`) nor a UUID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a {expected}_… id or a UUID")]
+pub struct ParseIdError {
+    /// The prefix of the kind of id expected, e.g. `usr`.
+    pub expected: &'static str,
 }
 
 uuid_id!(
     /// An organization: the tenant, one consistency boundary and one event stream.
+    ///
+    /// Every entity id reads back from its display form or a bare UUID:
+    ///
+    /// ```
+    /// use switchboard_core::{OrgId, UserId};
+    /// let id = UserId::from_uuid(uuid::Uuid::from_u128(7));
+    /// assert_eq!(id.to_string().parse::<UserId>(), Ok(id));
+    /// assert_eq!(id.as_uuid().to_string().parse::<UserId>(), Ok(id));
+    /// assert!("org_00000000000000000000000000000007".parse::<UserId>().is_err());
+    /// assert!("usr_nope".parse::<UserId>().is_err());
+    /// # let _ = OrgId::from_uuid(uuid::Uuid::nil());
+    /// ```
     OrgId,
     "org"
 );
@@ -129,5 +165,28 @@ impl PhoneNumber {
 impl fmt::Display for PhoneNumber {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_read_back_from_their_display_form_or_a_uuid() {
+        let uuid = Uuid::from_u128(0x0190_c0de_0000_7000_8000_0000_0000_0001);
+        let user = UserId::from_uuid(uuid);
+        assert_eq!(user.to_string().parse::<UserId>(), Ok(user));
+        assert_eq!(uuid.to_string().parse::<UserId>(), Ok(user));
+        assert_eq!(uuid.simple().to_string().parse::<UserId>(), Ok(user));
+        let account = AccountId::from_uuid(uuid);
+        assert_eq!(account.to_string().parse::<AccountId>(), Ok(account));
+        // Another kind's prefix, garbage, an empty string: refused, naming the kind.
+        let err = account.to_string().parse::<UserId>().unwrap_err();
+        assert_eq!(err, ParseIdError { expected: "usr" });
+        assert_eq!(err.to_string(), "not a usr_… id or a UUID");
+        assert!("usr_".parse::<UserId>().is_err());
+        assert!("usr_xyz".parse::<UserId>().is_err());
+        assert!("".parse::<UserId>().is_err());
     }
 }
