@@ -54,7 +54,7 @@ pub use import::MAX_IMPORT_EVENTS;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use error::{corrupt, is_event_id_violation, is_retryable_race, map_db, map_pool, Op};
+use error::{corrupt, is_retryable_race, map_db, map_pool, Op};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -718,18 +718,12 @@ impl EventStore for PostgresStore {
                 },
                 Err(e) if is_retryable_race(&e) => {
                     drop(client);
-                    // A claim-free append leaves duplicate event ids to the
-                    // unique index (migration 0004): name the first one.
-                    if is_event_id_violation(&e) {
-                        let rows = self
-                            .query(sql::FIRST_RECORDED_EVENT_ID, &[&params.event_ids])
-                            .await?;
-                        if let Some(r) = rows.first() {
-                            return Err(StoreError::DuplicateEvent {
-                                event_id: EventId::from_uuid(r.try_get(0).map_err(corrupt)?),
-                            });
-                        }
-                    }
+                    // A unique key inserted concurrently (a version, the
+                    // command, an event id, a claim or a key): the re-run's
+                    // checks, which this path always makes (it carries
+                    // claims or keys), name what holds it, in the
+                    // contract's order. Told by SQLSTATE alone: a sharded
+                    // server renames constraints.
                     if attempt >= MAX_APPEND_ATTEMPTS {
                         return Err(map_db(&e, Op::Write));
                     }

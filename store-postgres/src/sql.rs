@@ -47,6 +47,11 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0005_scoped_commands_and_atomic_keys",
         include_str!("../migrations/0005_scoped_commands_and_atomic_keys.sql"),
     ),
+    (
+        6,
+        "0006_commands_in_events",
+        include_str!("../migrations/0006_commands_in_events.sql"),
+    ),
 ];
 
 /// The channel appends are announced on (`announcer.rs`; imports notify in their transaction).
