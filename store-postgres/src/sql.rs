@@ -2,6 +2,7 @@
 
 pub(crate) const APPEND: &str = include_str!("../sql/append.sql");
 pub(crate) const APPEND_EVENTS: &str = include_str!("../sql/append_events.sql");
+pub(crate) const ANNOUNCE: &str = include_str!("../sql/announce.sql");
 pub(crate) const READ_STREAM: &str = include_str!("../sql/read_stream.sql");
 pub(crate) const READ_ALL: &str = include_str!("../sql/read_all.sql");
 pub(crate) const HAS_EVENTS_AFTER: &str = include_str!("../sql/has_events_after.sql");
