@@ -16,6 +16,9 @@
 --   (their digest kept, NULL for rows older than migration 0005), then the
 --   table is dropped; a view of the same name and columns shows the
 --   recorded commands as the table did, for people and tools.
+--   Cost on a large log: the UPDATE writes a new version of one event row per
+--   recorded command (most appends carry one), in the migration's single
+--   transaction; a VACUUM afterwards reclaims the old versions.
 -- * `switchboard.append` (for appends with claims or key changes) records the
 --   command the same way; its event-id check runs on every call (before, it
 --   was skipped when an append only shredded keys, and the client named the
