@@ -839,3 +839,31 @@ SELECT $1, $3, $4, min(version), max(version), max(tx_id::text::bigint),
         "one row per recorded command, on its first event"
     );
 }
+
+/// The function path (an append with key changes) names a recorded event
+/// id whatever else the append carries: an append that only shreds a key
+/// used to skip the function's event-id check and leave the duplicate to
+/// the unique index, whose constraint name the client then had to read.
+#[tokio::test]
+async fn an_append_that_only_shreds_a_key_names_a_recorded_event_id() {
+    use switchboard_core::store::{AppendRequest, KeyChange};
+    let store = fresh_store().await;
+    let (a, b) = (org(1), org(2));
+    store
+        .append(append(a, ExpectedVersion::NoStream, vec![event(1)]))
+        .await
+        .expect("first");
+    let shred = AppendRequest {
+        keys: vec![KeyChange::Shred {
+            subject: switchboard_core::UserId::from_uuid(uuid::Uuid::from_u128(9)),
+        }],
+        ..append(b, ExpectedVersion::NoStream, vec![event(2), event(1)])
+    };
+    assert_eq!(
+        store.append(shred).await,
+        Err(StoreError::DuplicateEvent {
+            event_id: event_id(1)
+        })
+    );
+    assert_eq!(store.stream_version(b).await.expect("version"), 0);
+}
