@@ -3,9 +3,14 @@
 //!
 //! * **Schema** in versioned migration files (`migrations/`), applied only by
 //!   an explicit [`PostgresStore::migrate`] (safe to call concurrently).
-//! * **One round trip per append**: the `switchboard.append` SQL function
-//!   checks the command id, the expected version, the event ids and the
-//!   claims, and inserts every event (via `UNNEST` arrays) in one transaction.
+//! * **One round trip per append**: one prepared `INSERT … SELECT FROM
+//!   UNNEST` (`sql/append_events.sql`) writes the events, the command id, its
+//!   digest and the append's size riding on the first event (migration
+//!   0006); appends with claims or key changes call the `switchboard.append`
+//!   SQL function, which checks the command id, the expected version, the
+//!   event ids, the claims and the keys first. Either is one transaction; a
+//!   statement refused by a unique key is explained by asking, in the
+//!   contract's order, never by reading a constraint's name.
 //! * **Log order that never skips**: every event row is stamped with its
 //!   transaction's `xid8` (`tx_id`); `read_all` only returns rows of
 //!   transactions older than the oldest still running
