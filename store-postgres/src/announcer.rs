@@ -16,7 +16,7 @@
 //! ([`PostgresOptions::poll_interval`](crate::PostgresOptions::poll_interval))
 //! — later, never lost: notifications only say "look".
 
-use crate::sql::CHANNEL;
+use crate::sql::{ANNOUNCE, CHANNEL};
 use deadpool_postgres::Pool;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -53,10 +53,13 @@ pub(crate) async fn run(pool: Pool, announcements: Arc<Announcements>) {
         while announcements.pending.swap(false, Ordering::AcqRel) {
             match pool.get().await {
                 Ok(client) => {
-                    if let Err(e) = client
-                        .execute("SELECT pg_notify($1, '')", &[&CHANNEL])
-                        .await
-                    {
+                    // Prepared once per connection: one round trip per
+                    // NOTIFY, not a parse and a describe first.
+                    let sent = match client.prepare_cached(ANNOUNCE).await {
+                        Ok(stmt) => client.execute(&stmt, &[&CHANNEL]).await.map(|_| ()),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = sent {
                         tracing::warn!(error = %e, "NOTIFY failed; other processes poll");
                     }
                 }

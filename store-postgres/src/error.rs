@@ -27,14 +27,6 @@ pub(crate) fn is_retryable_race(e: &tokio_postgres::Error) -> bool {
     )
 }
 
-/// Whether the error is the unique index on event ids refusing a row: an
-/// event id recorded already (or being recorded by a concurrent append). Read
-/// from the error's SQLSTATE and constraint name, not its message.
-pub(crate) fn is_event_id_violation(e: &tokio_postgres::Error) -> bool {
-    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
-        && e.as_db_error().and_then(|d| d.constraint()) == Some("events_event_id_key")
-}
-
 /// Maps a driver error. The message text is only copied into `reason`, never inspected.
 pub(crate) fn map_db(e: &tokio_postgres::Error, op: Op) -> StoreError {
     let reason = e.to_string();

@@ -132,7 +132,7 @@ impl PostgresStore {
         let (Some(first), Some(last)) = (first, last) else {
             return Err(corrupt("imported events not found"));
         };
-        tx.execute("SELECT pg_notify($1, '')", &[&sql::CHANNEL])
+        tx.execute(sql::ANNOUNCE, &[&sql::CHANNEL])
             .await
             .map_err(run)?;
         // The commit is the one step whose outcome can be unknown.

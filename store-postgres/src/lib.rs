@@ -3,9 +3,14 @@
 //!
 //! * **Schema** in versioned migration files (`migrations/`), applied only by
 //!   an explicit [`PostgresStore::migrate`] (safe to call concurrently).
-//! * **One round trip per append**: the `switchboard.append` SQL function
-//!   checks the command id, the expected version, the event ids and the
-//!   claims, and inserts every event (via `UNNEST` arrays) in one transaction.
+//! * **One round trip per append**: one prepared `INSERT … SELECT FROM
+//!   UNNEST` (`sql/append_events.sql`) writes the events, the command id, its
+//!   digest and the append's size riding on the first event (migration
+//!   0006); appends with claims or key changes call the `switchboard.append`
+//!   SQL function, which checks the command id, the expected version, the
+//!   event ids, the claims and the keys first. Either is one transaction; a
+//!   statement refused by a unique key is explained by asking, in the
+//!   contract's order, never by reading a constraint's name.
 //! * **Log order that never skips**: every event row is stamped with its
 //!   transaction's `xid8` (`tx_id`); `read_all` only returns rows of
 //!   transactions older than the oldest still running
@@ -54,7 +59,7 @@ pub use import::MAX_IMPORT_EVENTS;
 
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use error::{corrupt, is_event_id_violation, is_retryable_race, map_db, map_pool, Op};
+use error::{corrupt, is_retryable_race, map_db, map_pool, Op};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -718,18 +723,12 @@ impl EventStore for PostgresStore {
                 },
                 Err(e) if is_retryable_race(&e) => {
                     drop(client);
-                    // A claim-free append leaves duplicate event ids to the
-                    // unique index (migration 0004): name the first one.
-                    if is_event_id_violation(&e) {
-                        let rows = self
-                            .query(sql::FIRST_RECORDED_EVENT_ID, &[&params.event_ids])
-                            .await?;
-                        if let Some(r) = rows.first() {
-                            return Err(StoreError::DuplicateEvent {
-                                event_id: EventId::from_uuid(r.try_get(0).map_err(corrupt)?),
-                            });
-                        }
-                    }
+                    // A unique key inserted concurrently (a version, the
+                    // command, an event id, a claim or a key): the re-run's
+                    // checks, which this path always makes (it carries
+                    // claims or keys), name what holds it, in the
+                    // contract's order. Told by SQLSTATE alone: a sharded
+                    // server renames constraints.
                     if attempt >= MAX_APPEND_ATTEMPTS {
                         return Err(map_db(&e, Op::Write));
                     }

@@ -2,6 +2,7 @@
 
 pub(crate) const APPEND: &str = include_str!("../sql/append.sql");
 pub(crate) const APPEND_EVENTS: &str = include_str!("../sql/append_events.sql");
+pub(crate) const ANNOUNCE: &str = include_str!("../sql/announce.sql");
 pub(crate) const READ_STREAM: &str = include_str!("../sql/read_stream.sql");
 pub(crate) const READ_ALL: &str = include_str!("../sql/read_all.sql");
 pub(crate) const HAS_EVENTS_AFTER: &str = include_str!("../sql/has_events_after.sql");
@@ -47,7 +48,11 @@ pub(crate) const MIGRATIONS: &[(i32, &str, &str)] = &[
         "0005_scoped_commands_and_atomic_keys",
         include_str!("../migrations/0005_scoped_commands_and_atomic_keys.sql"),
     ),
-    // 6 is the event log's leaner append (landing separately).
+    (
+        6,
+        "0006_commands_in_events",
+        include_str!("../migrations/0006_commands_in_events.sql"),
+    ),
     (
         7,
         "0007_binary_snapshots",

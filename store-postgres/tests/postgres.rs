@@ -231,7 +231,7 @@ async fn migrate_is_explicit_idempotent_and_safe_concurrently() {
     );
     let runs = futures_util::future::join_all((0..4).map(|_| store.migrate())).await;
     let applied: usize = runs.into_iter().map(|r| r.expect("migrate")).sum();
-    assert_eq!(applied, 6, "exactly one caller applied each migration once");
+    assert_eq!(applied, 7, "exactly one caller applied each migration once");
     assert_eq!(store.migrate().await.expect("again"), 0);
     store
         .append(append(org(1), ExpectedVersion::NoStream, vec![event(1)]))
@@ -598,8 +598,8 @@ async fn migration_5_scopes_commands_completes_erasures_and_drops_clear_snapshot
     let store = store_on(&config).await;
     assert_eq!(
         store.migrate().await.expect("migrate"),
-        2,
-        "migrations 5 and 7"
+        3,
+        "migrations 5, 6 and 7"
     );
     let found = store
         .find_command(org(1), switchboard_core::CommandId::from_uuid(command))
@@ -642,4 +642,254 @@ async fn migration_5_scopes_commands_completes_erasures_and_drops_clear_snapshot
         .append(append(org(1), ExpectedVersion::Exact(1), vec![event(2)]))
         .await
         .expect("append after the migration");
+}
+
+/// The migrations up to `upto` (inclusive), applied by hand and recorded as
+/// `migrate` would: a database as an older build left it.
+async fn database_at_schema(upto: i32) -> tokio_postgres::Config {
+    let admin = server().expect("server");
+    let config = create_database(&admin, None).await.expect("database");
+    let client = raw(&config).await;
+    client
+        .batch_execute(include_str!("../sql/migrations_table.sql"))
+        .await
+        .expect("migrations table");
+    for (version, name, sql) in [
+        (
+            1,
+            "0001_event_log",
+            include_str!("../migrations/0001_event_log.sql"),
+        ),
+        (
+            2,
+            "0002_append_function",
+            include_str!("../migrations/0002_append_function.sql"),
+        ),
+        (
+            3,
+            "0003_data_keys",
+            include_str!("../migrations/0003_data_keys.sql"),
+        ),
+        (
+            4,
+            "0004_append_function_v2",
+            include_str!("../migrations/0004_append_function_v2.sql"),
+        ),
+        (
+            5,
+            "0005_scoped_commands_and_atomic_keys",
+            include_str!("../migrations/0005_scoped_commands_and_atomic_keys.sql"),
+        ),
+    ] {
+        if version > upto {
+            break;
+        }
+        client.batch_execute(sql).await.expect("old migration");
+        client
+            .execute(
+                "INSERT INTO switchboard.schema_migrations (version, name) VALUES ($1, $2)",
+                &[&version, &name],
+            )
+            .await
+            .expect("record it");
+    }
+    config
+}
+
+/// A database at schema 5 (a `commands` table) migrates forward to the
+/// command folded into its first event: every recorded command is found
+/// with the same outcome (versions, commits, positions, digest), a repeat
+/// is a duplicate with that outcome, a repeat with another digest is
+/// refused, another stream's use of the id is not found, the `commands`
+/// view shows what the table held, and appends go on.
+#[tokio::test]
+async fn migration_6_moves_commands_onto_their_first_events() {
+    use switchboard_core::store::{CommandDigest, CommandRecord};
+    use switchboard_core::CommandId;
+    let config = database_at_schema(5).await;
+    let client = raw(&config).await;
+    // Two appends as schema 5 recorded them: through the lean statement of
+    // that time (events, then a `commands` row), one of 3 events with a
+    // digest, one of 1 event without, in two streams.
+    let lean_v5 = "
+WITH appended AS (
+    INSERT INTO switchboard.events (stream_id, version, event_id, event_type, schema_version,
+            payload, actor, occurred_at)
+    SELECT $1, e.ord, e.id, 'Noted', 1, '{}', '{\"kind\":\"system\"}', now()
+      FROM unnest($2::uuid[]) WITH ORDINALITY AS e(id, ord)
+     ORDER BY e.ord
+    RETURNING version, position, tx_id
+)
+INSERT INTO switchboard.commands (stream_id, command_id, digest, first_version,
+        last_version, first_commit, first_sequence, last_commit, last_sequence)
+SELECT $1, $3, $4, min(version), max(version), max(tx_id::text::bigint),
+       min(position), max(tx_id::text::bigint), max(position)
+  FROM appended";
+    let (a, b) = (org(1), org(2));
+    let (c1, c2) = (
+        CommandId::from_uuid(uuid::Uuid::from_u128(71)),
+        CommandId::from_uuid(uuid::Uuid::from_u128(72)),
+    );
+    let digest = CommandDigest([7; 32]);
+    client
+        .execute(
+            lean_v5,
+            &[
+                &a.as_uuid(),
+                &vec![
+                    event_id(1).as_uuid(),
+                    event_id(2).as_uuid(),
+                    event_id(3).as_uuid(),
+                ],
+                &c1.as_uuid(),
+                &Some(digest.0.to_vec()),
+            ],
+        )
+        .await
+        .expect("old append with a digest");
+    client
+        .execute(
+            lean_v5,
+            &[
+                &b.as_uuid(),
+                &vec![event_id(4).as_uuid()],
+                &c2.as_uuid(),
+                &None::<Vec<u8>>,
+            ],
+        )
+        .await
+        .expect("old append without a digest");
+    let before: Vec<String> = client
+        .query(
+            "SELECT concat_ws(' ', command_id, stream_id, first_version, last_version, \
+             first_commit, first_sequence, last_commit, last_sequence, encode(digest, 'hex')) \
+             FROM switchboard.commands ORDER BY command_id",
+            &[],
+        )
+        .await
+        .expect("old rows")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(before.len(), 2);
+
+    let store = store_on(&config).await;
+    assert_eq!(store.migrate().await.expect("migrate"), 1);
+    let after: Vec<String> = client
+        .query(
+            "SELECT concat_ws(' ', command_id, stream_id, first_version, last_version, \
+             first_commit, first_sequence, last_commit, last_sequence, encode(digest, 'hex')) \
+             FROM switchboard.commands ORDER BY command_id",
+            &[],
+        )
+        .await
+        .expect("the view")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        after, before,
+        "every command kept, with its outcome and digest"
+    );
+    let first: CommandRecord = store
+        .find_command(a, c1)
+        .await
+        .expect("find")
+        .expect("moved command");
+    assert_eq!(
+        (
+            first.outcome.stream,
+            first.outcome.first_version,
+            first.outcome.last_version
+        ),
+        (a, 1, 3)
+    );
+    assert_eq!(first.digest, Some(digest));
+    assert!(first.outcome.first_position < first.outcome.last_position);
+    let second = store
+        .find_command(b, c2)
+        .await
+        .expect("find")
+        .expect("moved");
+    assert_eq!((second.outcome.last_version, second.digest), (1, None));
+    assert_eq!(
+        store.find_command(b, c1).await.expect("find"),
+        None,
+        "scoped to a"
+    );
+
+    // A repeat: the first outcome, whatever the expected version says now.
+    let mut again = append(a, ExpectedVersion::NoStream, vec![event(10)]);
+    again.command_id = Some(c1);
+    again.command_digest = Some(digest);
+    let outcome = store.append(again.clone()).await.expect("duplicate");
+    assert!(outcome.duplicate);
+    assert_eq!(
+        (
+            outcome.first_position,
+            outcome.last_position,
+            outcome.last_version
+        ),
+        (first.outcome.first_position, first.outcome.last_position, 3)
+    );
+    again.command_digest = Some(CommandDigest([8; 32]));
+    assert!(matches!(
+        store.append(again).await,
+        Err(StoreError::IdempotencyKeyReused { command_id }) if command_id == c1
+    ));
+    // New appends record their command on their first event.
+    let mut next = append(a, ExpectedVersion::Exact(3), vec![event(11), event(12)]);
+    next.command_id = Some(CommandId::from_uuid(uuid::Uuid::from_u128(73)));
+    let recorded = store
+        .append(next.clone())
+        .await
+        .expect("append after the migration");
+    assert_eq!((recorded.first_version, recorded.last_version), (4, 5));
+    let repeat = store.append(next).await.expect("repeat");
+    assert!(repeat.duplicate);
+    assert_eq!(
+        (repeat.first_position, repeat.last_position),
+        (recorded.first_position, recorded.last_position)
+    );
+    assert_eq!(store.stream_version(a).await.expect("version"), 5);
+    let flagged: i64 = client
+        .query_one(
+            "SELECT count(*) FROM switchboard.events WHERE append_command_id IS NOT NULL",
+            &[],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(
+        flagged, 3,
+        "one row per recorded command, on its first event"
+    );
+}
+
+/// The function path (an append with key changes) names a recorded event
+/// id whatever else the append carries: an append that only shreds a key
+/// used to skip the function's event-id check and leave the duplicate to
+/// the unique index, whose constraint name the client then had to read.
+#[tokio::test]
+async fn an_append_that_only_shreds_a_key_names_a_recorded_event_id() {
+    use switchboard_core::store::{AppendRequest, KeyChange};
+    let store = fresh_store().await;
+    let (a, b) = (org(1), org(2));
+    store
+        .append(append(a, ExpectedVersion::NoStream, vec![event(1)]))
+        .await
+        .expect("first");
+    let shred = AppendRequest {
+        keys: vec![KeyChange::Shred {
+            subject: switchboard_core::UserId::from_uuid(uuid::Uuid::from_u128(9)),
+        }],
+        ..append(b, ExpectedVersion::NoStream, vec![event(2), event(1)])
+    };
+    assert_eq!(
+        store.append(shred).await,
+        Err(StoreError::DuplicateEvent {
+            event_id: event_id(1)
+        })
+    );
+    assert_eq!(store.stream_version(b).await.expect("version"), 0);
 }
