@@ -33,7 +33,7 @@ async fn server_stopped_mid_stream(mode: StopMode) {
         max_connections: 4,
         ..PostgresOptions::default()
     };
-    let store = PostgresStore::connect_config(config, options)
+    let store = PostgresStore::connect_config(config.clone(), options)
         .await
         .expect("store");
     store.migrate().await.expect("migrate");
@@ -82,11 +82,44 @@ async fn server_stopped_mid_stream(mode: StopMode) {
         acked.load(Ordering::SeqCst) >= 200
     })
     .await;
+    // Make the cut deterministic: a lock on the events table holds the next
+    // appends on live sessions until at least one is seen waiting; the stop
+    // then cuts appends whose outcome the client cannot know. (Without it,
+    // whether the stop lands mid-append was a matter of timing, which a
+    // loaded machine sometimes lost.)
+    let (locker, connection) = config
+        .connect(tokio_postgres::NoTls)
+        .await
+        .expect("lock connection");
+    let driver = tokio::spawn(connection);
+    locker
+        .batch_execute("BEGIN; LOCK TABLE switchboard.events IN SHARE ROW EXCLUSIVE MODE")
+        .await
+        .expect("lock the events table");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let waiting: i64 = locker
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .expect("pg_stat_activity")
+            .get(0);
+        if waiting >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no append waited on the lock");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let c = cluster.clone();
     tokio::task::spawn_blocking(move || c.stop(mode))
         .await
         .expect("stop task")
         .expect("pg_ctl stop");
+    drop(locker);
+    let _ = driver.await; // ends with the server
     wait_until(
         "appends failing while the server is down",
         Duration::from_secs(60),
