@@ -774,7 +774,7 @@ SELECT $1, $3, $4, min(version), max(version), max(tx_id::text::bigint),
     assert_eq!(before.len(), 2);
 
     let store = store_on(&config).await;
-    assert_eq!(store.migrate().await.expect("migrate"), 1);
+    assert_eq!(store.migrate().await.expect("migrate"), 2, "migrations 6 and 7");
     let after: Vec<String> = client
         .query(
             "SELECT concat_ws(' ', command_id, stream_id, first_version, last_version, \
