@@ -39,6 +39,7 @@ pub mod evolve;
 pub mod model;
 pub mod query;
 pub mod redact;
+pub mod rule;
 pub mod schema;
 pub mod service;
 #[cfg(feature = "proptest")]
@@ -54,3 +55,4 @@ pub use error::{Blocker, CommandError, Missing};
 pub use event::{DeletionAcknowledgement, Event, PersonalData};
 pub use evolve::{evolve, fold};
 pub use model::*;
+pub use rule::{RuleId, UnknownRuleId};

@@ -34,6 +34,7 @@ use crate::error::{Blocker, CommandError, Missing};
 use crate::event::Event;
 use crate::ids::*;
 use crate::model::*;
+use crate::rule::RuleId;
 use crate::store::MAX_EVENTS_PER_APPEND;
 use bulk::BulkReport;
 use serde::{Deserialize, Serialize};
@@ -331,7 +332,7 @@ pub(crate) fn find_user<'s>(
 pub(crate) fn live_user<'s>(
     s: &'s Organization,
     id: UserId,
-    rule: &str,
+    rule: RuleId,
     b: &mut Vec<Blocker>,
 ) -> Option<&'s User> {
     let u = find_user(s, id, b)?;
@@ -339,7 +340,7 @@ pub(crate) fn live_user<'s>(
         b.push(Blocker::WrongStatus {
             user: id,
             status: u.status,
-            rule: rule.to_owned(),
+            rule,
         });
         return None;
     }
@@ -350,7 +351,7 @@ pub(crate) fn live_user<'s>(
 pub(crate) fn active_user<'s>(
     s: &'s Organization,
     id: UserId,
-    rule: &str,
+    rule: RuleId,
     b: &mut Vec<Blocker>,
 ) -> Option<&'s User> {
     let u = find_user(s, id, b)?;
@@ -358,7 +359,7 @@ pub(crate) fn active_user<'s>(
         b.push(Blocker::WrongStatus {
             user: id,
             status: u.status,
-            rule: rule.to_owned(),
+            rule,
         });
         return None;
     }
@@ -488,7 +489,10 @@ pub(crate) fn find_number<'s>(
     raw: &str,
     b: &mut Vec<Blocker>,
 ) -> Option<&'s Number> {
-    let n = check(crate::validate::phone_number("number", "R-NUM-06", raw), b)?;
+    let n = check(
+        crate::validate::phone_number("number", RuleId::UniqueNumber, raw),
+        b,
+    )?;
     let found = s.numbers.get(&n);
     if found.is_none() {
         b.push(Blocker::NotFound {
@@ -529,7 +533,7 @@ pub(crate) fn access_loss_blockers(
         b.push(Blocker::NumbersStillAssigned {
             user: user.id,
             numbers: assigned,
-            rule: "R-NUM-01".into(),
+            rule: RuleId::NumberAssignee,
         });
     }
     let forwarded = lost(&user.forwarded_numbers);
@@ -580,7 +584,7 @@ pub(crate) fn check_grant(
     );
     if grant.accounts.is_empty() && !grant.agency_admin {
         b.push(Blocker::Invalid {
-            rule: "R-INV-02".into(),
+            rule: RuleId::InvitationGrant,
             field: "accounts".into(),
             reason: "an invitation grants at least one account or the agency administrator role"
                 .into(),
@@ -590,7 +594,7 @@ pub(crate) fn check_grant(
     for a in &grant.accounts {
         if !seen.insert(*a) {
             b.push(Blocker::Invalid {
-                rule: "R-INV-02".into(),
+                rule: RuleId::InvitationGrant,
                 field: "accounts".into(),
                 reason: format!("{a} is listed twice"),
             });
@@ -648,14 +652,14 @@ pub(crate) fn expires_at(
     ttl: Option<chrono::TimeDelta>,
     what: &str,
     ttl_in_words: String,
-    rule: &str,
+    rule: RuleId,
 ) -> Result<chrono::DateTime<chrono::Utc>, Blocker> {
     ttl.and_then(|ttl| ctx.now.checked_add_signed(ttl))
         .ok_or_else(|| Blocker::ExpiryOutOfRange {
             what: what.to_owned(),
             ttl: ttl_in_words,
             now: ctx.now,
-            rule: rule.to_owned(),
+            rule,
         })
 }
 
