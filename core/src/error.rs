@@ -11,6 +11,7 @@ use std::fmt;
 
 /// Something that is not there.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Missing {
     /// The organization has not been created.
     Organization,
@@ -35,6 +36,7 @@ pub enum Missing {
 /// (see [`crate::redact`]).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "blocker")]
+#[non_exhaustive]
 pub enum Blocker {
     /// A referenced entity does not exist.
     NotFound {

@@ -503,6 +503,7 @@ pub fn validate_checkpoint_name(name: &str) -> Result<(), StoreError> {
 
 /// Every way a store can fail. Database errors are mapped by SQLSTATE, never by message text.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The expected version did not hold; nothing was appended.
     #[error("version conflict on stream {stream}: expected {expected:?}, actual {actual}")]

@@ -580,6 +580,8 @@ fn subject(sut: &Sut, b: &Blocker) -> S {
             Missing::Invitation(i) => S::Invitation(sut.invitation_ix(*i)),
             Missing::WorkItem(w) => S::Work(sut.item_ix(*w)),
             Missing::Device(d) => S::Device(sut.device_ix(*d)),
+            // `Missing` is `#[non_exhaustive]`: a new kind must be mapped here.
+            other => panic!("unmapped missing entity {other:?}"),
         },
         AlreadyCreated | UnknownToken | DeletionNotAcknowledged => S::Nothing,
         // The input over its bound, named as core names it.
@@ -646,6 +648,9 @@ fn subject(sut: &Sut, b: &Blocker) -> S {
         BuiltInRole { role } => S::Role(role.as_str().to_owned()),
         BulkRowsRejected { .. } => panic!("a bulk refusal is compared row by row"),
         ExpiryOutOfRange { .. } => S::Nothing,
+        // `Blocker` is `#[non_exhaustive]`, so the compiler no longer lists a
+        // new variant here: the comparison fails loudly instead of hiding it.
+        other => panic!("unmapped blocker {other:?}"),
     }
 }
 

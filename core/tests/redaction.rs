@@ -114,7 +114,7 @@ impl Recorder {
             .iter()
             .filter_map(|s| match &s.purpose {
                 SecretPurpose::Invitation { email, .. } => Some((email.clone(), s.token.clone())),
-                SecretPurpose::PasswordReset { .. } => None,
+                _ => None,
             })
             .collect()
     }

@@ -44,6 +44,7 @@ pub(crate) use profile::{admin_fields_events, profile_events, AdminChange, Profi
 
 /// What a secret token was issued for. `Debug` hides the email.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum SecretPurpose {
     /// An invitation; `email` is set for email invitations (send it there).
     Invitation {

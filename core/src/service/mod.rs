@@ -147,6 +147,7 @@ impl Handled {
 
 /// Why the service could not handle a command.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServiceError {
     /// The rules refused it; nothing was recorded.
     #[error(transparent)]
