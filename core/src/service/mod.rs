@@ -622,6 +622,7 @@ impl<S: Store> CommandService<S> {
         Err(unknown.unwrap_or(StoreError::Unavailable {
             reason: "append outcome unknown".into(),
             maybe_committed: true,
+            source: None,
         }))
     }
 
@@ -712,6 +713,7 @@ impl<S: Store> CommandService<S> {
                             "stream {} jumps from version {} to {}",
                             state.id, state.version, r.version
                         ),
+                        source: None,
                     }
                     .into());
                 }
