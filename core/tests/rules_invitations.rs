@@ -917,3 +917,85 @@ fn r_inv_02_clients_in_a_grant_need_manage_users_over_their_current_owner() {
     assert_eq!(w.state.work_items[&east_client].owner, inv.user.unwrap());
     assert_eq!(w.state.work_items[&west_client].owner, wes);
 }
+
+// Found by `cargo mutants` (RELIABILITY.md): no test re-invited a user who
+// was no longer `Invited`, so the guard on the user's status could be dropped.
+#[test]
+fn r_inv_05_only_an_invitee_who_is_still_invited_can_be_reinvited() {
+    let mut w = World::new();
+    let gone = w.invite("gone@northwind.example", grant(agent_role(), &[w.root]));
+    let user = gone.user.expect("an email invitation creates its user");
+    w.ok(
+        w.owner_actor(),
+        Command::Delete {
+            user,
+            acknowledgement: DeletionAcknowledgement::ALL,
+            forward_numbers_to: None,
+            reassign_reports: None,
+        },
+    );
+    let err = w.refused(
+        w.owner_actor(),
+        Command::Reinvite {
+            invitation: gone.invitation,
+        },
+    );
+    assert_eq!(
+        err.blockers,
+        vec![Blocker::WrongStatus {
+            user,
+            status: UserStatus::Deleted,
+            rule: RuleId::InvitationExpiry,
+        }],
+        "{err}"
+    );
+}
+
+// Found by `cargo mutants`: no test gave a token at the length bound, so
+// `>` could become `>=` or `==` unnoticed.
+#[test]
+fn r_inv_03_a_token_at_the_length_bound_is_looked_up_and_one_over_it_is_refused() {
+    let mut w = World::new();
+    // 128 bytes (the bound): looked up, and unknown.
+    let err = w.refused(Actor::System, accept_cmd(&"x".repeat(128), None, "Max"));
+    assert_eq!(only(&err), &Blocker::UnknownToken);
+    // 129 bytes: refused by the bound before any lookup.
+    let err = w.refused(Actor::System, accept_cmd(&"x".repeat(129), None, "Max"));
+    assert_eq!(
+        only(&err),
+        &Blocker::LimitExceeded {
+            what: "token".into(),
+            limit: 128,
+            actual: 129,
+        }
+    );
+    assert_eq!(err.rules(), vec![RuleId::Limit]);
+}
+
+// Found by `cargo mutants`: no test signed a user in up to the device limit,
+// so the count could be off by one unnoticed.
+#[test]
+fn r_inv_04_sign_ins_stop_at_the_device_limit() {
+    let mut w = World::new();
+    let ann = w.agent("Ann", &[w.root]);
+    // `agent` signed Ann in once; 99 more sessions reach the limit of 100.
+    for i in 1..100 {
+        w.sign_in(ann, &format!("device {i}"));
+    }
+    assert_eq!(w.user(ann).devices.len(), 100);
+    let err = w.refused(
+        as_user(ann),
+        Command::SignIn {
+            user: ann,
+            device_name: "one too many".into(),
+        },
+    );
+    assert_eq!(
+        only(&err),
+        &Blocker::LimitExceeded {
+            what: "devices".into(),
+            limit: 100,
+            actual: 101,
+        }
+    );
+}

@@ -4,7 +4,8 @@
 //! Control flow lives here and in one function per command; the checks are
 //! small pure functions ("guards") that push blockers into a list, so a
 //! refusal always reports everything that stands in the way. To find a rule's
-//! code, grep its id (`R-NUM-02`): every guard names the rule it enforces.
+//! code, grep its id (`R-NUM-02`) or its [`RuleId`] variant
+//! (`NumbersBlockDeletion`): every guard names the rule it enforces.
 //!
 //! | file | rules |
 //! |---|---|
