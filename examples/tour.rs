@@ -7,8 +7,12 @@
 //! DATABASE_URL=postgres://… cargo run --example tour --features postgres
 //! ```
 //!
-//! Time, ids and secrets come from deterministic sources so that the output
-//! is the same on every run; a service passes `switchboard::system`'s.
+//! The service is the production one (`ServiceBuilder`: tokio timer, default
+//! configuration) except for three sources the tour must control: a clock it
+//! can move (fifteen days pass, R-INV-05) and seeded ids and secrets, so that
+//! it prints the same output on every run. A service passes only its store:
+//! `production_service(store)`. Every id the tour uses afterwards is read from
+//! what the command created (`Handled::created`) or the tokens it issued.
 
 use chrono::TimeZone;
 use std::collections::BTreeMap;
@@ -27,7 +31,7 @@ struct Tour<S> {
     refusals: usize,
 }
 
-impl<S: Store> Tour<S> {
+impl<S: Store + Clone + 'static> Tour<S> {
     fn id<T: From<uuid::Uuid>>(&self) -> T {
         T::from(self.ids.next_id())
     }
@@ -105,26 +109,25 @@ impl<S: Store> Tour<S> {
     }
 
     /// Accepts an invitation with its token and signs in for the first time.
-    async fn join(&mut self, token: &str, name: &str, mobile: &str) -> Option<UserId> {
-        self.run(
-            Actor::System,
-            &format!("{name} accepts their invitation and completes their profile"),
-            Command::AcceptInvitation {
-                token: token.to_owned(),
-                email: None,
-                name: name.to_owned(),
-                mobile: Some(mobile.to_owned()),
-                default_country: Some("US".to_owned()),
-            },
-        )
-        .await?;
-        let user = self
-            .state()
-            .await
-            .users
-            .values()
-            .find(|u| u.label() == name)?
-            .id;
+    async fn join(&mut self, invite: &Invite, name: &str, mobile: &str) -> Option<UserId> {
+        let accepted = self
+            .run(
+                Actor::System,
+                &format!("{name} accepts their invitation and completes their profile"),
+                Command::AcceptInvitation {
+                    token: invite.token.clone(),
+                    email: None,
+                    name: name.to_owned(),
+                    mobile: Some(mobile.to_owned()),
+                    default_country: Some("US".to_owned()),
+                },
+            )
+            .await?;
+        // An email invitation created its user when it was sent; a link
+        // invitation creates the user on acceptance.
+        let user = invite
+            .user
+            .or_else(|| accepted.created().users.first().copied())?;
         self.run(
             Actor::user(user),
             "signs in for the first time",
@@ -138,14 +141,32 @@ impl<S: Store> Tour<S> {
     }
 }
 
-fn tokens(handled: &Handled) -> BTreeMap<String, String> {
+/// An invitation as the command that issued it tells it.
+struct Invite {
+    token: String,
+    invitation: InvitationId,
+    /// The invited user (email invitations create them at once).
+    user: Option<UserId>,
+}
+
+/// The email invitations a command issued, by address.
+fn tokens(handled: &Handled) -> BTreeMap<String, Invite> {
     handled
         .secrets
         .iter()
         .filter_map(|s| match &s.purpose {
-            decide::SecretPurpose::Invitation { email: Some(e), .. } => {
-                Some((e.clone(), s.token.clone()))
-            }
+            decide::SecretPurpose::Invitation {
+                invitation,
+                user,
+                email: Some(e),
+            } => Some((
+                e.clone(),
+                Invite {
+                    token: s.token.clone(),
+                    invitation: *invitation,
+                    user: *user,
+                },
+            )),
             _ => None,
         })
         .collect()
@@ -165,13 +186,19 @@ pub struct Summary {
 }
 
 /// Runs the whole tour on `store`; fails if replaying the log differs from the live state.
-pub async fn tour<S: Store>(store: S) -> Result<Summary, String> {
+pub async fn tour<S: Store + Clone + 'static>(store: S) -> Result<Summary, String> {
     let clock = Arc::new(FixedClock::new(
         chrono::Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
     ));
     let ids = Arc::new(SequentialIds::new(2026));
     let secrets = Arc::new(SeededSecrets::new(2026));
-    let service = CommandService::new(store, clock.clone(), ids.clone(), secrets);
+    // The production service, but for the clock, ids and secrets (see the top
+    // of this file for why the tour needs its own).
+    let service = ServiceBuilder::new(store)
+        .clock(clock.clone())
+        .ids(ids.clone())
+        .secrets(secrets)
+        .build();
     let mut t = Tour {
         service,
         org: OrgId::from_uuid(ids.next_id()),
@@ -182,22 +209,23 @@ pub async fn tour<S: Store>(store: S) -> Result<Summary, String> {
     };
 
     heading("Setting up: an agency with two sub-accounts");
-    t.run(
-        Actor::System,
-        "create the organization",
-        Command::CreateOrganization {
-            name: "Northwind Agency".into(),
-            root_account_name: "Northwind".into(),
-            owner_email: "olivia@northwind.example".into(),
-            owner_name: "Olivia Owner".into(),
-            policies: None,
-        },
-    )
-    .await
-    .ok_or("organization not created")?;
-    let state = t.state().await;
-    let owner = state.primary_owner.ok_or("no owner")?;
-    let root = state.root_account.ok_or("no root account")?;
+    let created = t
+        .run(
+            Actor::System,
+            "create the organization",
+            Command::CreateOrganization {
+                name: "Northwind Agency".into(),
+                root_account_name: "Northwind".into(),
+                owner_email: "olivia@northwind.example".into(),
+                owner_name: "Olivia Owner".into(),
+                policies: None,
+            },
+        )
+        .await
+        .ok_or("organization not created")?
+        .created();
+    let owner = *created.users.first().ok_or("no owner")?;
+    let root = *created.accounts.first().ok_or("no root account")?;
     let olivia = Actor::user(owner);
     t.run(
         olivia.clone(),
@@ -212,27 +240,23 @@ pub async fn tour<S: Store>(store: S) -> Result<Summary, String> {
         },
     )
     .await;
+    let mut sub_accounts = Vec::new();
     for name in ["East", "West"] {
-        t.run(
-            olivia.clone(),
-            &format!("create sub-account {name}"),
-            Command::CreateAccount {
-                name: name.into(),
-                parent: root,
-            },
-        )
-        .await;
+        let created = t
+            .run(
+                olivia.clone(),
+                &format!("create sub-account {name}"),
+                Command::CreateAccount {
+                    name: name.into(),
+                    parent: root,
+                },
+            )
+            .await
+            .ok_or(format!("sub-account {name} not created"))?
+            .created();
+        sub_accounts.push(*created.accounts.first().ok_or("no account")?);
     }
-    let state = t.state().await;
-    let account = |n: &str| {
-        state
-            .accounts
-            .values()
-            .find(|a| a.name == n)
-            .map(|a| a.id)
-            .ok_or(format!("no account {n}"))
-    };
-    let (east, west) = (account("East")?, account("West")?);
+    let (east, west) = (sub_accounts[0], sub_accounts[1]);
 
     heading("Seed 001 — invite several people, accept one, let one expire, re-invite");
     t.run(
@@ -298,11 +322,7 @@ pub async fn tour<S: Store>(store: S) -> Result<Summary, String> {
         "+1 415 555 0102",
     )
     .await;
-    let bob_invitation = {
-        let s = t.state().await;
-        let bob = s.user_by_email("bob@northwind.example").ok_or("bob")?;
-        bob.invitation.ok_or("bob has no invitation")?
-    };
+    let bob_invitation = tok["bob@northwind.example"].invitation;
     let reinvited = t
         .run(
             olivia.clone(),
@@ -481,22 +501,29 @@ pub async fn tour<S: Store>(store: S) -> Result<Summary, String> {
     .await;
 
     heading("Seed 003 — transfer work, reassign clients, delete with acknowledgements");
+    let mut client = None;
     for (kind, title) in [
         (WorkKind::Conversation, "Acme renewal thread"),
         (WorkKind::FlowTemplate, "Welcome flow"),
         (WorkKind::Client, "Acme Corp"),
         (WorkKind::Meeting, "Quarterly review"),
     ] {
-        t.run(
-            Actor::user(bob),
-            &format!("record {kind:?} {title:?}"),
-            Command::CreateWorkItem {
-                kind,
-                title: title.into(),
-                owner: bob,
-            },
-        )
-        .await;
+        let created = t
+            .run(
+                Actor::user(bob),
+                &format!("record {kind:?} {title:?}"),
+                Command::CreateWorkItem {
+                    kind,
+                    title: title.into(),
+                    owner: bob,
+                },
+            )
+            .await
+            .ok_or(format!("{title} not recorded"))?
+            .created();
+        if kind == WorkKind::Client {
+            client = created.work_items.first().copied();
+        }
     }
     t.run(
         olivia.clone(),
@@ -508,13 +535,7 @@ pub async fn tour<S: Store>(store: S) -> Result<Summary, String> {
         },
     )
     .await;
-    let client = t
-        .state()
-        .await
-        .work_by_kind(bob)
-        .get(&WorkKind::Client)
-        .and_then(|v| v.first().map(|w| w.id))
-        .ok_or("no client")?;
+    let client = client.ok_or("no client")?;
     t.run(
         olivia.clone(),
         "reassign the client Acme Corp to Dan",

@@ -150,33 +150,143 @@ pub type SharedStore = std::sync::Arc<dyn switchboard_core::store::Store>;
 /// ids, the operating system's randomness for secrets, the tokio timer
 /// between conflicting attempts, snapshots written in tokio tasks off the
 /// command path ([`system::TokioSpawn`]) — and the default configuration.
-/// The common case in one line; [`service::CommandService::with_config`]
-/// for the rest.
+/// The common case in one line; [`ServiceBuilder`] to replace one of them.
 ///
 /// ```
 /// use std::sync::Arc;
 /// use switchboard::memory::MemoryStore;
 /// use switchboard::{production_service, SharedStore};
 ///
-/// // Monomorphic over the store...
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
 /// let service = production_service(MemoryStore::new());
-/// // ...or over a store chosen at run time, same type either way.
+/// // Or over a type-erased store, so the application's state type does not
+/// // name the store:
 /// let store: SharedStore = Arc::new(MemoryStore::new());
 /// let shared: switchboard::service::CommandService<SharedStore> = production_service(store);
 /// # let _ = (service, shared);
+/// # }
 /// ```
 pub fn production_service<S: switchboard_core::store::Store + Clone + 'static>(
     store: S,
 ) -> service::CommandService<S> {
-    use std::sync::Arc;
-    service::CommandService::new(
-        store,
-        Arc::new(system::SystemClock),
-        Arc::new(system::UuidV7Ids),
-        Arc::new(system::OsSecrets),
-    )
-    .with_pause(Arc::new(system::TokioPause))
-    .with_background_snapshots(Arc::new(system::TokioSpawn))
+    ServiceBuilder::new(store).build()
+}
+
+/// Builds a [`service::CommandService`] from the production defaults
+/// ([`system::SystemClock`], [`system::UuidV7Ids`], [`system::OsSecrets`],
+/// [`system::TokioPause`], snapshots written by [`system::TokioSpawn`] off the
+/// command path, the default [`service::ServiceConfig`]), replacing only what
+/// the caller names.
+///
+/// ```
+/// use std::sync::Arc;
+/// use switchboard::memory::MemoryStore;
+/// use switchboard::service::ServiceConfig;
+/// use switchboard::{Clock, ServiceBuilder};
+///
+/// /// A clock an hour ahead of the system's (say, to test expiries).
+/// struct Ahead;
+/// impl Clock for Ahead {
+///     fn now(&self) -> chrono::DateTime<chrono::Utc> {
+///         chrono::Utc::now() + chrono::Duration::hours(1)
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let service = ServiceBuilder::new(MemoryStore::new())
+///     .clock(Arc::new(Ahead))
+///     .config(ServiceConfig { max_attempts: 3, ..ServiceConfig::default() })
+///     .build();
+/// assert_eq!(service.config().max_attempts, 3);
+/// # }
+/// ```
+pub struct ServiceBuilder<S> {
+    store: S,
+    clock: std::sync::Arc<dyn Clock>,
+    ids: std::sync::Arc<dyn IdSource>,
+    secrets: std::sync::Arc<dyn SecretSource>,
+    pause: std::sync::Arc<dyn Pause>,
+    spawn: Option<std::sync::Arc<dyn service::Spawn>>,
+    config: service::ServiceConfig,
+}
+
+impl<S: switchboard_core::store::Store + Clone + 'static> ServiceBuilder<S> {
+    /// The production defaults over `store`.
+    pub fn new(store: S) -> Self {
+        use std::sync::Arc;
+        Self {
+            store,
+            clock: Arc::new(system::SystemClock),
+            ids: Arc::new(system::UuidV7Ids),
+            secrets: Arc::new(system::OsSecrets),
+            pause: Arc::new(system::TokioPause),
+            spawn: Some(Arc::new(system::TokioSpawn)),
+            config: service::ServiceConfig::default(),
+        }
+    }
+
+    /// Another source of time.
+    pub fn clock(mut self, clock: std::sync::Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Another source of ids.
+    pub fn ids(mut self, ids: std::sync::Arc<dyn IdSource>) -> Self {
+        self.ids = ids;
+        self
+    }
+
+    /// Another source of secrets. Token and data-key nonces are only as
+    /// unpredictable as this source.
+    pub fn secrets(mut self, secrets: std::sync::Arc<dyn SecretSource>) -> Self {
+        self.secrets = secrets;
+        self
+    }
+
+    /// Another wait between conflicting attempts.
+    pub fn pause(mut self, pause: std::sync::Arc<dyn Pause>) -> Self {
+        self.pause = pause;
+        self
+    }
+
+    /// Another way to run snapshot writes off the command path (a runtime
+    /// other than tokio, or a queue a test drains by hand).
+    pub fn background_snapshots(mut self, spawner: std::sync::Arc<dyn service::Spawn>) -> Self {
+        self.spawn = Some(spawner);
+        self
+    }
+
+    /// Snapshots written by the command that crosses a snapshot point, on
+    /// its own path (no task is spawned; that command waits for the write).
+    pub fn snapshots_on_command_path(mut self) -> Self {
+        self.spawn = None;
+        self
+    }
+
+    /// Another configuration (out-of-range values are clamped).
+    pub fn config(mut self, config: service::ServiceConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The service.
+    pub fn build(self) -> service::CommandService<S> {
+        let service = service::CommandService::with_config(
+            self.store,
+            self.clock,
+            self.ids,
+            self.secrets,
+            self.config,
+        )
+        .with_pause(self.pause);
+        match self.spawn {
+            Some(spawner) => service.with_background_snapshots(spawner),
+            None => service,
+        }
+    }
 }
 
 /// The README's examples, compiled as doc tests so they stay true.

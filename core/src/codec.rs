@@ -43,6 +43,7 @@ pub fn json_error_shape(e: &serde_json::Error) -> String {
 
 /// Why a stored event could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum DecodeError {
     /// No upcaster from this version, or a version from the future.
     #[error("event {event_type} has schema version {version}, which this build cannot read")]

@@ -77,6 +77,7 @@ pub enum BulkMode {
 /// are set, never their values (see [`crate::redact`]).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command")]
+#[non_exhaustive]
 pub enum Command {
     /// Create the organization with its root account and primary owner (system or support only).
     CreateOrganization {

@@ -5,7 +5,9 @@
 use crate::ids::{CommandId, UserId};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+#[cfg(feature = "test-util")]
 use std::sync::atomic::{AtomicU64, Ordering};
+#[cfg(feature = "test-util")]
 use std::sync::Mutex;
 use uuid::Uuid;
 
@@ -153,11 +155,15 @@ impl std::future::Future for YieldOnce {
 }
 
 /// A clock that says what it was told: for tests, replays and examples.
+///
+/// Compiled only with the feature `test-util` (never in a production build).
+#[cfg(feature = "test-util")]
 #[derive(Debug)]
 pub struct FixedClock {
     now: Mutex<DateTime<Utc>>,
 }
 
+#[cfg(feature = "test-util")]
 impl FixedClock {
     /// A clock stopped at `now`.
     pub fn new(now: DateTime<Utc>) -> Self {
@@ -176,6 +182,7 @@ impl FixedClock {
     }
 }
 
+#[cfg(feature = "test-util")]
 impl Clock for FixedClock {
     fn now(&self) -> DateTime<Utc> {
         *self.now.lock().unwrap_or_else(|e| e.into_inner())
@@ -184,12 +191,16 @@ impl Clock for FixedClock {
 
 /// Deterministic ids: a seed in the high bits and a counter in the low bits,
 /// shaped as UUID v7-compatible values. For tests, examples and replays.
+///
+/// Compiled only with the feature `test-util` (never in a production build).
+#[cfg(feature = "test-util")]
 #[derive(Debug)]
 pub struct SequentialIds {
     seed: u64,
     next: AtomicU64,
 }
 
+#[cfg(feature = "test-util")]
 impl SequentialIds {
     /// A source whose ids all carry `seed`, so two sources with different seeds never collide.
     pub fn new(seed: u64) -> Self {
@@ -200,6 +211,7 @@ impl SequentialIds {
     }
 }
 
+#[cfg(feature = "test-util")]
 impl IdSource for SequentialIds {
     fn next_id(&self) -> Uuid {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
@@ -213,11 +225,15 @@ impl IdSource for SequentialIds {
 
 /// Deterministic "secrets" from a seed (SplitMix64). For tests only: a real
 /// service passes an operating-system random source.
+///
+/// Compiled only with the feature `test-util` (never in a production build).
+#[cfg(feature = "test-util")]
 #[derive(Debug)]
 pub struct SeededSecrets {
     state: AtomicU64,
 }
 
+#[cfg(feature = "test-util")]
 impl SeededSecrets {
     /// A seeded source.
     pub fn new(seed: u64) -> Self {
@@ -227,6 +243,7 @@ impl SeededSecrets {
     }
 }
 
+#[cfg(feature = "test-util")]
 impl SecretSource for SeededSecrets {
     fn secret(&self) -> [u8; 32] {
         let mut out = [0u8; 32];

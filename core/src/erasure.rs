@@ -85,6 +85,7 @@ impl KeyRing {
 
 /// Why a sealed field could not be opened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SealError {
     /// The sealed object is not in the expected shape.
     #[error("sealed personal data is malformed: {0}")]

@@ -4,12 +4,14 @@
 use crate::context::Actor;
 use crate::ids::*;
 use crate::model::*;
+use crate::rule::RuleId;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// Something that is not there.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum Missing {
     /// The organization has not been created.
     Organization,
@@ -34,6 +36,7 @@ pub enum Missing {
 /// (see [`crate::redact`]).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "blocker")]
+#[non_exhaustive]
 pub enum Blocker {
     /// A referenced entity does not exist.
     NotFound {
@@ -54,7 +57,7 @@ pub enum Blocker {
     /// Malformed input (the rule it breaks is named).
     Invalid {
         /// The rule.
-        rule: String,
+        rule: RuleId,
         /// Which input.
         field: String,
         /// Why.
@@ -110,7 +113,7 @@ pub enum Blocker {
         /// The existing user.
         user: UserId,
         /// The rule.
-        rule: String,
+        rule: RuleId,
     },
     /// Users holding `ManageTeam` cannot be deactivated in bulk (R-BULK-02).
     ManagesTeamInBulk {
@@ -143,7 +146,7 @@ pub enum Blocker {
         /// Their status.
         status: UserStatus,
         /// The rule.
-        rule: String,
+        rule: RuleId,
     },
     /// A user has no access to an account (R-NUM-01, R-NUM-04).
     NoAccess {
@@ -152,7 +155,7 @@ pub enum Blocker {
         /// The account.
         account: AccountId,
         /// The rule.
-        rule: String,
+        rule: RuleId,
     },
     /// The number already exists in this organization (R-NUM-06).
     NumberExists {
@@ -183,7 +186,7 @@ pub enum Blocker {
         /// The numbers.
         numbers: Vec<PhoneNumber>,
         /// The rule.
-        rule: String,
+        rule: RuleId,
     },
     /// The user is the forward target of numbers (R-NUM-05).
     ForwardTarget {
@@ -291,7 +294,7 @@ pub enum Blocker {
         /// The instant of the decision, from the caller's clock.
         now: DateTime<Utc>,
         /// The rule.
-        rule: String,
+        rule: RuleId,
     },
     /// The command would touch more than one command may (split it).
     TooMuchWork {
@@ -349,48 +352,54 @@ crate::redact::debug_redacted!(enum Blocker {
 });
 
 impl Blocker {
-    /// The rule id the blocker enforces, e.g. `R-NUM-02`. `LIMIT` marks an
-    /// input bound, `INPUT` a reference to something that does not exist.
-    pub fn rule(&self) -> String {
+    /// The rule the blocker enforces, e.g. [`RuleId::NumbersBlockDeletion`]
+    /// (`R-NUM-02`). [`RuleId::Limit`] marks an input bound,
+    /// [`RuleId::Input`] a reference to something that does not exist.
+    ///
+    /// ```
+    /// use switchboard_core::{Blocker, RuleId};
+    /// assert_eq!(Blocker::DeletionNotAcknowledged.rule(), RuleId::DeletionAcknowledged);
+    /// assert_eq!(Blocker::DeletionNotAcknowledged.rule().to_string(), "R-LIFE-05");
+    /// ```
+    pub fn rule(&self) -> RuleId {
         use Blocker::*;
-        let r = match self {
-            NotFound { .. } => "INPUT",
-            AlreadyCreated => "INPUT",
-            LimitExceeded { .. } | TooMuchWork { .. } => "LIMIT",
+        match self {
+            NotFound { .. } => RuleId::Input,
+            AlreadyCreated => RuleId::Input,
+            LimitExceeded { .. } | TooMuchWork { .. } => RuleId::Limit,
             Invalid { rule, .. }
             | WrongStatus { rule, .. }
             | NoAccess { rule, .. }
             | NumbersStillAssigned { rule, .. }
             | EmailInUse { rule, .. }
-            | ExpiryOutOfRange { rule, .. } => return rule.clone(),
-            PermissionDenied { .. } | ActorNotActive { .. } => "R-AUTH-01",
-            AdminManagedField { .. } => "R-AUTH-03",
-            OnlySelf { .. } => "R-AUTH-02",
-            SelfAction { .. } => "R-LIFE-09",
-            PrimaryOwner { .. } | NotPrimaryOwner { .. } => "R-LIFE-03",
-            ManagesTeamInBulk { .. } => "R-BULK-02",
-            DuplicateEmail { .. } => "R-INV-01",
-            InvitationNotPending { .. } => "R-INV-07",
-            InvitationExpired { .. } => "R-INV-05",
-            UnknownToken => "R-INV-03",
-            NumberExists { .. } | NumberClaimedElsewhere { .. } => "R-NUM-06",
-            NumberAssigned { .. } => "R-NUM-01",
-            NumberNotAssigned { .. } => "R-NUM-03",
-            ForwardTarget { .. } => "R-NUM-05",
-            HasDirectReports { .. } | IncompleteReassignment { .. } => "R-TEAM-02",
-            NotATeamLeader { .. } | ReportingCycle { .. } => "R-TEAM-01",
-            IncompleteProfile { .. } => "R-LIFE-04",
-            AgencyAdministrator { .. } => "R-MEM-05",
-            AlreadyMember { .. } => "R-MEM-02",
-            NotMember { .. } => "R-MEM-03",
-            DeletionNotAcknowledged => "R-LIFE-05",
-            NotOwner { .. } => "R-WORK-01",
-            NotAClient { .. } => "R-WORK-02",
-            BuiltInRole { .. } => "INPUT",
-            TargetIsSubject { .. } => "R-OFF-01",
-            BulkRowsRejected { .. } => "R-BULK-03",
-        };
-        r.to_owned()
+            | ExpiryOutOfRange { rule, .. } => *rule,
+            PermissionDenied { .. } | ActorNotActive { .. } => RuleId::ManageUsersRequired,
+            AdminManagedField { .. } => RuleId::AdminManagedFields,
+            OnlySelf { .. } => RuleId::ProfileSelfEdit,
+            SelfAction { .. } => RuleId::NoSelfRemoval,
+            PrimaryOwner { .. } | NotPrimaryOwner { .. } => RuleId::PrimaryOwnerProtected,
+            ManagesTeamInBulk { .. } => RuleId::BulkSkipsTeamManagers,
+            DuplicateEmail { .. } => RuleId::InviteMany,
+            InvitationNotPending { .. } => RuleId::InvitationRevocation,
+            InvitationExpired { .. } => RuleId::InvitationExpiry,
+            UnknownToken => RuleId::InvitationToken,
+            NumberExists { .. } | NumberClaimedElsewhere { .. } => RuleId::UniqueNumber,
+            NumberAssigned { .. } => RuleId::NumberAssignee,
+            NumberNotAssigned { .. } => RuleId::OrphanedNumber,
+            ForwardTarget { .. } => RuleId::ForwardTargetProtected,
+            HasDirectReports { .. } | IncompleteReassignment { .. } => RuleId::ReassignReports,
+            NotATeamLeader { .. } | ReportingCycle { .. } => RuleId::ReportingLine,
+            IncompleteProfile { .. } => RuleId::CompleteProfileRequired,
+            AgencyAdministrator { .. } => RuleId::AgencyAdministratorAllOrNothing,
+            AlreadyMember { .. } => RuleId::GrantAccounts,
+            NotMember { .. } => RuleId::RemoveFromAccount,
+            DeletionNotAcknowledged => RuleId::DeletionAcknowledged,
+            NotOwner { .. } => RuleId::TransferWork,
+            NotAClient { .. } => RuleId::ReassignClients,
+            BuiltInRole { .. } => RuleId::Input,
+            TargetIsSubject { .. } => RuleId::OffboardInOneCommand,
+            BulkRowsRejected { .. } => RuleId::BulkAllOrNothing,
+        }
     }
 }
 
@@ -481,11 +490,18 @@ pub struct CommandError {
 
 impl CommandError {
     /// Whether a blocker of rule `rule` is present.
-    pub fn has_rule(&self, rule: &str) -> bool {
+    ///
+    /// ```
+    /// use switchboard_core::{Blocker, CommandError, RuleId};
+    /// let err = CommandError::from(Blocker::DeletionNotAcknowledged);
+    /// assert!(err.has_rule(RuleId::DeletionAcknowledged));
+    /// assert_eq!(err.rules(), vec![RuleId::DeletionAcknowledged]);
+    /// ```
+    pub fn has_rule(&self, rule: RuleId) -> bool {
         self.blockers.iter().any(|b| b.rule() == rule)
     }
     /// The rule ids of all blockers, in order.
-    pub fn rules(&self) -> Vec<String> {
+    pub fn rules(&self) -> Vec<RuleId> {
         self.blockers.iter().map(Blocker::rule).collect()
     }
 }

@@ -137,6 +137,7 @@ events! {
 /// and device names (see [`crate::redact`]).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
+#[non_exhaustive]
 pub enum Event {
     /// The organization exists, with its root account and primary owner.
     OrganizationCreated {

@@ -11,6 +11,16 @@
 //!
 //! The core does no I/O, reads no clock and draws no random numbers: time, ids
 //! and secrets come from the caller through a [`Context`].
+//!
+//! ## Features
+//!
+//! * `test-util`: the test doubles `FixedClock`, `SequentialIds` and
+//!   `SeededSecrets`, and the demo story `audit::demo`. They are compiled only
+//!   with this feature, so a production build cannot wire a seeded secret
+//!   source into token or key generation: enable it in `[dev-dependencies]`.
+//! * `proptest` (implies `test-util`): strategies for commands, events and
+//!   histories (`strategies`).
+//! * `conformance`: the test suite every store runs (`store::conformance`).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -19,10 +29,9 @@ pub mod ids;
 pub mod store;
 pub mod subscription;
 
-pub use context::{
-    Actor, Clock, Context, FixedClock, IdSource, Pause, SecretSource, SeededSecrets, SequentialIds,
-    YieldPause,
-};
+pub use context::{Actor, Clock, Context, IdSource, Pause, SecretSource, YieldPause};
+#[cfg(feature = "test-util")]
+pub use context::{FixedClock, SeededSecrets, SequentialIds};
 pub use ids::*;
 pub use subscription::subscribe;
 
@@ -39,6 +48,7 @@ pub mod evolve;
 pub mod model;
 pub mod query;
 pub mod redact;
+pub mod rule;
 pub mod schema;
 pub mod service;
 pub mod small;
@@ -55,3 +65,4 @@ pub use error::{Blocker, CommandError, Missing};
 pub use event::{DeletionAcknowledgement, Event, PersonalData};
 pub use evolve::{evolve, fold};
 pub use model::*;
+pub use rule::{RuleId, UnknownRuleId};

@@ -497,6 +497,7 @@ pub fn validate_checkpoint_name(name: &str) -> Result<(), StoreError> {
 
 /// Every way a store can fail. Database errors are mapped by SQLSTATE, never by message text.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     /// The expected version did not hold; nothing was appended.
     #[error("version conflict on stream {stream}: expected {expected:?}, actual {actual}")]
@@ -552,13 +553,87 @@ pub enum StoreError {
         reason: String,
         /// Whether the append may have committed anyway.
         maybe_committed: bool,
+        /// The backend's error (the database driver's), when there is one.
+        source: Option<BackendError>,
     },
     /// Stored data could not be decoded.
     #[error("corrupt data in store: {reason}")]
     Corrupt {
         /// What was wrong.
         reason: String,
+        /// The backend's error, when the backend reported the corruption.
+        source: Option<BackendError>,
     },
+}
+
+/// The error a store's backend (a database driver, a pool) reported, kept in
+/// [`StoreError`] so that [`std::error::Error::source`] walks to it. It is
+/// shared (`Arc`), so `StoreError` stays `Clone`; two compare equal when they
+/// print the same text.
+///
+/// Errors outlive deletions (they reach logs), so a store puts here only an
+/// error whose `Display` and `Debug` show no personal data: the Postgres
+/// store's `PostgresError` shows SQLSTATE, constraint, table and message,
+/// never PostgreSQL's `DETAIL`, which can quote row values.
+///
+/// ```
+/// use std::error::Error as _;
+/// use switchboard_core::store::{BackendError, StoreError};
+///
+/// let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "connection reset");
+/// let err = StoreError::Unavailable {
+///     reason: "connection lost".into(),
+///     maybe_committed: false,
+///     source: Some(BackendError::new(io)),
+/// };
+/// let source = err.source().expect("the backend's error");
+/// assert_eq!(source.to_string(), "connection reset");
+/// let backend = source.downcast_ref::<BackendError>().unwrap();
+/// assert!(backend.downcast_ref::<std::io::Error>().is_some());
+/// ```
+#[derive(Clone)]
+pub struct BackendError(std::sync::Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl BackendError {
+    /// Wraps a backend's error. It must not show personal data (see above).
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(error))
+    }
+
+    /// The backend's error itself.
+    pub fn get_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+
+    /// The backend's error as its own type, if it is an `E`.
+    pub fn downcast_ref<E: std::error::Error + 'static>(&self) -> Option<&E> {
+        self.0.downcast_ref::<E>()
+    }
+}
+
+impl fmt::Debug for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+/// Transparent: the backend's error's own source comes next in the chain.
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for BackendError {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0) || self.to_string() == other.to_string()
+    }
 }
 
 /// The append-only log of every organization.

@@ -6,6 +6,7 @@
 use crate::error::Blocker;
 use crate::ids::PhoneNumber;
 use crate::model::TokenHash;
+use crate::rule::RuleId;
 use sha2::{Digest, Sha256};
 use std::str::FromStr;
 
@@ -30,9 +31,9 @@ pub const MAX_TOKEN_LEN: usize = 128;
 /// Limit: bytes of a role slug.
 pub const MAX_ROLE_ID_LEN: usize = 64;
 
-fn invalid(rule: &str, field: &str, reason: impl Into<String>) -> Blocker {
+fn invalid(rule: RuleId, field: &str, reason: impl Into<String>) -> Blocker {
     Blocker::Invalid {
-        rule: rule.to_owned(),
+        rule,
         field: field.to_owned(),
         reason: reason.into(),
     }
@@ -63,11 +64,11 @@ pub fn text(field: &str, input: &str, max: usize) -> Result<String, Blocker> {
         });
     }
     if t.is_empty() {
-        return Err(invalid("INPUT", field, "must not be empty"));
+        return Err(invalid(RuleId::Input, field, "must not be empty"));
     }
     if t.chars().any(char::is_control) {
         return Err(invalid(
-            "INPUT",
+            RuleId::Input,
             field,
             "must not contain control characters",
         ));
@@ -86,12 +87,17 @@ pub fn email(input: &str) -> Result<String, Blocker> {
             actual: t.len(),
         });
     }
-    let parsed = email_address::EmailAddress::from_str(t)
-        .map_err(|e| invalid("R-INV-01", "email", format!("not an email address: {e}")))?;
+    let parsed = email_address::EmailAddress::from_str(t).map_err(|e| {
+        invalid(
+            RuleId::InviteMany,
+            "email",
+            format!("not an email address: {e}"),
+        )
+    })?;
     let domain = parsed.domain();
     if domain.starts_with('[') {
         return Err(invalid(
-            "R-INV-01",
+            RuleId::InviteMany,
             "email",
             "IP-literal domains are not accepted",
         ));
@@ -99,13 +105,17 @@ pub fn email(input: &str) -> Result<String, Blocker> {
     let labels: Vec<&str> = domain.split('.').collect();
     if labels.len() < 2 || labels.iter().any(|l| l.is_empty()) {
         return Err(invalid(
-            "R-INV-01",
+            RuleId::InviteMany,
             "email",
             "the domain must be a dotted name",
         ));
     }
     if parsed.display_part() != "" {
-        return Err(invalid("R-INV-01", "email", "give the bare address"));
+        return Err(invalid(
+            RuleId::InviteMany,
+            "email",
+            "give the bare address",
+        ));
     }
     Ok(t.to_owned())
 }
@@ -125,7 +135,7 @@ pub fn email_list(raw: &str) -> Result<(Vec<String>, Vec<Blocker>), Blocker> {
         .collect();
     count("invitees", parts.len(), MAX_INVITEES)?;
     if parts.is_empty() {
-        return Err(invalid("R-INV-01", "emails", "no address given"));
+        return Err(invalid(RuleId::InviteMany, "emails", "no address given"));
     }
     let mut seen = std::collections::BTreeSet::new();
     let mut ok = Vec::new();
@@ -157,7 +167,7 @@ pub fn email_list(raw: &str) -> Result<(Vec<String>, Vec<Blocker>), Blocker> {
 
 /// A phone number normalised to E.164 (R-NUM-06, R-USR-02). Numbers must be
 /// given in international form (`+` and country code).
-pub fn phone_number(field: &str, rule: &str, input: &str) -> Result<PhoneNumber, Blocker> {
+pub fn phone_number(field: &str, rule: RuleId, input: &str) -> Result<PhoneNumber, Blocker> {
     let t = input.trim();
     if t.len() > MAX_PHONE_INPUT_LEN {
         return Err(Blocker::LimitExceeded {
@@ -193,7 +203,7 @@ pub fn country(input: &str) -> Result<String, Blocker> {
         Ok(t)
     } else {
         Err(invalid(
-            "R-USR-02",
+            RuleId::MobileAndCountry,
             "default_country",
             "not an ISO 3166-1 alpha-2 code",
         ))
@@ -207,7 +217,11 @@ pub fn url(field: &str, input: &str) -> Result<String, Blocker> {
     if !(t.starts_with("https://") || t.starts_with("http://"))
         || t.chars().any(char::is_whitespace)
     {
-        return Err(invalid("R-AUTH-03", field, "must be an http(s) URL"));
+        return Err(invalid(
+            RuleId::AdminManagedFields,
+            field,
+            "must be an http(s) URL",
+        ));
     }
     Ok(t.to_owned())
 }
@@ -221,7 +235,7 @@ pub fn role_slug(input: &str) -> Result<String, Blocker> {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     {
         return Err(invalid(
-            "INPUT",
+            RuleId::Input,
             "role",
             format!("{input:?}: use a-z, 0-9 and -"),
         ));

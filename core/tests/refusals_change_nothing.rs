@@ -23,7 +23,7 @@ async fn observe(svc: &Svc) -> (u64, Organization, Organization, usize) {
 
 /// Sends `cmd` as `actor`; asserts it is refused with a blocker of `rule`
 /// and that nothing changed.
-async fn assert_refused_unchanged(svc: &Svc, actor: Actor, cmd: Command, rule: &str) {
+async fn assert_refused_unchanged(svc: &Svc, actor: Actor, cmd: Command, rule: RuleId) {
     let name = cmd.name();
     let before = observe(svc).await;
     let id = CommandId::from_uuid(svc.ids.next_id());
@@ -126,7 +126,7 @@ async fn refusals_of_every_area_change_nothing() {
         )
         .await;
 
-    let cases: Vec<(Actor, Command, &str)> = vec![
+    let cases: Vec<(Actor, Command, RuleId)> = vec![
         // Invitations and users.
         (
             owner.clone(),
@@ -134,7 +134,7 @@ async fn refusals_of_every_area_change_nothing() {
                 emails: "good@northwind.example, bad@".into(),
                 grant: grant(agent_role(), &[root]),
             },
-            "R-INV-01",
+            RuleId::InviteMany,
         ),
         (
             owner.clone(),
@@ -142,7 +142,7 @@ async fn refusals_of_every_area_change_nothing() {
                 emails: "ANN@northwind.example".into(),
                 grant: grant(agent_role(), &[root]),
             },
-            "R-INV-06",
+            RuleId::InviteExistingEmail,
         ),
         (
             Actor::System,
@@ -153,7 +153,7 @@ async fn refusals_of_every_area_change_nothing() {
                 mobile: None,
                 default_country: None,
             },
-            "R-INV-03",
+            RuleId::InvitationToken,
         ),
         (
             as_user(inv.user.unwrap()),
@@ -161,7 +161,7 @@ async fn refusals_of_every_area_change_nothing() {
                 user: inv.user.unwrap(),
                 device_name: "phone".into(),
             },
-            "R-INV-04",
+            RuleId::InviteeActivation,
         ),
         (
             as_user(bob),
@@ -173,7 +173,7 @@ async fn refusals_of_every_area_change_nothing() {
                 default_country: None,
                 notifications: None,
             },
-            "R-USR-01",
+            RuleId::UniqueEmail,
         ),
         // Access.
         (
@@ -182,7 +182,7 @@ async fn refusals_of_every_area_change_nothing() {
                 user: alan,
                 accounts: vec![east],
             },
-            "R-MEM-05",
+            RuleId::AgencyAdministratorAllOrNothing,
         ),
         (
             owner.clone(),
@@ -190,7 +190,7 @@ async fn refusals_of_every_area_change_nothing() {
                 user: ann,
                 accounts: vec![root, east],
             },
-            "R-NUM-01",
+            RuleId::NumberAssignee,
         ),
         (
             as_user(bob),
@@ -199,7 +199,7 @@ async fn refusals_of_every_area_change_nothing() {
                 account: root,
                 role: admin_role(),
             },
-            "R-AUTH-01",
+            RuleId::ManageUsersRequired,
         ),
         (
             owner.clone(),
@@ -211,7 +211,7 @@ async fn refusals_of_every_area_change_nothing() {
                 default_country: None,
                 notifications: None,
             },
-            "R-AUTH-02",
+            RuleId::ProfileSelfEdit,
         ),
         // Numbers.
         (
@@ -220,7 +220,7 @@ async fn refusals_of_every_area_change_nothing() {
                 number: phone(100),
                 user: bob,
             },
-            "R-NUM-01",
+            RuleId::NumberAssignee,
         ),
         (
             owner.clone(),
@@ -228,7 +228,7 @@ async fn refusals_of_every_area_change_nothing() {
                 number: phone(100),
                 account: east,
             },
-            "R-NUM-06",
+            RuleId::UniqueNumber,
         ),
         // Teams and work.
         (
@@ -237,7 +237,7 @@ async fn refusals_of_every_area_change_nothing() {
                 user: tom,
                 leader: Some(bob),
             },
-            "R-TEAM-01",
+            RuleId::ReportingLine,
         ),
         (
             owner.clone(),
@@ -246,14 +246,14 @@ async fn refusals_of_every_area_change_nothing() {
                 to: ann,
                 selection: WorkSelection::Items(vec![chat]),
             },
-            "R-OFF-01",
+            RuleId::OffboardInOneCommand,
         ),
         (
             owner.clone(),
             Command::ReassignClients {
                 assignments: vec![(chat, bob)],
             },
-            "R-WORK-02",
+            RuleId::ReassignClients,
         ),
         // Lifecycle and offboarding.
         (
@@ -263,7 +263,7 @@ async fn refusals_of_every_area_change_nothing() {
                 forward_numbers_to: None,
                 reassign_reports: None,
             },
-            "R-TEAM-02",
+            RuleId::ReassignReports,
         ),
         (
             owner.clone(),
@@ -273,7 +273,7 @@ async fn refusals_of_every_area_change_nothing() {
                 forward_numbers_to: None,
                 reassign_reports: None,
             },
-            "R-NUM-02",
+            RuleId::NumbersBlockDeletion,
         ),
         (
             as_user(alan),
@@ -283,12 +283,12 @@ async fn refusals_of_every_area_change_nothing() {
                 forward_numbers_to: None,
                 reassign_reports: None,
             },
-            "R-LIFE-03",
+            RuleId::PrimaryOwnerProtected,
         ),
         (
             owner.clone(),
             Command::Reactivate { user: bob },
-            "R-LIFE-02",
+            RuleId::Reactivation,
         ),
         (
             as_user(alan),
@@ -297,7 +297,7 @@ async fn refusals_of_every_area_change_nothing() {
                 forward_numbers_to: None,
                 reassign_reports: None,
             },
-            "R-LIFE-09",
+            RuleId::NoSelfRemoval,
         ),
         (
             owner.clone(),
@@ -309,7 +309,7 @@ async fn refusals_of_every_area_change_nothing() {
                 transfer_work_to: Some(inv.user.unwrap()),
                 end: OffboardEnd::Delete(ACK),
             }),
-            "R-WORK-01",
+            RuleId::TransferWork,
         ),
         // Bulk.
         (
@@ -318,7 +318,7 @@ async fn refusals_of_every_area_change_nothing() {
                 csv: "email,deactivated\nbob@northwind.example,y\ntom@northwind.example,y\n".into(),
                 mode: BulkMode::AllOrNothing,
             },
-            "R-BULK-03",
+            RuleId::BulkAllOrNothing,
         ),
     ];
     let n = cases.len();
@@ -363,7 +363,9 @@ async fn a_refused_command_id_can_be_sent_again_once_the_cause_is_gone() {
     );
     let before = observe(&svc).await;
     let err = svc.service.handle(delete.clone()).await.unwrap_err();
-    assert!(matches!(err, ServiceError::Rejected(ref e) if e.has_rule("R-NUM-02")));
+    assert!(
+        matches!(err, ServiceError::Rejected(ref e) if e.has_rule(RuleId::NumbersBlockDeletion))
+    );
     assert_eq!(observe(&svc).await, before);
     svc.ok(owner, Command::UnassignNumber { number: phone(100) })
         .await;

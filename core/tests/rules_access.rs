@@ -233,9 +233,9 @@ fn r_mem_04_access_is_removed_from_several_sub_accounts_in_one_command() {
     assert_eq!(left, expected);
     // Listing an account twice or none is refused.
     let err = w.refused(w.owner_actor(), remove(ann, &[subs[3], subs[3]]));
-    assert_eq!(err.rules(), vec!["R-MEM-04"]);
+    assert_eq!(err.rules(), vec![RuleId::RemoveFromSeveralAccounts]);
     let err = w.refused(w.owner_actor(), remove(ann, &[]));
-    assert_eq!(err.rules(), vec!["R-MEM-04"]);
+    assert_eq!(err.rules(), vec![RuleId::RemoveFromSeveralAccounts]);
 }
 
 // ---------------------------------------------------------------- R-MEM-05
@@ -322,7 +322,7 @@ fn r_mem_06_removal_from_many_accounts_is_one_atomic_decision() {
         &Blocker::NumbersStillAssigned {
             user: ann,
             numbers: vec![PhoneNumber(n.clone())],
-            rule: "R-NUM-01".into()
+            rule: RuleId::NumberAssignee
         }
     );
     assert_eq!(w.user(ann).memberships.len(), 40);
@@ -466,7 +466,7 @@ fn r_auth_01_managing_users_needs_manage_users_on_the_accounts_concerned() {
             mode: BulkMode::AllOrNothing,
         },
     );
-    assert!(err.has_rule("R-BULK-03"));
+    assert!(err.has_rule(RuleId::BulkAllOrNothing));
     // An agency administrator may do all of it.
     let alan = w.agency_admin("Alan");
     w.ok(
@@ -627,7 +627,7 @@ fn r_auth_03_admin_managed_fields_need_manage_users() {
             admin_access: None,
         },
     );
-    assert_eq!(err.rules(), vec!["R-AUTH-03"]);
+    assert_eq!(err.rules(), vec![RuleId::AdminManagedFields]);
     // The admin toggle gives organization-wide power: an agency administrator only.
     let toggle = Command::UpdateAdminFields {
         user: ann,
@@ -682,7 +682,7 @@ fn r_auth_03_editing_an_admin_managed_field_without_manage_users_names_r_auth_03
     let all_r_auth_03 = |err: &CommandError| {
         assert!(!err.blockers.is_empty());
         assert!(
-            err.rules().iter().all(|r| r == "R-AUTH-03"),
+            err.rules().iter().all(|r| *r == RuleId::AdminManagedFields),
             "expected only R-AUTH-03: {err}"
         );
     };
@@ -713,7 +713,7 @@ fn r_auth_03_editing_an_admin_managed_field_without_manage_users_names_r_auth_03
             mode: BulkMode::AllOrNothing,
         },
     );
-    assert_eq!(err.rules(), vec!["R-BULK-03"]);
+    assert_eq!(err.rules(), vec![RuleId::BulkAllOrNothing]);
     match &err.blockers[0] {
         Blocker::BulkRowsRejected { rows } => match &rows[0].status {
             bulk::RowStatus::Rejected { blockers } => all_r_auth_03(&CommandError {
@@ -726,7 +726,7 @@ fn r_auth_03_editing_an_admin_managed_field_without_manage_users_names_r_auth_03
     // Managing the user otherwise is R-AUTH-01: an edit that names no field,
     // a deactivation.
     let err = w.refused(as_user(ann), edit(ann, None, None, None));
-    assert_eq!(err.rules(), vec!["R-AUTH-01"]);
+    assert_eq!(err.rules(), vec![RuleId::ManageUsersRequired]);
     let err = w.refused(
         as_user(erin),
         Command::Deactivate {
@@ -735,7 +735,7 @@ fn r_auth_03_editing_an_admin_managed_field_without_manage_users_names_r_auth_03
             reassign_reports: None,
         },
     );
-    assert_eq!(err.rules(), vec!["R-AUTH-01"]);
+    assert_eq!(err.rules(), vec![RuleId::ManageUsersRequired]);
     // Erin may edit Ann's title and picture.
     w.ok(
         as_user(erin),

@@ -139,10 +139,13 @@ fn r_bulk_01_every_row_is_validated() {
         vec![1, 2, 3, 4]
     );
     let rules = |r: &RowOutcome| rejected(r).iter().map(Blocker::rule).collect::<Vec<_>>();
-    assert_eq!(rules(&rows[0]), vec!["R-BULK-01"]);
+    assert_eq!(rules(&rows[0]), vec![RuleId::BulkSpreadsheet]);
     assert_eq!(rows[0].user, None);
-    assert_eq!(rules(&rows[1]), vec!["R-BULK-01"]);
-    assert_eq!(rules(&rows[2]), vec!["R-USR-02", "R-USR-02"]);
+    assert_eq!(rules(&rows[1]), vec![RuleId::BulkSpreadsheet]);
+    assert_eq!(
+        rules(&rows[2]),
+        vec![RuleId::MobileAndCountry, RuleId::MobileAndCountry]
+    );
     assert_eq!(
         rejected(&rows[3]),
         &[Blocker::DuplicateEmail {
@@ -156,11 +159,11 @@ fn r_bulk_01_every_row_is_validated() {
         ("email,email\na@b.example,a@b.example\n", "appears twice"),
     ] {
         let err = w.refused(w.owner_actor(), bulk(csv, BulkMode::Partial));
-        assert_eq!(err.rules(), vec!["R-BULK-01"]);
+        assert_eq!(err.rules(), vec![RuleId::BulkSpreadsheet]);
         assert!(err.to_string().contains(reason), "{err}");
     }
     let err = w.refused(w.owner_actor(), bulk("email\n", BulkMode::Partial));
-    assert_eq!(err.rules(), vec!["R-BULK-01"], "no data rows");
+    assert_eq!(err.rules(), vec![RuleId::BulkSpreadsheet], "no data rows");
 }
 
 /// An organization whose admins may edit profiles (`SelfOrAdmin`), with Ian,
@@ -223,8 +226,8 @@ fn r_bulk_01_a_wrong_value_in_a_completing_row_is_its_only_blocker() {
         ),
     );
     let blockers = rejected(&rejected_rows(&err)[0]);
-    let rules: Vec<String> = blockers.iter().map(Blocker::rule).collect();
-    assert_eq!(rules, ["R-USR-02"], "{blockers:?}");
+    let rules: Vec<RuleId> = blockers.iter().map(Blocker::rule).collect();
+    assert_eq!(rules, [RuleId::MobileAndCountry], "{blockers:?}");
     // A field the row leaves out is still missing.
     let err = w.refused(
         w.owner_actor(),
@@ -342,7 +345,7 @@ fn r_bulk_03_all_or_nothing_is_the_default_and_names_each_bad_row() {
         &[Blocker::NumbersStillAssigned {
             user: bob,
             numbers: vec![PhoneNumber(n)],
-            rule: "R-NUM-01".into()
+            rule: RuleId::NumberAssignee
         }]
     );
     assert_eq!(rows[1].email, "ghost@northwind.example");

@@ -23,13 +23,13 @@ fn accept_cmd(token: &str, email: Option<&str>, name: &str) -> Command {
     }
 }
 
-fn invalid_field(b: &Blocker) -> (&str, &str, &str) {
+fn invalid_field(b: &Blocker) -> (RuleId, &str, &str) {
     match b {
         Blocker::Invalid {
             rule,
             field,
             reason,
-        } => (rule.as_str(), field.as_str(), reason.as_str()),
+        } => (*rule, field.as_str(), reason.as_str()),
         other => panic!("not Invalid: {other:?}"),
     }
 }
@@ -82,7 +82,10 @@ fn r_inv_01_every_bad_address_is_reported_at_once_and_nobody_is_invited() {
         ),
     );
     assert_eq!(err.blockers.len(), 4, "{err}");
-    assert!(err.blockers.iter().all(|b| b.rule() == "R-INV-01"), "{err}");
+    assert!(
+        err.blockers.iter().all(|b| b.rule() == RuleId::InviteMany),
+        "{err}"
+    );
     // Each bad address is named by its place in the list, not repeated:
     // refusals reach operators' logs.
     let (_, field, reason) = invalid_field(&err.blockers[0]);
@@ -112,7 +115,7 @@ fn r_inv_01_an_empty_list_is_refused() {
         invite_cmd(" ,\n ", grant(agent_role(), &[w.root])),
     );
     let (rule, field, _) = invalid_field(only(&err));
-    assert_eq!((rule, field), ("R-INV-01", "emails"));
+    assert_eq!((rule, field), (RuleId::InviteMany, "emails"));
 }
 
 // ---------------------------------------------------------------- R-INV-02
@@ -189,7 +192,7 @@ fn r_inv_02_a_malformed_grant_is_refused_with_every_fault() {
                 missing: Missing::Role(role("no-such-role"))
             },
             Blocker::Invalid {
-                rule: "R-INV-02".into(),
+                rule: RuleId::InvitationGrant,
                 field: "accounts".into(),
                 reason: format!("{east} is listed twice"),
             },
@@ -204,7 +207,7 @@ fn r_inv_02_a_malformed_grant_is_refused_with_every_fault() {
         w.owner_actor(),
         invite_cmd("new@northwind.example", grant(agent_role(), &[])),
     );
-    assert_eq!(invalid_field(only(&err)).0, "R-INV-02");
+    assert_eq!(invalid_field(only(&err)).0, RuleId::InvitationGrant);
 }
 
 #[test]
@@ -297,7 +300,7 @@ fn r_inv_03_a_link_invitation_is_accepted_with_its_token_and_an_email() {
     assert_eq!(
         invalid_field(only(&err)),
         (
-            "R-INV-03",
+            RuleId::InvitationToken,
             "email",
             "accepting a link invitation needs an email"
         )
@@ -350,7 +353,7 @@ fn r_inv_03_an_email_invitation_cannot_be_taken_by_another_address() {
         Actor::System,
         accept_cmd(&inv.token, Some("mallory@evil.example"), "Mallory"),
     );
-    assert_eq!(invalid_field(only(&err)).0, "R-INV-03");
+    assert_eq!(invalid_field(only(&err)).0, RuleId::InvitationToken);
     // The same address, in another case, is fine.
     w.ok(
         Actor::System,
@@ -382,7 +385,7 @@ fn r_inv_04_invitee_stays_invited_until_accepted_and_signed_in() {
         &Blocker::WrongStatus {
             user: ann,
             status: UserStatus::Invited,
-            rule: "R-INV-04".into()
+            rule: RuleId::InviteeActivation
         }
     );
     // Accepting completes the profile but does not yet activate.
@@ -497,7 +500,7 @@ fn r_inv_05_the_ttl_is_a_policy() {
     );
     w.advance(Duration::days(3));
     let err = w.refused(Actor::System, accept_cmd(&inv.token, None, "Short"));
-    assert_eq!(err.rules(), vec!["R-INV-05"]);
+    assert_eq!(err.rules(), vec![RuleId::InvitationExpiry]);
     // A TTL outside 1..=365 days is refused.
     let err = w.refused(
         w.owner_actor(),
@@ -508,7 +511,7 @@ fn r_inv_05_the_ttl_is_a_policy() {
             },
         },
     );
-    assert_eq!(invalid_field(only(&err)).0, "R-INV-05");
+    assert_eq!(invalid_field(only(&err)).0, RuleId::InvitationExpiry);
 }
 
 /// No panic from any input: with the longest TTL, a caller's clock so near
@@ -541,7 +544,7 @@ fn r_inv_05_an_expiry_past_the_last_representable_instant_is_refused_not_a_panic
                 what: "invitation".into(),
                 ttl: "365 days".into(),
                 now,
-                rule: "R-INV-05".into(),
+                rule: RuleId::InvitationExpiry,
             }
         );
         let err = w.refused(
@@ -553,14 +556,18 @@ fn r_inv_05_an_expiry_past_the_last_representable_instant_is_refused_not_a_panic
         );
         let mut rules = err.rules();
         rules.sort();
-        assert_eq!(rules, vec!["R-INV-01", "R-INV-05"], "{err}");
+        assert_eq!(
+            rules,
+            vec![RuleId::InviteMany, RuleId::InvitationExpiry],
+            "{err}"
+        );
         let err = w.refused(
             w.owner_actor(),
             Command::Reinvite {
                 invitation: pending.invitation,
             },
         );
-        assert_eq!(err.rules(), vec!["R-INV-05"], "{err}");
+        assert_eq!(err.rules(), vec![RuleId::InvitationExpiry], "{err}");
     }
     w.assert_replays();
 }
@@ -589,12 +596,12 @@ fn r_inv_06_inviting_an_existing_users_email_names_that_user() {
             Blocker::EmailInUse {
                 email: ann_email.to_uppercase(),
                 user: ann,
-                rule: "R-INV-06".into()
+                rule: RuleId::InviteExistingEmail
             },
             Blocker::EmailInUse {
                 email: "PENDING@northwind.example".into(),
                 user: pending.user.unwrap(),
-                rule: "R-INV-06".into()
+                rule: RuleId::InviteExistingEmail
             },
         ]
     );
@@ -642,7 +649,7 @@ fn r_inv_07_a_revoked_invitation_cannot_be_accepted() {
     );
     // Revoking twice is refused: it is no longer pending.
     let err = w.refused(w.owner_actor(), revoke);
-    assert_eq!(err.rules(), vec!["R-INV-07"]);
+    assert_eq!(err.rules(), vec![RuleId::InvitationRevocation]);
     assert!(w.state.pending_invitations(w.now()).is_empty());
 }
 
@@ -734,7 +741,7 @@ fn r_usr_01_emails_are_unique_case_insensitively() {
         &Blocker::EmailInUse {
             email: ann_email.to_uppercase(),
             user: ann,
-            rule: "R-USR-01".into()
+            rule: RuleId::UniqueEmail
         }
     );
     // Nor can a link invitation be accepted with it.
@@ -752,7 +759,7 @@ fn r_usr_01_emails_are_unique_case_insensitively() {
             "Impostor",
         ),
     );
-    assert_eq!(err.rules(), vec!["R-USR-01"]);
+    assert_eq!(err.rules(), vec![RuleId::UniqueEmail]);
     // Ann may change the case of her own email; lookups ignore case.
     w.ok(
         as_user(ann),
@@ -809,7 +816,10 @@ fn r_usr_02_mobiles_are_e164_and_countries_iso_alpha2() {
     };
     // Both faults at once.
     let err = w.refused(as_user(ann), edit("415 555 0123", "USA"));
-    assert_eq!(err.rules(), vec!["R-USR-02", "R-USR-02"]);
+    assert_eq!(
+        err.rules(),
+        vec![RuleId::MobileAndCountry, RuleId::MobileAndCountry]
+    );
     assert_eq!(invalid_field(&err.blockers[0]).1, "mobile");
     assert_eq!(invalid_field(&err.blockers[1]).1, "default_country");
     for (mobile, country) in [
@@ -818,7 +828,11 @@ fn r_usr_02_mobiles_are_e164_and_countries_iso_alpha2() {
         ("+1 415 555 0123", "1A"),
     ] {
         let err = w.refused(as_user(ann), edit(mobile, country));
-        assert_eq!(err.rules(), vec!["R-USR-02"], "{mobile} {country}");
+        assert_eq!(
+            err.rules(),
+            vec![RuleId::MobileAndCountry],
+            "{mobile} {country}"
+        );
     }
     // Valid input is normalised.
     w.ok(as_user(ann), edit("+1 (415) 555-0123", "de"));
@@ -837,7 +851,10 @@ fn r_usr_02_mobiles_are_e164_and_countries_iso_alpha2() {
             default_country: Some("UK".into()),
         },
     );
-    assert_eq!(err.rules(), vec!["R-USR-02", "R-USR-02"]);
+    assert_eq!(
+        err.rules(),
+        vec![RuleId::MobileAndCountry, RuleId::MobileAndCountry]
+    );
     w.ok(
         Actor::System,
         Command::AcceptInvitation {
@@ -889,7 +906,7 @@ fn r_inv_02_clients_in_a_grant_need_manage_users_over_their_current_owner() {
             grant: with_clients(vec![west_client]),
         },
     );
-    assert_eq!(err.rules(), vec!["R-AUTH-01"]);
+    assert_eq!(err.rules(), vec![RuleId::ManageUsersRequired]);
     // Clients of her own account's users: allowed.
     let inv = World::invited(&w.ok(
         as_user(erin),
@@ -899,4 +916,86 @@ fn r_inv_02_clients_in_a_grant_need_manage_users_over_their_current_owner() {
     w.accept_complete(&inv.token, "New");
     assert_eq!(w.state.work_items[&east_client].owner, inv.user.unwrap());
     assert_eq!(w.state.work_items[&west_client].owner, wes);
+}
+
+// Found by `cargo mutants` (RELIABILITY.md): no test re-invited a user who
+// was no longer `Invited`, so the guard on the user's status could be dropped.
+#[test]
+fn r_inv_05_only_an_invitee_who_is_still_invited_can_be_reinvited() {
+    let mut w = World::new();
+    let gone = w.invite("gone@northwind.example", grant(agent_role(), &[w.root]));
+    let user = gone.user.expect("an email invitation creates its user");
+    w.ok(
+        w.owner_actor(),
+        Command::Delete {
+            user,
+            acknowledgement: DeletionAcknowledgement::ALL,
+            forward_numbers_to: None,
+            reassign_reports: None,
+        },
+    );
+    let err = w.refused(
+        w.owner_actor(),
+        Command::Reinvite {
+            invitation: gone.invitation,
+        },
+    );
+    assert_eq!(
+        err.blockers,
+        vec![Blocker::WrongStatus {
+            user,
+            status: UserStatus::Deleted,
+            rule: RuleId::InvitationExpiry,
+        }],
+        "{err}"
+    );
+}
+
+// Found by `cargo mutants`: no test gave a token at the length bound, so
+// `>` could become `>=` or `==` unnoticed.
+#[test]
+fn r_inv_03_a_token_at_the_length_bound_is_looked_up_and_one_over_it_is_refused() {
+    let mut w = World::new();
+    // 128 bytes (the bound): looked up, and unknown.
+    let err = w.refused(Actor::System, accept_cmd(&"x".repeat(128), None, "Max"));
+    assert_eq!(only(&err), &Blocker::UnknownToken);
+    // 129 bytes: refused by the bound before any lookup.
+    let err = w.refused(Actor::System, accept_cmd(&"x".repeat(129), None, "Max"));
+    assert_eq!(
+        only(&err),
+        &Blocker::LimitExceeded {
+            what: "token".into(),
+            limit: 128,
+            actual: 129,
+        }
+    );
+    assert_eq!(err.rules(), vec![RuleId::Limit]);
+}
+
+// Found by `cargo mutants`: no test signed a user in up to the device limit,
+// so the count could be off by one unnoticed.
+#[test]
+fn r_inv_04_sign_ins_stop_at_the_device_limit() {
+    let mut w = World::new();
+    let ann = w.agent("Ann", &[w.root]);
+    // `agent` signed Ann in once; 99 more sessions reach the limit of 100.
+    for i in 1..100 {
+        w.sign_in(ann, &format!("device {i}"));
+    }
+    assert_eq!(w.user(ann).devices.len(), 100);
+    let err = w.refused(
+        as_user(ann),
+        Command::SignIn {
+            user: ann,
+            device_name: "one too many".into(),
+        },
+    );
+    assert_eq!(
+        only(&err),
+        &Blocker::LimitExceeded {
+            what: "devices".into(),
+            limit: 100,
+            actual: 101,
+        }
+    );
 }

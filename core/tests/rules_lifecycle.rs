@@ -23,12 +23,8 @@ fn delete(user: UserId, acknowledgement: DeletionAcknowledgement) -> Command {
     }
 }
 
-fn wrong_status(user: UserId, status: UserStatus, rule: &str) -> Blocker {
-    Blocker::WrongStatus {
-        user,
-        status,
-        rule: rule.into(),
-    }
+fn wrong_status(user: UserId, status: UserStatus, rule: RuleId) -> Blocker {
+    Blocker::WrongStatus { user, status, rule }
 }
 
 // ---------------------------------------------------------------- R-LIFE-01
@@ -66,12 +62,12 @@ fn r_life_01_deactivation_ends_every_session_and_blocks_sign_in() {
     );
     assert_eq!(
         only(&err),
-        &wrong_status(ann, UserStatus::Deactivated, "R-LIFE-01")
+        &wrong_status(ann, UserStatus::Deactivated, RuleId::DeactivationEndsAccess)
     );
     // ...and no act of theirs is accepted.
     let err = w.refused(as_user(ann), Command::RequestPasswordReset { user: ann });
     assert!(
-        err.has_rule("R-LIFE-07") || err.has_rule("R-AUTH-01"),
+        err.has_rule(RuleId::PasswordReset) || err.has_rule(RuleId::ManageUsersRequired),
         "{err}"
     );
     let err = w.refused(
@@ -98,13 +94,17 @@ fn r_life_01_only_active_users_can_be_deactivated() {
     let err = w.refused(w.owner_actor(), deactivate(ann));
     assert_eq!(
         only(&err),
-        &wrong_status(ann, UserStatus::Deactivated, "R-LIFE-01")
+        &wrong_status(ann, UserStatus::Deactivated, RuleId::DeactivationEndsAccess)
     );
     let inv = w.invite("pending@northwind.example", grant(agent_role(), &[w.root]));
     let err = w.refused(w.owner_actor(), deactivate(inv.user.unwrap()));
     assert_eq!(
         err.blockers[0],
-        wrong_status(inv.user.unwrap(), UserStatus::Invited, "R-LIFE-01")
+        wrong_status(
+            inv.user.unwrap(),
+            UserStatus::Invited,
+            RuleId::DeactivationEndsAccess
+        )
     );
 }
 
@@ -138,7 +138,7 @@ fn r_life_02_a_deactivated_user_can_be_reactivated_listed_and_searched() {
     let err = w.refused(w.owner_actor(), Command::Reactivate { user: bob });
     assert_eq!(
         only(&err),
-        &wrong_status(bob, UserStatus::Active, "R-LIFE-02")
+        &wrong_status(bob, UserStatus::Active, RuleId::Reactivation)
     );
     // Bob, an agent, may not reactivate Ann.
     let err = w.refused(as_user(bob), Command::Reactivate { user: ann });
@@ -234,7 +234,11 @@ fn r_life_03_ownership_is_transferred_first_by_the_owner_or_support() {
     );
     assert_eq!(
         only(&err),
-        &wrong_status(pending.user.unwrap(), UserStatus::Invited, "R-LIFE-03")
+        &wrong_status(
+            pending.user.unwrap(),
+            UserStatus::Invited,
+            RuleId::PrimaryOwnerProtected
+        )
     );
     // The owner hands over to Erin, who becomes an agency administrator.
     let d = w.ok(
@@ -418,12 +422,12 @@ fn r_life_05_deletion_cancels_meetings_and_keeps_everything_else() {
     let err = w.refused(w.owner_actor(), Command::Reactivate { user: ann });
     assert_eq!(
         only(&err),
-        &wrong_status(ann, UserStatus::Deleted, "R-LIFE-02")
+        &wrong_status(ann, UserStatus::Deleted, RuleId::Reactivation)
     );
     let err = w.refused(w.owner_actor(), delete(ann, ACK));
     assert_eq!(
         only(&err),
-        &wrong_status(ann, UserStatus::Deleted, "R-LIFE-05")
+        &wrong_status(ann, UserStatus::Deleted, RuleId::DeletionAcknowledged)
     );
 }
 
@@ -449,7 +453,7 @@ fn r_life_05_deleting_an_invited_user_revokes_the_invitation() {
             default_country: None,
         },
     );
-    assert_eq!(err.rules(), vec!["R-INV-07"]);
+    assert_eq!(err.rules(), vec![RuleId::InvitationRevocation]);
 }
 
 // ---------------------------------------------------------------- R-LIFE-06
@@ -491,7 +495,7 @@ fn r_life_06_after_deletion_no_profile_remains_the_email_is_free_and_the_id_stay
     );
     assert_eq!(
         only(&err),
-        &wrong_status(ann, UserStatus::Deleted, "R-LIFE-06")
+        &wrong_status(ann, UserStatus::Deleted, RuleId::PersonalDataErased)
     );
     // The email is free again: a new person, a new id.
     let again = w.invite(&email, grant(agent_role(), &[w.root]));
@@ -525,7 +529,7 @@ fn r_life_07_a_password_reset_issues_a_hashed_token_to_an_active_user() {
     // An administrator may ask for it; another agent may not.
     w.ok(w.owner_actor(), Command::RequestPasswordReset { user: ann });
     let err = w.refused(as_user(bob), Command::RequestPasswordReset { user: ann });
-    assert_eq!(err.rules(), vec!["R-AUTH-01"]);
+    assert_eq!(err.rules(), vec![RuleId::ManageUsersRequired]);
     // Not for an inactive user.
     w.ok(w.owner_actor(), deactivate(ann));
     assert!(
@@ -535,7 +539,7 @@ fn r_life_07_a_password_reset_issues_a_hashed_token_to_an_active_user() {
     let err = w.refused(w.owner_actor(), Command::RequestPasswordReset { user: ann });
     assert_eq!(
         only(&err),
-        &wrong_status(ann, UserStatus::Deactivated, "R-LIFE-07")
+        &wrong_status(ann, UserStatus::Deactivated, RuleId::PasswordReset)
     );
 }
 
@@ -566,7 +570,7 @@ fn r_life_07_a_reset_expiring_past_the_last_representable_instant_is_refused_not
                 what: "password reset".into(),
                 ttl: "720 hours".into(),
                 now,
-                rule: "R-LIFE-07".into(),
+                rule: RuleId::PasswordReset,
             }
         );
         assert!(err.to_string().contains("caller's clock"), "{err}");

@@ -29,19 +29,15 @@ fn pn(s: &str) -> PhoneNumber {
     PhoneNumber(s.into())
 }
 
-fn wrong_status(user: UserId, status: UserStatus, rule: &str) -> Blocker {
-    Blocker::WrongStatus {
-        user,
-        status,
-        rule: rule.into(),
-    }
+fn wrong_status(user: UserId, status: UserStatus, rule: RuleId) -> Blocker {
+    Blocker::WrongStatus { user, status, rule }
 }
 
-fn no_access(user: UserId, account: AccountId, rule: &str) -> Blocker {
+fn no_access(user: UserId, account: AccountId, rule: RuleId) -> Blocker {
     Blocker::NoAccess {
         user,
         account,
-        rule: rule.into(),
+        rule,
     }
 }
 
@@ -58,7 +54,7 @@ fn r_num_01_a_number_goes_to_one_active_user_with_access_to_its_account() {
     let n = w.add_number(east);
     // No access to East.
     let err = w.refused(w.owner_actor(), assign(&n, wes));
-    assert_eq!(only(&err), &no_access(wes, east, "R-NUM-01"));
+    assert_eq!(only(&err), &no_access(wes, east, RuleId::NumberAssignee));
     // Assigned to Ann.
     let d = w.ok(w.owner_actor(), assign(&n, ann));
     assert_eq!(
@@ -92,13 +88,17 @@ fn r_num_01_a_number_goes_to_one_active_user_with_access_to_its_account() {
     let err = w.refused(w.owner_actor(), assign(&n2, bob));
     assert_eq!(
         only(&err),
-        &wrong_status(bob, UserStatus::Deactivated, "R-NUM-01")
+        &wrong_status(bob, UserStatus::Deactivated, RuleId::NumberAssignee)
     );
     let pending = w.invite("p@northwind.example", grant(agent_role(), &[east]));
     let err = w.refused(w.owner_actor(), assign(&n2, pending.user.unwrap()));
     assert_eq!(
         only(&err),
-        &wrong_status(pending.user.unwrap(), UserStatus::Invited, "R-NUM-01")
+        &wrong_status(
+            pending.user.unwrap(),
+            UserStatus::Invited,
+            RuleId::NumberAssignee
+        )
     );
     // An agency administrator reaches every account.
     let alan = w.agency_admin("Alan");
@@ -135,7 +135,7 @@ fn r_num_01_a_holder_cannot_lose_access_or_be_deactivated_while_holding_numbers(
         &Blocker::NumbersStillAssigned {
             user: ann,
             numbers: vec![pn(&n)],
-            rule: "R-NUM-01".into()
+            rule: RuleId::NumberAssignee
         }
     );
     // Losing West, where she holds no number, is fine.
@@ -159,7 +159,7 @@ fn r_num_01_a_holder_cannot_lose_access_or_be_deactivated_while_holding_numbers(
         &Blocker::NumbersStillAssigned {
             user: ann,
             numbers: vec![pn(&n)],
-            rule: "R-NUM-01".into()
+            rule: RuleId::NumberAssignee
         }
     );
 }
@@ -207,7 +207,7 @@ fn r_num_02_user_with_numbers_cannot_be_deleted() {
         &Blocker::NumbersStillAssigned {
             user: ann,
             numbers,
-            rule: "R-NUM-02".into()
+            rule: RuleId::NumbersBlockDeletion
         }
     );
     assert!(err.to_string().contains(&n1) && err.to_string().contains(&n2));
@@ -219,7 +219,7 @@ fn r_num_02_user_with_numbers_cannot_be_deleted() {
         &Blocker::NumbersStillAssigned {
             user: ann,
             numbers: vec![pn(&n2)],
-            rule: "R-NUM-02".into()
+            rule: RuleId::NumbersBlockDeletion
         }
     );
     w.ok(w.owner_actor(), unassign(&n2));
@@ -319,11 +319,14 @@ fn r_num_04_a_forward_target_is_an_active_user_with_access() {
     );
     let n = w.add_number(east);
     let err = w.refused(w.owner_actor(), forward(&n, wes));
-    assert_eq!(only(&err), &no_access(wes, east, "R-NUM-04"));
+    assert_eq!(
+        only(&err),
+        &no_access(wes, east, RuleId::ForwardToActiveUser)
+    );
     let err = w.refused(w.owner_actor(), forward(&n, gone));
     assert_eq!(
         only(&err),
-        &wrong_status(gone, UserStatus::Deactivated, "R-NUM-04")
+        &wrong_status(gone, UserStatus::Deactivated, RuleId::ForwardToActiveUser)
     );
     let d = w.ok(w.owner_actor(), forward(&n, ann));
     assert_eq!(
@@ -406,7 +409,10 @@ fn r_num_05_the_same_command_may_name_the_new_target() {
             reassign_reports: None,
         },
     );
-    assert_eq!(only(&err), &no_access(wes, east, "R-NUM-04"));
+    assert_eq!(
+        only(&err),
+        &no_access(wes, east, RuleId::ForwardToActiveUser)
+    );
     // ...and is not the user leaving.
     let err = w.refused(
         w.owner_actor(),
@@ -494,7 +500,7 @@ fn r_num_06_numbers_are_normalised_to_e164_and_unique() {
                 account: east,
             },
         );
-        assert_eq!(err.rules(), vec!["R-NUM-06"], "{bad}");
+        assert_eq!(err.rules(), vec![RuleId::UniqueNumber], "{bad}");
     }
     // Commands find the number in any spelling.
     let ann = w.agent("Ann", &[w.root]);

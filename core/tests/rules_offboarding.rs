@@ -67,7 +67,7 @@ fn r_off_02_deactivation_names_numbers_forwards_reports_and_profile_at_once() {
         Blocker::NumbersStillAssigned {
             user: l.leo,
             numbers: l.assigned.clone(),
-            rule: "R-NUM-01".into(),
+            rule: RuleId::NumberAssignee,
         },
         Blocker::ForwardTarget {
             user: l.leo,
@@ -89,7 +89,12 @@ fn r_off_02_deactivation_names_numbers_forwards_reports_and_profile_at_once() {
     assert_eq!(err.blockers, expected);
     assert_eq!(
         err.rules(),
-        vec!["R-NUM-01", "R-NUM-05", "R-TEAM-02", "R-LIFE-04"]
+        vec![
+            RuleId::NumberAssignee,
+            RuleId::ForwardTargetProtected,
+            RuleId::ReassignReports,
+            RuleId::CompleteProfileRequired
+        ]
     );
     let text = err.to_string();
     for n in &l.assigned {
@@ -111,12 +116,12 @@ fn r_off_02_deletion_and_ownership_blockers_come_together_too() {
     assert_eq!(
         err.rules(),
         vec![
-            "R-AUTH-01", // Leo cannot manage users...
-            "R-LIFE-09", // ...least of all himself
-            "R-NUM-02",
-            "R-NUM-05",
-            "R-TEAM-02",
-            "R-LIFE-05"
+            RuleId::ManageUsersRequired, // Leo cannot manage users...
+            RuleId::NoSelfRemoval,       // ...least of all himself
+            RuleId::NumbersBlockDeletion,
+            RuleId::ForwardTargetProtected,
+            RuleId::ReassignReports,
+            RuleId::DeletionAcknowledged
         ]
     );
     // The primary owner, with a number and incomplete details, by an admin.
@@ -150,7 +155,7 @@ fn r_off_02_deletion_and_ownership_blockers_come_together_too() {
             Blocker::NumbersStillAssigned {
                 user: owner,
                 numbers: vec![PhoneNumber(n)],
-                rule: "R-NUM-01".into()
+                rule: RuleId::NumberAssignee
             },
             Blocker::IncompleteProfile {
                 user: owner,
@@ -220,7 +225,14 @@ async fn r_off_02_the_service_dry_run_returns_every_blocker_and_records_nothing(
         .unwrap_err();
     match err {
         switchboard_core::service::ServiceError::Rejected(e) => {
-            assert_eq!(e.rules(), vec!["R-NUM-02", "R-NUM-05", "R-TEAM-02"])
+            assert_eq!(
+                e.rules(),
+                vec![
+                    RuleId::NumbersBlockDeletion,
+                    RuleId::ForwardTargetProtected,
+                    RuleId::ReassignReports
+                ]
+            )
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -357,7 +369,7 @@ fn r_off_01_one_bad_step_refuses_the_whole_offboarding() {
         &Blocker::WrongStatus {
             user: gone,
             status: UserStatus::Deactivated,
-            rule: "R-WORK-01".into()
+            rule: RuleId::TransferWork
         }
     );
     // Nothing of the earlier steps happened.

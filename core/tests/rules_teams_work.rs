@@ -58,7 +58,7 @@ fn r_team_01_a_leader_holds_manage_team() {
             permissions: vec![],
         },
     );
-    assert_eq!(err.rules(), vec!["R-TEAM-01"]);
+    assert_eq!(err.rules(), vec![RuleId::ReportingLine]);
     // An inactive leader is refused.
     let gone = w.leader("Gone", &[w.root]);
     w.ok(w.owner_actor(), deactivate_with(gone, None));
@@ -68,7 +68,7 @@ fn r_team_01_a_leader_holds_manage_team() {
         &Blocker::WrongStatus {
             user: gone,
             status: UserStatus::Deactivated,
-            rule: "R-TEAM-01".into()
+            rule: RuleId::ReportingLine
         }
     );
 }
@@ -136,10 +136,14 @@ fn r_team_01_a_loop_through_the_leaving_leader_is_not_another_pairs_cycle() {
             to: Reassignment::Each(vec![(olga, ann), (tom, tom)]),
         },
     );
-    let mut rules: Vec<String> = err.blockers.iter().map(Blocker::rule).collect();
+    let mut rules: Vec<RuleId> = err.blockers.iter().map(Blocker::rule).collect();
     rules.sort_unstable();
     rules.dedup();
-    assert_eq!(rules, ["R-OFF-01", "R-TEAM-02"], "{err}");
+    assert_eq!(
+        rules,
+        [RuleId::OffboardInOneCommand, RuleId::ReassignReports],
+        "{err}"
+    );
     assert!(
         !err.blockers
             .iter()
@@ -294,7 +298,7 @@ fn r_team_02_or_each_to_their_own_and_every_report_must_be_named() {
             to: Reassignment::Each(vec![]),
         },
     );
-    assert!(err.has_rule("R-TEAM-02"));
+    assert!(err.has_rule(RuleId::ReassignReports));
 }
 
 /// Every report named, but one more who is not a report, or one report
@@ -368,7 +372,7 @@ fn r_auth_01_work_for_someone_else_needs_manage_users() {
     let own = w.ok(as_user(ann), create(ann));
     assert_eq!(own.events.len(), 1);
     let err = w.refused(as_user(ann), create(bob));
-    assert!(err.has_rule("R-AUTH-01"), "{err}");
+    assert!(err.has_rule(RuleId::ManageUsersRequired), "{err}");
     let d = w.ok(w.owner_actor(), create(bob));
     assert!(matches!(&d.events[..], [Event::WorkItemCreated { owner, .. }] if *owner == bob));
 }
@@ -436,7 +440,7 @@ fn r_work_01_refuses_inactive_targets_foreign_items_and_self_transfers() {
         &Blocker::WrongStatus {
             user: gone,
             status: UserStatus::Deactivated,
-            rule: "R-WORK-01".into()
+            rule: RuleId::TransferWork
         }
     );
     let err = w.refused(
@@ -451,7 +455,7 @@ fn r_work_01_refuses_inactive_targets_foreign_items_and_self_transfers() {
                 owner: bob
             },
             Blocker::Invalid {
-                rule: "R-WORK-01".into(),
+                rule: RuleId::TransferWork,
                 field: "items".into(),
                 reason: format!("{mine} is listed twice")
             }
@@ -461,7 +465,7 @@ fn r_work_01_refuses_inactive_targets_foreign_items_and_self_transfers() {
     assert_eq!(only(&err), &Blocker::TargetIsSubject { user: ann });
     // An agent cannot move another's work.
     let err = w.refused(as_user(bob), transfer(ann, bob, WorkSelection::All));
-    assert_eq!(err.rules(), vec!["R-AUTH-01"]);
+    assert_eq!(err.rules(), vec![RuleId::ManageUsersRequired]);
     // The work of a deactivated user can still be handed over.
     let left = w.work(WorkKind::ContentFolder, "Left behind", bob);
     w.ok(w.owner_actor(), deactivate_with(bob, None));
@@ -518,7 +522,7 @@ fn r_work_02_clients_are_reassigned_to_other_users() {
             Blocker::WrongStatus {
                 user: cat,
                 status: UserStatus::Deactivated,
-                rule: "R-WORK-02".into()
+                rule: RuleId::ReassignClients
             }
         ]
     );
@@ -528,7 +532,7 @@ fn r_work_02_clients_are_reassigned_to_other_users() {
             assignments: vec![],
         },
     );
-    assert_eq!(err.rules(), vec!["R-WORK-02"]);
+    assert_eq!(err.rules(), vec![RuleId::ReassignClients]);
     // Without ManageUsers over the current owner: refused.
     let err = w.refused(
         as_user(ann),
@@ -536,5 +540,5 @@ fn r_work_02_clients_are_reassigned_to_other_users() {
             assignments: vec![(acme, ann)],
         },
     );
-    assert_eq!(err.rules(), vec!["R-AUTH-01"]);
+    assert_eq!(err.rules(), vec![RuleId::ManageUsersRequired]);
 }

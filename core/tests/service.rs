@@ -734,7 +734,7 @@ async fn a_refused_command_changes_neither_the_log_nor_the_cache() {
         panic!("expected a refusal, got {err:?}");
     };
     assert!(
-        refusal.has_rule("R-LIFE-03") && refusal.has_rule("R-LIFE-09"),
+        refusal.has_rule(RuleId::PrimaryOwnerProtected) && refusal.has_rule(RuleId::NoSelfRemoval),
         "{refusal}"
     );
     assert_eq!(service.state(f.org).await.unwrap(), before);

@@ -139,7 +139,14 @@ impl From<ServiceError> for ApiError {
                 ApiError {
                     status,
                     error: "refused".into(),
-                    message: format!("refused by {}", r.rules().join(", ")),
+                    message: format!(
+                        "refused by {}",
+                        r.rules()
+                            .iter()
+                            .map(|id| id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                     blockers: blocker_views(&r.blockers),
                 }
             }
@@ -738,7 +745,7 @@ fn account_id(org: &Organization, id: &str) -> Result<AccountId, ApiError> {
 
 fn number(org: &Organization, n: &str) -> Result<PhoneNumber, ApiError> {
     // As the commands read numbers: normalised to E.164 (R-NUM-06).
-    switchboard::validate::phone_number("number", "R-NUM-06", n)
+    switchboard::validate::phone_number("number", switchboard::RuleId::UniqueNumber, n)
         .ok()
         .filter(|n| org.numbers.contains_key(n))
         .ok_or_else(|| ApiError::not_found("number"))

@@ -537,7 +537,7 @@ pub fn check_decide(
         Err(e) => {
             assert!(!e.blockers.is_empty(), "a refusal without a blocker");
             for b in &e.blockers {
-                assert!(!b.rule().is_empty(), "a blocker without a rule: {b:?}");
+                assert_eq!(b.rule().as_str().parse(), Ok(b.rule()), "a blocker whose rule id does not read back: {b:?}");
             }
             let _ = e.to_string();
         }

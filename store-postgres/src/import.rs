@@ -50,7 +50,7 @@ impl PostgresStore {
         let n = i64::try_from(events.len()).map_err(|_| StoreError::InvalidRequest {
             reason: "too many events".into(),
         })?;
-        let run = |e: tokio_postgres::Error| map_db(&e, Op::Other);
+        let run = |e: tokio_postgres::Error| map_db(e, Op::Other);
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(run)?;
         let id = stream.as_uuid();
@@ -136,7 +136,7 @@ impl PostgresStore {
             .await
             .map_err(run)?;
         // The commit is the one step whose outcome can be unknown.
-        tx.commit().await.map_err(|e| map_db(&e, Op::Write))?;
+        tx.commit().await.map_err(|e| map_db(e, Op::Write))?;
         Ok(AppendOutcome {
             stream,
             first_version: 1,

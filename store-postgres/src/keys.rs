@@ -67,6 +67,7 @@ impl KeyStore for PostgresStore {
         Err(StoreError::Unavailable {
             reason: "the data key row kept racing with another writer".into(),
             maybe_committed: false,
+            source: None,
         })
     }
 

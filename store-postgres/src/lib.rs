@@ -55,6 +55,7 @@ mod sql;
 #[cfg(feature = "test-harness")]
 pub mod testing;
 
+pub use error::PostgresError;
 pub use import::MAX_IMPORT_EVENTS;
 
 use async_trait::async_trait;
@@ -264,8 +265,8 @@ impl PostgresStore {
         let tx = client
             .transaction()
             .await
-            .map_err(|e| map_db(&e, Op::Other))?;
-        let run = |e: tokio_postgres::Error| map_db(&e, Op::Other);
+            .map_err(|e| map_db(e, Op::Other))?;
+        let run = |e: tokio_postgres::Error| map_db(e, Op::Other);
         tx.execute(
             "SELECT pg_advisory_xact_lock($1)",
             &[&sql::MIGRATION_LOCK_KEY],
@@ -334,11 +335,11 @@ impl PostgresStore {
         let stmt = client
             .prepare_cached(sql)
             .await
-            .map_err(|e| map_db(&e, Op::Other))?;
+            .map_err(|e| map_db(e, Op::Other))?;
         client
             .query(&stmt, params)
             .await
-            .map_err(|e| map_db(&e, Op::Other))
+            .map_err(|e| map_db(e, Op::Other))
     }
 
     /// Runs an event query (`read_all.sql`, `read_stream.sql`) and decodes
@@ -355,14 +356,14 @@ impl PostgresStore {
         let stmt = client
             .prepare_cached(sql)
             .await
-            .map_err(|e| map_db(&e, Op::Other))?;
+            .map_err(|e| map_db(e, Op::Other))?;
         let rows = client
             .query_raw(&stmt, params.iter().copied())
             .await
-            .map_err(|e| map_db(&e, Op::Other))?;
+            .map_err(|e| map_db(e, Op::Other))?;
         futures_util::pin_mut!(rows);
         let mut out = Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(1024));
-        while let Some(row) = rows.try_next().await.map_err(|e| map_db(&e, Op::Other))? {
+        while let Some(row) = rows.try_next().await.map_err(|e| map_db(e, Op::Other))? {
             out.push(decode_event(&row)?);
         }
         Ok(out)
@@ -602,7 +603,7 @@ impl PostgresStore {
             let stmt = client
                 .prepare_cached(sql::APPEND_EVENTS)
                 .await
-                .map_err(|e| map_db(&e, Op::Other))?;
+                .map_err(|e| map_db(e, Op::Other))?;
             // One statement in autocommit: tokio-postgres returns only after
             // ReadyForQuery, i.e. after the implicit transaction committed.
             let result = client.query_one(&stmt, event_params).await;
@@ -618,7 +619,7 @@ impl PostgresStore {
                     None // the expected version did not hold
                 }
                 Err(e) if is_retryable_race(&e) => Some(e),
-                Err(e) => return Err(map_db(&e, Op::Write)),
+                Err(e) => return Err(map_db(e, Op::Write)),
             };
             if let Some(answer) = self.explain(request, params).await? {
                 return answer;
@@ -627,10 +628,11 @@ impl PostgresStore {
             // rolled back, or a version that moved on to the expected one.
             if attempt >= MAX_APPEND_ATTEMPTS {
                 return Err(match failure {
-                    Some(e) => map_db(&e, Op::Write),
+                    Some(e) => map_db(e, Op::Write),
                     None => StoreError::Unavailable {
                         reason: "the append kept racing with other writers".into(),
                         maybe_committed: false,
+                        source: None,
                     },
                 });
             }
@@ -713,7 +715,7 @@ impl EventStore for PostgresStore {
             let stmt = client
                 .prepare_cached(sql::APPEND)
                 .await
-                .map_err(|e| map_db(&e, Op::Other))?;
+                .map_err(|e| map_db(e, Op::Other))?;
             // One statement in autocommit: tokio-postgres returns only after
             // ReadyForQuery, i.e. after the implicit transaction committed.
             match client.query(&stmt, &params.as_params()).await {
@@ -730,7 +732,7 @@ impl EventStore for PostgresStore {
                     // contract's order. Told by SQLSTATE alone: a sharded
                     // server renames constraints.
                     if attempt >= MAX_APPEND_ATTEMPTS {
-                        return Err(map_db(&e, Op::Write));
+                        return Err(map_db(e, Op::Write));
                     }
                     // Someone inserted the same key concurrently (and, if
                     // no recorded event holds it, rolled back); the retry's
@@ -738,7 +740,7 @@ impl EventStore for PostgresStore {
                     // stream does not live-lock.
                     tokio::time::sleep(Duration::from_millis(u64::from(attempt * attempt))).await;
                 }
-                Err(e) => return Err(map_db(&e, Op::Write)),
+                Err(e) => return Err(map_db(e, Op::Write)),
             }
         };
         let status: String = row.try_get("o_status").map_err(corrupt)?;

@@ -8,7 +8,7 @@ use switchboard_core::store::{EventStore, ExpectedVersion, Position, StoreError}
 use switchboard_store_postgres::testing::{
     create_database, fresh_store, server, try_fresh_database, TestCluster,
 };
-use switchboard_store_postgres::{PostgresOptions, PostgresStore};
+use switchboard_store_postgres::{PostgresError, PostgresOptions, PostgresStore};
 use tokio_postgres::NoTls;
 
 /// A raw connection to the store's database, for holding transactions open.
@@ -229,6 +229,9 @@ async fn migrate_is_explicit_idempotent_and_safe_concurrently() {
         ),
         "{err:?}"
     );
+    // The driver's error is kept as the source, as a `PostgresError`.
+    let pg = postgres_source(&err).expect("the driver's error as the source");
+    assert_eq!(pg.code(), Some("42P01"), "undefined table: {pg}");
     let runs = futures_util::future::join_all((0..4).map(|_| store.migrate())).await;
     let applied: usize = runs.into_iter().map(|r| r.expect("migrate")).sum();
     assert_eq!(applied, 7, "exactly one caller applied each migration once");
@@ -892,4 +895,106 @@ async fn an_append_that_only_shreds_a_key_names_a_recorded_event_id() {
         })
     );
     assert_eq!(store.stream_version(b).await.expect("version"), 0);
+}
+
+
+/// The `PostgresError` at the end of a `StoreError`'s source chain, if any.
+fn postgres_source(err: &StoreError) -> Option<&PostgresError> {
+    let mut next = std::error::Error::source(err);
+    while let Some(e) = next {
+        if let Some(pg) = e
+            .downcast_ref::<switchboard_core::store::BackendError>()
+            .and_then(|b| b.downcast_ref::<PostgresError>())
+        {
+            return Some(pg);
+        }
+        next = e.source();
+    }
+    None
+}
+
+/// PostgreSQL's `DETAIL` quotes row values (`Key (email)=(…) already
+/// exists`); the error a `StoreError` carries as its source shows SQLSTATE,
+/// table, constraint and message, and its chain ends there.
+#[tokio::test]
+async fn the_source_of_a_store_error_carries_no_row_values() {
+    let admin = server().expect("server");
+    let config = create_database(&admin, None).await.expect("database");
+    let client = raw(&config).await;
+    client
+        .batch_execute(
+            "CREATE TABLE people (email text CONSTRAINT people_email_key UNIQUE, age int);
+             INSERT INTO people VALUES ('ann.secret@example.com', 41);",
+        )
+        .await
+        .expect("table");
+    let dup = client
+        .execute(
+            "INSERT INTO people VALUES ('ann.secret@example.com', 42)",
+            &[],
+        )
+        .await
+        .expect_err("unique violation");
+    // The driver's own chain does show the value: that is what is kept out.
+    let mut chain = String::new();
+    let mut next: Option<&dyn std::error::Error> = Some(&dup);
+    while let Some(e) = next {
+        chain.push_str(&format!("{e} {e:?}"));
+        next = e.source();
+    }
+    assert!(chain.contains("ann.secret@example.com"), "{chain}");
+
+    let pg = PostgresError::new(dup);
+    assert_eq!(pg.code(), Some("23505"));
+    assert_eq!(pg.constraint(), Some("people_email_key"));
+    assert_eq!(pg.table(), Some("people"));
+    let shown = format!("{pg} {pg:?}");
+    assert!(
+        shown.contains("23505") && shown.contains("people_email_key"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("ann.secret") && !shown.contains("41"),
+        "{shown}"
+    );
+    assert!(
+        std::error::Error::source(&pg).is_none(),
+        "the chain ends here"
+    );
+
+    // A data exception's message quotes the input: withheld.
+    let bad = client
+        .query("SELECT 'ann.secret@example.com'::uuid", &[])
+        .await
+        .expect_err("not a uuid");
+    let pg = PostgresError::new(bad);
+    assert_eq!(pg.code(), Some("22P02"));
+    let shown = format!("{pg} {pg:?}");
+    assert!(!shown.contains("ann.secret"), "{shown}");
+
+    // Through a `StoreError`: `source()` is the wrapper, and nothing in the
+    // whole chain, printed either way, shows a value.
+    let err = StoreError::Corrupt {
+        reason: "example".into(),
+        source: Some(switchboard_core::store::BackendError::new(
+            PostgresError::new(
+                client
+                    .execute(
+                        "INSERT INTO people VALUES ('ann.secret@example.com', 43)",
+                        &[],
+                    )
+                    .await
+                    .expect_err("unique violation"),
+            ),
+        )),
+    };
+    assert!(postgres_source(&err).is_some());
+    let mut chain = String::new();
+    let mut next: Option<&dyn std::error::Error> = Some(&err);
+    while let Some(e) = next {
+        chain.push_str(&format!("{e} {e:?} "));
+        next = e.source();
+    }
+    assert!(chain.contains("23505"), "{chain}");
+    assert!(!chain.contains("ann.secret"), "{chain}");
 }

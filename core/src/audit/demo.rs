@@ -156,6 +156,7 @@ pub async fn record<S: Store>(
     let missing = |what: &str| {
         ServiceError::Store(crate::store::StoreError::Corrupt {
             reason: format!("demo: {what} missing after its command"),
+            source: None,
         })
     };
     let owner = state.primary_owner.ok_or_else(|| missing("owner"))?;

@@ -27,6 +27,7 @@ pub const MAX_LINE_BYTES: usize = MAX_PAYLOAD_BYTES + 64 * 1024;
 
 /// Why an export or import failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum JsonlError {
     /// Reading the store or decoding an event failed.
     #[error(transparent)]

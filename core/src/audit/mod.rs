@@ -16,6 +16,7 @@
 //! (R-LIFE-06): an audit never resurrects erased data.
 
 pub mod asof;
+#[cfg(feature = "test-util")]
 pub mod demo;
 pub mod jsonl;
 pub mod questions;

@@ -239,6 +239,7 @@ impl<S: Store> CommandService<S> {
                 if state.version != r.version {
                     return Err(crate::store::StoreError::Corrupt {
                         reason: format!("stream {org} is not dense at version {}", r.version),
+                        source: None,
                     }
                     .into());
                 }

@@ -19,13 +19,13 @@ pub(super) fn grant(
     );
     if accounts.is_empty() {
         b.push(Blocker::Invalid {
-            rule: "R-MEM-02".into(),
+            rule: RuleId::GrantAccounts,
             field: "accounts".into(),
             reason: "name at least one account".into(),
         });
     }
     find_role(s, role, &mut b);
-    let target = live_user(s, user, "R-MEM-02", &mut b);
+    let target = live_user(s, user, RuleId::GrantAccounts, &mut b);
     let mut seen = BTreeSet::new();
     for a in accounts {
         if !find_account(s, *a, &mut b) {
@@ -33,7 +33,7 @@ pub(super) fn grant(
         }
         if !seen.insert(*a) {
             b.push(Blocker::Invalid {
-                rule: "R-MEM-02".into(),
+                rule: RuleId::GrantAccounts,
                 field: "accounts".into(),
                 reason: format!("{a} is listed twice"),
             });
@@ -79,7 +79,7 @@ pub(super) fn change_role(
 ) -> Outcome {
     let mut b = Vec::new();
     find_role(s, role, &mut b);
-    let target = live_user(s, user, "R-MEM-01", &mut b);
+    let target = live_user(s, user, RuleId::ChangeRole, &mut b);
     let known_account = find_account(s, account, &mut b);
     let mut from = None;
     if let (Some(t), true) = (target, known_account) {
@@ -128,12 +128,12 @@ pub(super) fn remove(
     );
     if accounts.is_empty() {
         b.push(Blocker::Invalid {
-            rule: "R-MEM-04".into(),
+            rule: RuleId::RemoveFromSeveralAccounts,
             field: "accounts".into(),
             reason: "name at least one account".into(),
         });
     }
-    let Some(target) = live_user(s, user, "R-MEM-03", &mut b) else {
+    let Some(target) = live_user(s, user, RuleId::RemoveFromAccount, &mut b) else {
         return Err(CommandError { blockers: b });
     };
     if target.agency_admin {
@@ -144,7 +144,7 @@ pub(super) fn remove(
     let removed: BTreeSet<AccountId> = accounts.iter().copied().collect();
     if removed.len() != accounts.len() {
         b.push(Blocker::Invalid {
-            rule: "R-MEM-04".into(),
+            rule: RuleId::RemoveFromSeveralAccounts,
             field: "accounts".into(),
             reason: "an account is listed twice".into(),
         });
@@ -193,7 +193,7 @@ pub(super) fn remove(
 /// every account at once; afterwards other roles may be granted.
 pub(super) fn remove_from_all(s: &Organization, ctx: &Context<'_>, user: UserId) -> Outcome {
     let mut b = Vec::new();
-    let Some(target) = live_user(s, user, "R-MEM-05", &mut b) else {
+    let Some(target) = live_user(s, user, RuleId::AgencyAdministratorAllOrNothing, &mut b) else {
         return Err(CommandError { blockers: b });
     };
     not_primary_owner(s, user, &mut b);
@@ -202,7 +202,7 @@ pub(super) fn remove_from_all(s: &Organization, ctx: &Context<'_>, user: UserId)
     access_loss_blockers(s, target, |_| false, false, &mut b);
     if target.memberships.is_empty() && !target.agency_admin {
         b.push(Blocker::Invalid {
-            rule: "R-MEM-05".into(),
+            rule: RuleId::AgencyAdministratorAllOrNothing,
             field: "user".into(),
             reason: format!("{user} has no access to remove"),
         });

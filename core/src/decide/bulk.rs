@@ -16,6 +16,7 @@ use crate::error::{Blocker, CommandError};
 use crate::event::Event;
 use crate::ids::UserId;
 use crate::model::*;
+use crate::rule::RuleId;
 use crate::validate;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -121,7 +122,7 @@ fn columns(headers: &csv::StringRecord) -> Result<Columns, Blocker> {
             "job_title" | "title" => &mut c.job_title,
             other => {
                 return Err(Blocker::Invalid {
-                    rule: "R-BULK-01".into(),
+                    rule: RuleId::BulkSpreadsheet,
                     field: "header".into(),
                     reason: format!("unknown column {other:?}"),
                 })
@@ -129,7 +130,7 @@ fn columns(headers: &csv::StringRecord) -> Result<Columns, Blocker> {
         };
         if slot.replace(i).is_some() {
             return Err(Blocker::Invalid {
-                rule: "R-BULK-01".into(),
+                rule: RuleId::BulkSpreadsheet,
                 field: "header".into(),
                 reason: format!("column {key:?} appears twice"),
             });
@@ -137,7 +138,7 @@ fn columns(headers: &csv::StringRecord) -> Result<Columns, Blocker> {
     }
     if c.email.is_none() {
         return Err(Blocker::Invalid {
-            rule: "R-BULK-01".into(),
+            rule: RuleId::BulkSpreadsheet,
             field: "header".into(),
             reason: "an email column is required".into(),
         });
@@ -163,7 +164,7 @@ fn decide_row(
     let email = cell(record, cols.email).unwrap_or_default().to_owned();
     let Some(user) = s.user_by_email(&email) else {
         b.push(Blocker::Invalid {
-            rule: "R-BULK-01".into(),
+            rule: RuleId::BulkSpreadsheet,
             field: "email".into(),
             reason: "no user has this email".into(),
         });
@@ -183,7 +184,7 @@ fn decide_row(
         Some("n" | "no") => Some(false),
         Some(_) => {
             b.push(Blocker::Invalid {
-                rule: "R-BULK-01".into(),
+                rule: RuleId::BulkSpreadsheet,
                 field: "deactivated".into(),
                 reason: "use y or n (or leave it blank)".into(),
             });
@@ -256,7 +257,7 @@ fn decide_row(
         Some(true) => b.push(Blocker::WrongStatus {
             user: user.id,
             status: user.status,
-            rule: "R-LIFE-01".into(),
+            rule: RuleId::DeactivationEndsAccess,
         }),
         _ => {}
     }
@@ -289,7 +290,7 @@ pub(crate) fn decide_bulk(
         .from_reader(raw.as_bytes());
     let headers = reader.headers().map_err(|e| {
         CommandError::from(Blocker::Invalid {
-            rule: "R-BULK-01".into(),
+            rule: RuleId::BulkSpreadsheet,
             field: "csv".into(),
             reason: e.to_string(),
         })
@@ -314,7 +315,7 @@ pub(crate) fn decide_bulk(
                 String::new(),
                 None,
                 Err(vec![Blocker::Invalid {
-                    rule: "R-BULK-01".into(),
+                    rule: RuleId::BulkSpreadsheet,
                     field: format!("row {row}"),
                     reason: e.to_string(),
                 }]),
@@ -338,7 +339,7 @@ pub(crate) fn decide_bulk(
     }
     if report.rows.is_empty() {
         return Err(Blocker::Invalid {
-            rule: "R-BULK-01".into(),
+            rule: RuleId::BulkSpreadsheet,
             field: "csv".into(),
             reason: "no data rows".into(),
         }

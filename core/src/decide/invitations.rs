@@ -15,7 +15,7 @@ fn expiry(s: &Organization, ctx: &Context<'_>) -> Result<chrono::DateTime<chrono
         chrono::TimeDelta::try_days(i64::from(days)),
         "invitation",
         format!("{days} days"),
-        "R-INV-05",
+        RuleId::InvitationExpiry,
     )
 }
 
@@ -39,7 +39,7 @@ pub(super) fn invite(s: &Organization, ctx: &Context<'_>, raw: &str, grant: &Gra
             b.push(Blocker::EmailInUse {
                 email: e.clone(),
                 user: existing.id,
-                rule: "R-INV-06".into(),
+                rule: RuleId::InviteExistingEmail,
             });
         }
     }
@@ -163,10 +163,10 @@ pub(super) fn reinvite(s: &Organization, ctx: &Context<'_>, id: InvitationId) ->
         Some(u) => b.push(Blocker::WrongStatus {
             user: u.id,
             status: u.status,
-            rule: "R-INV-05".into(),
+            rule: RuleId::InvitationExpiry,
         }),
         None => b.push(Blocker::Invalid {
-            rule: "R-INV-05".into(),
+            rule: RuleId::InvitationExpiry,
             field: "invitation".into(),
             reason: "only email invitations are re-sent; create a new link instead".into(),
         }),
@@ -294,8 +294,12 @@ pub(super) fn accept_invitation(
     let mut b = Vec::new();
     let invitation = accept_invitation_checks(s, ctx, token, &mut b);
     let name = check(validate::text("name", name, MAX_TEXT_LEN), &mut b);
-    let mobile =
-        mobile.and_then(|m| check(validate::phone_number("mobile", "R-USR-02", m), &mut b));
+    let mobile = mobile.and_then(|m| {
+        check(
+            validate::phone_number("mobile", RuleId::MobileAndCountry, m),
+            &mut b,
+        )
+    });
     let country = default_country.and_then(|c| check(validate::country(c), &mut b));
     let inv = invitation.and_then(|id| s.invitations.get(&id));
     let mut personal = PersonalData {
@@ -313,7 +317,7 @@ pub(super) fn accept_invitation(
             if let (Some(given), Some(u)) = (email, existing) {
                 if u.email().map(validate::email_key) != Some(validate::email_key(given)) {
                     b.push(Blocker::Invalid {
-                        rule: "R-INV-03".into(),
+                        rule: RuleId::InvitationToken,
                         field: "email".into(),
                         reason: "this invitation was sent to another address".into(),
                     });
@@ -324,7 +328,7 @@ pub(super) fn accept_invitation(
         Some(_) => {
             match email {
                 None => b.push(Blocker::Invalid {
-                    rule: "R-INV-03".into(),
+                    rule: RuleId::InvitationToken,
                     field: "email".into(),
                     reason: "accepting a link invitation needs an email".into(),
                 }),
@@ -334,7 +338,7 @@ pub(super) fn accept_invitation(
                             b.push(Blocker::EmailInUse {
                                 email: e.clone(),
                                 user: existing.id,
-                                rule: "R-USR-01".into(),
+                                rule: RuleId::UniqueEmail,
                             });
                         }
                         personal.email = Some(e);
@@ -386,12 +390,12 @@ pub(super) fn sign_in(
             UserStatus::Invited => b.push(Blocker::WrongStatus {
                 user,
                 status: u.status,
-                rule: "R-INV-04".into(),
+                rule: RuleId::InviteeActivation,
             }),
             UserStatus::Deactivated | UserStatus::Deleted => b.push(Blocker::WrongStatus {
                 user,
                 status: u.status,
-                rule: "R-LIFE-01".into(),
+                rule: RuleId::DeactivationEndsAccess,
             }),
         }
         check(

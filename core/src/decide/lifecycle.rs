@@ -30,14 +30,23 @@ pub(crate) fn offboard_events(
     let plan = input.plan;
     let user = plan.user;
     let deleting = matches!(plan.end, OffboardEnd::Delete(_));
-    let Some(u) = live_user(s, user, if deleting { "R-LIFE-05" } else { "R-LIFE-01" }, b) else {
+    let Some(u) = live_user(
+        s,
+        user,
+        if deleting {
+            RuleId::DeletionAcknowledged
+        } else {
+            RuleId::DeactivationEndsAccess
+        },
+        b,
+    ) else {
         return Vec::new();
     };
     if !deleting && u.status != UserStatus::Active {
         b.push(Blocker::WrongStatus {
             user,
             status: u.status,
-            rule: "R-LIFE-01".into(),
+            rule: RuleId::DeactivationEndsAccess,
         });
     }
     require_over_user(s, ctx, Permission::ManageUsers, u, b);
@@ -50,7 +59,11 @@ pub(crate) fn offboard_events(
         b.push(Blocker::NumbersStillAssigned {
             user,
             numbers: u.assigned_numbers.iter().cloned().collect(),
-            rule: if deleting { "R-NUM-02" } else { "R-NUM-01" }.into(),
+            rule: if deleting {
+                RuleId::NumbersBlockDeletion
+            } else {
+                RuleId::NumberAssignee
+            },
         });
     }
     if plan.unassign_numbers {
@@ -76,7 +89,7 @@ pub(crate) fn offboard_events(
                 .iter()
                 .chain(unassigned.into_iter().flatten())
                 .collect();
-            if let Some(target) = active_user(s, to, "R-NUM-04", b) {
+            if let Some(target) = active_user(s, to, RuleId::ForwardToActiveUser, b) {
                 let mut denied = BTreeSet::new();
                 for n in &numbers {
                     if let Some(num) = s.numbers.get(*n) {
@@ -84,7 +97,7 @@ pub(crate) fn offboard_events(
                             b.push(Blocker::NoAccess {
                                 user: to,
                                 account: num.account,
-                                rule: "R-NUM-04".into(),
+                                rule: RuleId::ForwardToActiveUser,
                             });
                         }
                     }
@@ -109,7 +122,7 @@ pub(crate) fn offboard_events(
 
     // 4. Work (R-WORK-01). Deleting cancels meetings instead of moving them (R-LIFE-05).
     if let Some(to) = plan.transfer_work_to {
-        active_user(s, to, "R-WORK-01", b);
+        active_user(s, to, RuleId::TransferWork, b);
         let items: Vec<WorkItemId> = u
             .work
             .iter()
@@ -198,7 +211,7 @@ pub(crate) fn reactivate_events(
         b.push(Blocker::WrongStatus {
             user,
             status: u.status,
-            rule: "R-LIFE-02".into(),
+            rule: RuleId::Reactivation,
         });
     }
     require_over_user(s, ctx, Permission::ManageUsers, u, b);

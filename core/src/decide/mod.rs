@@ -4,7 +4,8 @@
 //! Control flow lives here and in one function per command; the checks are
 //! small pure functions ("guards") that push blockers into a list, so a
 //! refusal always reports everything that stands in the way. To find a rule's
-//! code, grep its id (`R-NUM-02`): every guard names the rule it enforces.
+//! code, grep its id (`R-NUM-02`) or its [`RuleId`] variant
+//! (`NumbersBlockDeletion`): every guard names the rule it enforces.
 //!
 //! | file | rules |
 //! |---|---|
@@ -34,6 +35,7 @@ use crate::error::{Blocker, CommandError, Missing};
 use crate::event::Event;
 use crate::ids::*;
 use crate::model::*;
+use crate::rule::RuleId;
 use crate::store::MAX_EVENTS_PER_APPEND;
 use bulk::BulkReport;
 use serde::{Deserialize, Serialize};
@@ -43,6 +45,7 @@ pub(crate) use profile::{admin_fields_events, profile_events, AdminChange, Profi
 
 /// What a secret token was issued for. `Debug` hides the email.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum SecretPurpose {
     /// An invitation; `email` is set for email invitations (send it there).
     Invitation {
@@ -331,7 +334,7 @@ pub(crate) fn find_user<'s>(
 pub(crate) fn live_user<'s>(
     s: &'s Organization,
     id: UserId,
-    rule: &str,
+    rule: RuleId,
     b: &mut Vec<Blocker>,
 ) -> Option<&'s User> {
     let u = find_user(s, id, b)?;
@@ -339,7 +342,7 @@ pub(crate) fn live_user<'s>(
         b.push(Blocker::WrongStatus {
             user: id,
             status: u.status,
-            rule: rule.to_owned(),
+            rule,
         });
         return None;
     }
@@ -350,7 +353,7 @@ pub(crate) fn live_user<'s>(
 pub(crate) fn active_user<'s>(
     s: &'s Organization,
     id: UserId,
-    rule: &str,
+    rule: RuleId,
     b: &mut Vec<Blocker>,
 ) -> Option<&'s User> {
     let u = find_user(s, id, b)?;
@@ -358,7 +361,7 @@ pub(crate) fn active_user<'s>(
         b.push(Blocker::WrongStatus {
             user: id,
             status: u.status,
-            rule: rule.to_owned(),
+            rule,
         });
         return None;
     }
@@ -488,7 +491,10 @@ pub(crate) fn find_number<'s>(
     raw: &str,
     b: &mut Vec<Blocker>,
 ) -> Option<&'s Number> {
-    let n = check(crate::validate::phone_number("number", "R-NUM-06", raw), b)?;
+    let n = check(
+        crate::validate::phone_number("number", RuleId::UniqueNumber, raw),
+        b,
+    )?;
     let found = s.numbers.get(&n);
     if found.is_none() {
         b.push(Blocker::NotFound {
@@ -529,7 +535,7 @@ pub(crate) fn access_loss_blockers(
         b.push(Blocker::NumbersStillAssigned {
             user: user.id,
             numbers: assigned,
-            rule: "R-NUM-01".into(),
+            rule: RuleId::NumberAssignee,
         });
     }
     let forwarded = lost(&user.forwarded_numbers);
@@ -580,7 +586,7 @@ pub(crate) fn check_grant(
     );
     if grant.accounts.is_empty() && !grant.agency_admin {
         b.push(Blocker::Invalid {
-            rule: "R-INV-02".into(),
+            rule: RuleId::InvitationGrant,
             field: "accounts".into(),
             reason: "an invitation grants at least one account or the agency administrator role"
                 .into(),
@@ -590,7 +596,7 @@ pub(crate) fn check_grant(
     for a in &grant.accounts {
         if !seen.insert(*a) {
             b.push(Blocker::Invalid {
-                rule: "R-INV-02".into(),
+                rule: RuleId::InvitationGrant,
                 field: "accounts".into(),
                 reason: format!("{a} is listed twice"),
             });
@@ -648,14 +654,14 @@ pub(crate) fn expires_at(
     ttl: Option<chrono::TimeDelta>,
     what: &str,
     ttl_in_words: String,
-    rule: &str,
+    rule: RuleId,
 ) -> Result<chrono::DateTime<chrono::Utc>, Blocker> {
     ttl.and_then(|ttl| ctx.now.checked_add_signed(ttl))
         .ok_or_else(|| Blocker::ExpiryOutOfRange {
             what: what.to_owned(),
             ttl: ttl_in_words,
             now: ctx.now,
-            rule: rule.to_owned(),
+            rule,
         })
 }
 

@@ -7,7 +7,7 @@ use super::*;
 pub(super) fn add(s: &Organization, ctx: &Context<'_>, raw: &str, account: AccountId) -> Outcome {
     let mut b = Vec::new();
     let number = check(
-        crate::validate::phone_number("number", "R-NUM-06", raw),
+        crate::validate::phone_number("number", RuleId::UniqueNumber, raw),
         &mut b,
     );
     if find_account(s, account, &mut b) {
@@ -29,13 +29,19 @@ pub(super) fn add(s: &Organization, ctx: &Context<'_>, raw: &str, account: Accou
 }
 
 /// R-NUM-04 (and R-NUM-01 for assignment): the user is active and reaches the number's account.
-fn check_target(s: &Organization, number: &Number, user: UserId, rule: &str, b: &mut Vec<Blocker>) {
+fn check_target(
+    s: &Organization,
+    number: &Number,
+    user: UserId,
+    rule: RuleId,
+    b: &mut Vec<Blocker>,
+) {
     if let Some(u) = active_user(s, user, rule, b) {
         if !u.has_access(number.account) {
             b.push(Blocker::NoAccess {
                 user,
                 account: number.account,
-                rule: rule.to_owned(),
+                rule,
             });
         }
     }
@@ -54,7 +60,7 @@ pub(super) fn assign(s: &Organization, ctx: &Context<'_>, raw: &str, user: UserI
             user: holder,
         });
     }
-    check_target(s, n, user, "R-NUM-01", &mut b);
+    check_target(s, n, user, RuleId::NumberAssignee, &mut b);
     verdict(b)?;
     let mut events = Vec::with_capacity(2);
     // An assigned number rings its user; a forward would compete with that.
@@ -97,7 +103,7 @@ pub(super) fn forward(s: &Organization, ctx: &Context<'_>, raw: &str, to: UserId
         return Err(CommandError { blockers: b });
     };
     require_on_accounts(s, ctx, Permission::ManageNumbers, [n.account], &mut b);
-    check_target(s, n, to, "R-NUM-04", &mut b);
+    check_target(s, n, to, RuleId::ForwardToActiveUser, &mut b);
     verdict(b)?;
     if n.forwarded_to == Some(to) {
         return accept(Vec::new());
@@ -116,7 +122,7 @@ pub(super) fn stop_forwarding(s: &Organization, ctx: &Context<'_>, raw: &str) ->
     require_on_accounts(s, ctx, Permission::ManageNumbers, [n.account], &mut b);
     if n.forwarded_to.is_none() {
         b.push(Blocker::Invalid {
-            rule: "R-NUM-04".into(),
+            rule: RuleId::ForwardToActiveUser,
             field: "number".into(),
             reason: format!("{} is not forwarded", n.number),
         });

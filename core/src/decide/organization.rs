@@ -58,14 +58,14 @@ pub(super) fn create(
 fn check_policies(p: &Policies, b: &mut Vec<Blocker>) {
     if !(1..=365).contains(&p.invitation_ttl_days) {
         b.push(Blocker::Invalid {
-            rule: "R-INV-05".into(),
+            rule: RuleId::InvitationExpiry,
             field: "invitation_ttl_days".into(),
             reason: format!("{} is outside 1..=365", p.invitation_ttl_days),
         });
     }
     if !(1..=720).contains(&p.password_reset_ttl_hours) {
         b.push(Blocker::Invalid {
-            rule: "R-LIFE-07".into(),
+            rule: RuleId::PasswordReset,
             field: "password_reset_ttl_hours".into(),
             reason: format!("{} is outside 1..=720", p.password_reset_ttl_hours),
         });
@@ -97,10 +97,10 @@ pub(super) fn transfer_ownership(s: &Organization, ctx: &Context<'_>, to: UserId
         }
         None => {}
     }
-    let target = active_user(s, to, "R-LIFE-03", &mut b);
+    let target = active_user(s, to, RuleId::PrimaryOwnerProtected, &mut b);
     if from == Some(to) {
         b.push(Blocker::Invalid {
-            rule: "R-LIFE-03".into(),
+            rule: RuleId::PrimaryOwnerProtected,
             field: "to".into(),
             reason: format!("{to} is the primary owner already"),
         });
@@ -180,7 +180,7 @@ pub(super) fn define_role(
             // teams (R-TEAM-01); checking every holder would cost the size of
             // the organization. Define a new role and move leaders instead.
             b.push(Blocker::Invalid {
-                rule: "R-TEAM-01".into(),
+                rule: RuleId::ReportingLine,
                 field: "permissions".into(),
                 reason: format!(
                     "{role} grants ManageTeam; it cannot be taken from an existing role"

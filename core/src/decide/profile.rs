@@ -57,7 +57,7 @@ pub(crate) fn profile_events(
         // permission is needed to change nothing.
         return None;
     }
-    let target = live_user(s, user, "R-LIFE-06", b)?;
+    let target = live_user(s, user, RuleId::PersonalDataErased, b)?;
     require_profile_editor(s, ctx, target, b);
     let mut personal = PersonalData {
         name: change
@@ -71,7 +71,7 @@ pub(crate) fn profile_events(
                 Some(other) if other.id != user => b.push(Blocker::EmailInUse {
                     email: e.clone(),
                     user: other.id,
-                    rule: "R-USR-01".into(),
+                    rule: RuleId::UniqueEmail,
                 }),
                 _ => {}
             }
@@ -80,7 +80,10 @@ pub(crate) fn profile_events(
     }
     match change.mobile {
         Some(Edit::Set(m)) => {
-            personal.mobile = check(validate::phone_number("mobile", "R-USR-02", m), b);
+            personal.mobile = check(
+                validate::phone_number("mobile", RuleId::MobileAndCountry, m),
+                b,
+            );
         }
         Some(Edit::Clear) => personal.cleared.push(ProfileField::Mobile),
         None => {}
@@ -181,7 +184,7 @@ pub(crate) fn admin_fields_events(
     change: &AdminChange<'_>,
     b: &mut Vec<Blocker>,
 ) -> Vec<Event> {
-    let Some(target) = live_user(s, user, "R-LIFE-06", b) else {
+    let Some(target) = live_user(s, user, RuleId::PersonalDataErased, b) else {
         return Vec::new();
     };
     let fields = change.fields();
@@ -315,7 +318,7 @@ pub(super) fn sign_out(
 /// R-LIFE-07: a reset token for an active user; only its hash is recorded.
 pub(super) fn password_reset(s: &Organization, ctx: &Context<'_>, user: UserId) -> Outcome {
     let mut b = Vec::new();
-    if let Some(u) = active_user(s, user, "R-LIFE-07", &mut b) {
+    if let Some(u) = active_user(s, user, RuleId::PasswordReset, &mut b) {
         require_self_or_manager(s, ctx, u, &mut b);
     }
     let hours = s.policies.password_reset_ttl_hours;
@@ -324,7 +327,7 @@ pub(super) fn password_reset(s: &Organization, ctx: &Context<'_>, user: UserId) 
         chrono::TimeDelta::try_hours(i64::from(hours)),
         "password reset",
         format!("{hours} hours"),
-        "R-LIFE-07",
+        RuleId::PasswordReset,
     );
     b.extend(expires_at.as_ref().err().cloned());
     verdict(b)?;

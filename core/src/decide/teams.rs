@@ -44,7 +44,7 @@ fn would_cycle(
 
 /// R-TEAM-01: a leader is an active user holding ManageTeam.
 fn check_leader(s: &Organization, leader: UserId, b: &mut Vec<Blocker>) {
-    if let Some(l) = active_user(s, leader, "R-TEAM-01", b) {
+    if let Some(l) = active_user(s, leader, RuleId::ReportingLine, b) {
         if !s.holds_anywhere(l, Permission::ManageTeam) {
             b.push(Blocker::NotATeamLeader { user: leader });
         }
@@ -58,7 +58,7 @@ pub(super) fn set_reporting_line(
     leader: Option<UserId>,
 ) -> Outcome {
     let mut b = Vec::new();
-    let Some(u) = live_user(s, user, "R-TEAM-01", &mut b) else {
+    let Some(u) = live_user(s, user, RuleId::ReportingLine, &mut b) else {
         return Err(CommandError { blockers: b });
     };
     require_over_user(s, ctx, Permission::ManageUsers, u, &mut b);
@@ -155,7 +155,7 @@ pub(super) fn reassign_reports(
     require_over_user(s, ctx, Permission::ManageUsers, l, &mut b);
     if l.direct_reports.is_empty() {
         b.push(Blocker::Invalid {
-            rule: "R-TEAM-02".into(),
+            rule: RuleId::ReassignReports,
             field: "leader".into(),
             reason: format!("{leader} has no direct reports"),
         });

@@ -15,7 +15,7 @@ pub(super) fn create(
 ) -> Outcome {
     let mut b = Vec::new();
     let title = check(validate::text("title", title, MAX_TEXT_LEN), &mut b);
-    if let Some(o) = active_user(s, owner, "R-WORK-01", &mut b) {
+    if let Some(o) = active_user(s, owner, RuleId::TransferWork, &mut b) {
         if ctx.actor.user_id() == Some(owner) {
             if let Err(e) = acting_user(s, ctx) {
                 b.push(e);
@@ -86,7 +86,7 @@ pub(crate) fn select_work(
                 }
                 if !seen.insert(*i) {
                     b.push(Blocker::Invalid {
-                        rule: "R-WORK-01".into(),
+                        rule: RuleId::TransferWork,
                         field: "items".into(),
                         reason: format!("{i} is listed twice"),
                     });
@@ -134,7 +134,7 @@ pub(super) fn transfer(
 ) -> Outcome {
     let mut b = Vec::new();
     let owner = find_user(s, from, &mut b);
-    active_user(s, to, "R-WORK-01", &mut b);
+    active_user(s, to, RuleId::TransferWork, &mut b);
     let Some(owner) = owner else {
         return Err(CommandError { blockers: b });
     };
@@ -158,7 +158,7 @@ pub(super) fn reassign_clients(
     );
     if assignments.is_empty() {
         b.push(Blocker::Invalid {
-            rule: "R-WORK-02".into(),
+            rule: RuleId::ReassignClients,
             field: "assignments".into(),
             reason: "name at least one client".into(),
         });
@@ -169,13 +169,13 @@ pub(super) fn reassign_clients(
     for (item, to) in assignments {
         if !seen.insert(*item) {
             b.push(Blocker::Invalid {
-                rule: "R-WORK-02".into(),
+                rule: RuleId::ReassignClients,
                 field: "assignments".into(),
                 reason: format!("{item} is listed twice"),
             });
             continue;
         }
-        active_user(s, *to, "R-WORK-02", &mut b);
+        active_user(s, *to, RuleId::ReassignClients, &mut b);
         let Some(w) = s.work_items.get(item) else {
             b.push(Blocker::NotFound {
                 missing: Missing::WorkItem(*item),

@@ -150,6 +150,7 @@ impl Handled {
 
 /// Why the service could not handle a command.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ServiceError {
     /// The rules refused it; nothing was recorded.
     #[error(transparent)]
@@ -633,6 +634,7 @@ impl<S: Store> CommandService<S> {
         Err(unknown.unwrap_or(StoreError::Unavailable {
             reason: "append outcome unknown".into(),
             maybe_committed: true,
+            source: None,
         }))
     }
 
@@ -723,6 +725,7 @@ impl<S: Store> CommandService<S> {
                             "stream {} jumps from version {} to {}",
                             state.id, state.version, r.version
                         ),
+                        source: None,
                     }
                     .into());
                 }

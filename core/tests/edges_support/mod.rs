@@ -89,6 +89,7 @@ impl<S: store::Store> EventStore for Hooked<S> {
             answer = Err(StoreError::Unavailable {
                 reason: "connection lost after the commit".into(),
                 maybe_committed: true,
+                source: None,
             });
         }
         self.step(answer).await
@@ -143,6 +144,7 @@ impl<S: store::Store> SnapshotStore for Hooked<S> {
             return Err(StoreError::Unavailable {
                 reason: "snapshots are refused here".into(),
                 maybe_committed: false,
+                source: None,
             });
         }
         let answer = self.inner.save_snapshot(snapshot).await;

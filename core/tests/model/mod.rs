@@ -23,7 +23,7 @@ use proptest_state_machine::ReferenceStateMachine;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use switchboard_core::{
-    AdminField, InvitationStatus, Permission, Policies, ProfileEditPolicy, ProfileField,
+    AdminField, InvitationStatus, Permission, Policies, ProfileEditPolicy, ProfileField, RuleId,
     UserStatus, WorkKind,
 };
 
@@ -545,7 +545,7 @@ pub enum S {
 /// transfer, each report sent back to their leaving leader, a denial met by
 /// two checks of one bulk row), and what is compared is what stands in the
 /// way, not how often it is said.
-pub type Refusal = BTreeSet<(String, S)>;
+pub type Refusal = BTreeSet<(RuleId, S)>;
 
 /// What a bulk row should come to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -597,8 +597,8 @@ pub fn start() -> DateTime<Utc> {
 struct Bl(Refusal);
 
 impl Bl {
-    fn push(&mut self, rule: &str, subject: S) {
-        self.0.insert((rule.to_owned(), subject));
+    fn push(&mut self, rule: RuleId, subject: S) {
+        self.0.insert((rule, subject));
     }
     fn ok(&self) -> bool {
         self.0.is_empty()
@@ -709,12 +709,12 @@ impl Model {
     fn user(&self, i: usize, b: &mut Bl) -> Option<&MUser> {
         let u = self.users.get(i);
         if u.is_none() {
-            b.push("INPUT", S::User(i));
+            b.push(RuleId::Input, S::User(i));
         }
         u
     }
     /// A user that exists and is not deleted, else INPUT or `rule`.
-    fn live(&self, i: usize, rule: &str, b: &mut Bl) -> Option<&MUser> {
+    fn live(&self, i: usize, rule: RuleId, b: &mut Bl) -> Option<&MUser> {
         let u = self.user(i, b)?;
         if u.status == UserStatus::Deleted {
             b.push(rule, S::User(i));
@@ -723,7 +723,7 @@ impl Model {
         Some(u)
     }
     /// An active user, else INPUT or `rule`.
-    fn active_user(&self, i: usize, rule: &str, b: &mut Bl) -> Option<&MUser> {
+    fn active_user(&self, i: usize, rule: RuleId, b: &mut Bl) -> Option<&MUser> {
         let u = self.user(i, b)?;
         if u.status != UserStatus::Active {
             b.push(rule, S::User(i));
@@ -746,17 +746,20 @@ impl Model {
     }
     /// R-AUTH-01 for an actor who is not an active user, whatever is asked.
     fn inactive_actor(&self, a: A, b: &mut Bl) {
-        b.push("R-AUTH-01", S::Actor(a));
+        b.push(RuleId::ManageUsersRequired, S::Actor(a));
     }
     /// A missing permission on `account` (`None`: organization-wide), as `how` reports it.
     fn deny(&self, a: A, account: Option<usize>, how: Deny<'_>, b: &mut Bl) {
         match how {
             Deny::Fields(user, fields) if !fields.is_empty() => {
                 for f in fields {
-                    b.push("R-AUTH-03", S::AdminField(a, user, *f, account));
+                    b.push(
+                        RuleId::AdminManagedFields,
+                        S::AdminField(a, user, *f, account),
+                    );
                 }
             }
-            _ => b.push("R-AUTH-01", S::Denied(a, account)),
+            _ => b.push(RuleId::ManageUsersRequired, S::Denied(a, account)),
         }
     }
     fn need_on(&self, a: A, p: Permission, accounts: impl IntoIterator<Item = usize>, b: &mut Bl) {
@@ -821,18 +824,18 @@ impl Model {
     fn check_grant(&self, a: A, g: &G, b: &mut Bl) {
         let slug = g.role.slug();
         if !self.roles.contains_key(&slug) {
-            b.push("INPUT", S::Role(slug));
+            b.push(RuleId::Input, S::Role(slug));
         }
         if g.accounts.is_empty() && !g.admin {
-            b.push("R-INV-02", S::Field("accounts".into()));
+            b.push(RuleId::InvitationGrant, S::Field("accounts".into()));
         }
         let distinct: BTreeSet<usize> = g.accounts.iter().copied().collect();
         if distinct.len() != g.accounts.len() {
-            b.push("R-INV-02", S::Field("accounts".into()));
+            b.push(RuleId::InvitationGrant, S::Field("accounts".into()));
         }
         for acc in &g.accounts {
             if *acc >= self.accounts.len() {
-                b.push("INPUT", S::Account(*acc));
+                b.push(RuleId::Input, S::Account(*acc));
             }
         }
         // Handing a client over is a transfer of its owner's work (R-WORK-02):
@@ -841,8 +844,10 @@ impl Model {
         let mut owners_accounts = BTreeSet::new();
         for c in &g.clients {
             match self.work.get(*c) {
-                None => b.push("INPUT", S::Work(*c)),
-                Some(w) if w.kind != WorkKind::Client => b.push("R-WORK-02", S::Work(*c)),
+                None => b.push(RuleId::Input, S::Work(*c)),
+                Some(w) if w.kind != WorkKind::Client => {
+                    b.push(RuleId::ReassignClients, S::Work(*c))
+                }
                 Some(w) => {
                     let o = &self.users[w.owner];
                     if o.admin {
@@ -891,9 +896,9 @@ impl Model {
 
     /// R-TEAM-01: a leader is an active user holding ManageTeam somewhere.
     fn check_leader(&self, l: usize, b: &mut Bl) {
-        if let Some(u) = self.active_user(l, "R-TEAM-01", b) {
+        if let Some(u) = self.active_user(l, RuleId::ReportingLine, b) {
             if !self.holds_manage_team(u) {
-                b.push("R-TEAM-01", S::User(l));
+                b.push(RuleId::ReportingLine, S::User(l));
             }
         }
     }
@@ -908,7 +913,7 @@ impl Model {
         let named: BTreeSet<usize> = plan.iter().map(|(r, _)| *r).collect();
         if named != reports || named.len() != plan.len() {
             b.push(
-                "R-TEAM-02",
+                RuleId::ReassignReports,
                 S::Reassignment(
                     leader,
                     reports.difference(&named).copied().collect(),
@@ -921,14 +926,14 @@ impl Model {
         for (r, n) in &plan {
             if *n == leader {
                 // The leaving leader cannot take their own reports back.
-                b.push("R-OFF-01", S::User(leader));
+                b.push(RuleId::OffboardInOneCommand, S::User(leader));
                 continue;
             }
             if checked.insert(*n) {
                 self.check_leader(*n, b);
             }
             if self.loops(&planned, *r, *n) {
-                b.push("R-TEAM-01", S::Line(*r, *n));
+                b.push(RuleId::ReportingLine, S::Line(*r, *n));
             }
         }
         plan
@@ -943,25 +948,28 @@ impl Model {
         };
         let assigned = lost(self.assigned_to(user));
         if !assigned.is_empty() {
-            b.push("R-NUM-01", S::UserNumbers(user, assigned));
+            b.push(RuleId::NumberAssignee, S::UserNumbers(user, assigned));
         }
         let forwarded = lost(self.forwarded_to(user));
         if !forwarded.is_empty() {
-            b.push("R-NUM-05", S::UserNumbers(user, forwarded));
+            b.push(
+                RuleId::ForwardTargetProtected,
+                S::UserNumbers(user, forwarded),
+            );
         }
         let reports = self.reports_of(user);
         if !keeps_team && !reports.is_empty() {
-            b.push("R-TEAM-02", S::Reports(user, reports));
+            b.push(RuleId::ReassignReports, S::Reports(user, reports));
         }
     }
 
     fn number(&self, n: Num, b: &mut Bl) -> Option<u8> {
         let Some(k) = n.key() else {
-            b.push("R-NUM-06", S::Field("number".into()));
+            b.push(RuleId::UniqueNumber, S::Field("number".into()));
             return None;
         };
         if !self.numbers.contains_key(&k) {
-            b.push("INPUT", S::Number(k));
+            b.push(RuleId::Input, S::Number(k));
             return None;
         }
         Some(k)
@@ -1004,9 +1012,9 @@ impl Model {
         let field = |f: &str| S::Field(f.to_owned());
         match c {
             C::CreateOrganization => {
-                b.push("INPUT", S::Nothing);
+                b.push(RuleId::Input, S::Nothing);
                 if matches!(a, A::U(_)) {
-                    b.push("R-AUTH-01", S::Denied(a, None));
+                    b.push(RuleId::ManageUsersRequired, S::Denied(a, None));
                 }
             }
             C::SetPolicies {
@@ -1016,28 +1024,28 @@ impl Model {
             } => {
                 self.need_org_wide(a, b);
                 if !(1..=365).contains(ttl_days) {
-                    b.push("R-INV-05", field("invitation_ttl_days"));
+                    b.push(RuleId::InvitationExpiry, field("invitation_ttl_days"));
                 }
                 if !(1..=720).contains(reset_hours) {
-                    b.push("R-LIFE-07", field("password_reset_ttl_hours"));
+                    b.push(RuleId::PasswordReset, field("password_reset_ttl_hours"));
                 }
             }
             C::TransferPrimaryOwnership { to } => {
                 if let A::U(i) = a {
                     if i != self.owner {
-                        b.push("R-LIFE-03", S::Actor(a));
+                        b.push(RuleId::PrimaryOwnerProtected, S::Actor(a));
                     } else if self.actor(a).is_err() {
                         self.inactive_actor(a, b);
                     }
                 }
-                self.active_user(*to, "R-LIFE-03", b);
+                self.active_user(*to, RuleId::PrimaryOwnerProtected, b);
                 if *to == self.owner {
-                    b.push("R-LIFE-03", field("to"));
+                    b.push(RuleId::PrimaryOwnerProtected, field("to"));
                 }
             }
             C::CreateAccount { parent } => {
                 if *parent >= self.accounts.len() {
-                    b.push("INPUT", S::Account(*parent));
+                    b.push(RuleId::Input, S::Account(*parent));
                 } else {
                     self.need_on(a, ManageAccounts, [*parent], b);
                     let mut depth = 1;
@@ -1045,7 +1053,7 @@ impl Model {
                     while let Some(p) = cur {
                         depth += 1;
                         if depth >= 32 {
-                            b.push("LIMIT", field("account depth"));
+                            b.push(RuleId::Limit, field("account depth"));
                             break;
                         }
                         cur = self.accounts[p];
@@ -1059,15 +1067,15 @@ impl Model {
             } => {
                 self.need_org_wide(a, b);
                 if *invalid_slug {
-                    b.push("INPUT", field("role"));
+                    b.push(RuleId::Input, field("role"));
                 }
                 let slug = role.slug();
                 if !*invalid_slug {
                     if let Some((built_in, old)) = self.roles.get(&slug) {
                         if *built_in {
-                            b.push("INPUT", S::Role(slug));
+                            b.push(RuleId::Input, S::Role(slug));
                         } else if old.contains(&ManageTeam) && !permissions.contains(&ManageTeam) {
-                            b.push("R-TEAM-01", field("permissions"));
+                            b.push(RuleId::ReportingLine, field("permissions"));
                         }
                     }
                 }
@@ -1075,18 +1083,18 @@ impl Model {
             C::InviteUsers { emails, grant } => {
                 self.check_grant(a, grant, b);
                 if emails.is_empty() {
-                    b.push("R-INV-01", field("emails"));
+                    b.push(RuleId::InviteMany, field("emails"));
                 }
                 let mut seen = BTreeSet::new();
                 for e in emails {
                     match e.key() {
-                        None => b.push("R-INV-01", field("email")),
+                        None => b.push(RuleId::InviteMany, field("email")),
                         Some(k) => {
                             if !seen.insert(k.clone()) {
-                                b.push("R-INV-01", S::Email(k));
+                                b.push(RuleId::InviteMany, S::Email(k));
                             } else if let Some(holder) = self.by_email(&k) {
                                 // R-INV-06 points at the user who has the address.
-                                b.push("R-INV-06", S::User(holder));
+                                b.push(RuleId::InviteExistingEmail, S::User(holder));
                             }
                         }
                     }
@@ -1095,7 +1103,7 @@ impl Model {
             C::CreateInvitationLink { grant } => self.check_grant(a, grant, b),
             C::Reinvite { invitation } | C::RevokeInvitation { invitation } => {
                 let Some(inv) = self.invitations.get(*invitation) else {
-                    return b.push("INPUT", S::Invitation(*invitation));
+                    return b.push(RuleId::Input, S::Invitation(*invitation));
                 };
                 if inv.grant.admin {
                     self.need_org_wide(a, b);
@@ -1105,7 +1113,7 @@ impl Model {
                 let st = inv.status_at(self.now);
                 if matches!(c, C::RevokeInvitation { .. }) {
                     if st != InvitationStatus::Pending {
-                        b.push("R-INV-07", S::Invitation(*invitation));
+                        b.push(RuleId::InvitationRevocation, S::Invitation(*invitation));
                     }
                     return;
                 }
@@ -1115,19 +1123,19 @@ impl Model {
                         | InvitationStatus::Expired
                         | InvitationStatus::Revoked
                 ) {
-                    b.push("R-INV-07", S::Invitation(*invitation));
+                    b.push(RuleId::InvitationRevocation, S::Invitation(*invitation));
                 }
                 // Only email invitations of users still invited are re-sent.
                 match inv.user.filter(|_| !inv.link) {
                     Some(u) if self.users[u].status == UserStatus::Invited => {}
-                    Some(u) => b.push("R-INV-05", S::User(u)),
-                    None => b.push("R-INV-05", field("invitation")),
+                    Some(u) => b.push(RuleId::InvitationExpiry, S::User(u)),
+                    None => b.push(RuleId::InvitationExpiry, field("invitation")),
                 }
             }
             C::ExpireInvitations { limit } => {
                 self.need_org_wide(a, b);
                 if *limit > 10_000 {
-                    b.push("LIMIT", field("limit"));
+                    b.push(RuleId::Limit, field("limit"));
                 }
             }
             C::AcceptInvitation {
@@ -1140,29 +1148,29 @@ impl Model {
                 let known = invitation.filter(|i| *i < self.invitations.len());
                 let inv = match known {
                     None => {
-                        b.push("R-INV-03", S::Nothing);
+                        b.push(RuleId::InvitationToken, S::Nothing);
                         None
                     }
                     Some(i) => match self.invitations[i].status_at(self.now) {
                         InvitationStatus::Pending => Some(&self.invitations[i]),
                         InvitationStatus::Expired => {
-                            b.push("R-INV-05", S::Invitation(i));
+                            b.push(RuleId::InvitationExpiry, S::Invitation(i));
                             None
                         }
                         _ => {
-                            b.push("R-INV-07", S::Invitation(i));
+                            b.push(RuleId::InvitationRevocation, S::Invitation(i));
                             None
                         }
                     },
                 };
                 if !name_ok {
-                    b.push("INPUT", field("name"));
+                    b.push(RuleId::Input, field("name"));
                 }
                 if *mobile == Some(Mob::Invalid) {
-                    b.push("R-USR-02", field("mobile"));
+                    b.push(RuleId::MobileAndCountry, field("mobile"));
                 }
                 if country.is_some_and(|c| !country_ok(c)) {
-                    b.push("R-USR-02", field("default_country"));
+                    b.push(RuleId::MobileAndCountry, field("default_country"));
                 }
                 match inv {
                     Some(inv) if !inv.link => {
@@ -1174,16 +1182,16 @@ impl Model {
                                 e => e.key(),
                             };
                             if given != invited {
-                                b.push("R-INV-03", field("email"));
+                                b.push(RuleId::InvitationToken, field("email"));
                             }
                         }
                     }
                     Some(_) => match email {
-                        None => b.push("R-INV-03", field("email")),
-                        Some(Em::Invalid) => b.push("R-INV-01", field("email")),
+                        None => b.push(RuleId::InvitationToken, field("email")),
+                        Some(Em::Invalid) => b.push(RuleId::InviteMany, field("email")),
                         Some(e) => {
                             if let Some(holder) = self.by_email(&e.key().unwrap_or_default()) {
-                                b.push("R-USR-01", S::User(holder));
+                                b.push(RuleId::UniqueEmail, S::User(holder));
                             }
                         }
                     },
@@ -1193,15 +1201,15 @@ impl Model {
             C::SignIn { user } => {
                 if let A::U(i) = a {
                     if i != *user {
-                        b.push("R-AUTH-02", S::User(*user));
+                        b.push(RuleId::ProfileSelfEdit, S::User(*user));
                     }
                 }
                 if let Some(u) = self.user(*user, b) {
                     match u.status {
                         UserStatus::Active => {}
                         UserStatus::Invited if u.accepted => {}
-                        UserStatus::Invited => b.push("R-INV-04", S::User(*user)),
-                        _ => b.push("R-LIFE-01", S::User(*user)),
+                        UserStatus::Invited => b.push(RuleId::InviteeActivation, S::User(*user)),
+                        _ => b.push(RuleId::DeactivationEndsAccess, S::User(*user)),
                     }
                 }
             }
@@ -1209,7 +1217,7 @@ impl Model {
                 if let Some(u) = self.user(*user, b) {
                     self.need_self_or_manager(a, *user, u, b);
                     if !u.devices.contains(device) {
-                        b.push("INPUT", S::Device(*device));
+                        b.push(RuleId::Input, S::Device(*device));
                     }
                 }
             }
@@ -1229,30 +1237,30 @@ impl Model {
                 {
                     return; // nothing asked, nothing to refuse
                 }
-                let Some(u) = self.live(*user, "R-LIFE-06", b) else {
+                let Some(u) = self.live(*user, RuleId::PersonalDataErased, b) else {
                     return;
                 };
                 self.need_profile_editor(a, *user, u, b);
                 if *name == Some(false) {
-                    b.push("INPUT", field("name"));
+                    b.push(RuleId::Input, field("name"));
                 }
                 match email {
-                    Some(Em::Invalid) => b.push("R-INV-01", field("email")),
+                    Some(Em::Invalid) => b.push(RuleId::InviteMany, field("email")),
                     Some(e) => {
                         if let Some(holder) = self
                             .by_email(&e.key().unwrap_or_default())
                             .filter(|o| o != user)
                         {
-                            b.push("R-USR-01", S::User(holder))
+                            b.push(RuleId::UniqueEmail, S::User(holder))
                         }
                     }
                     None => {}
                 }
                 if *mobile == Some(Ed::Set(Mob::Invalid)) {
-                    b.push("R-USR-02", field("mobile"));
+                    b.push(RuleId::MobileAndCountry, field("mobile"));
                 }
                 if country.is_some_and(|c| !country_ok(c)) {
-                    b.push("R-USR-02", field("default_country"));
+                    b.push(RuleId::MobileAndCountry, field("default_country"));
                 }
             }
             C::UpdateAdminFields {
@@ -1261,7 +1269,7 @@ impl Model {
                 picture,
                 admin_access,
             } => {
-                let Some(u) = self.live(*user, "R-LIFE-06", b) else {
+                let Some(u) = self.live(*user, RuleId::PersonalDataErased, b) else {
                     return;
                 };
                 let named: Vec<AdminField> = [
@@ -1274,10 +1282,10 @@ impl Model {
                 .collect();
                 self.need_over_as(a, ManageUsers, u, Deny::Fields(*user, &named), b);
                 if *job_title == Some(Ed::Set(false)) {
-                    b.push("INPUT", field("job_title"));
+                    b.push(RuleId::Input, field("job_title"));
                 }
                 if *picture == Some(Ed::Set(false)) {
-                    b.push("R-AUTH-03", field("picture"));
+                    b.push(RuleId::AdminManagedFields, field("picture"));
                 }
                 // The toggle gives organization-wide power: an agency administrator only.
                 let toggle = Deny::Fields(*user, &[AdminField::AdminAccess]);
@@ -1286,10 +1294,10 @@ impl Model {
                     Some(false) if u.admin => {
                         self.need_org_wide_as(a, toggle, b);
                         if *user == self.owner {
-                            b.push("R-LIFE-03", S::User(*user));
+                            b.push(RuleId::PrimaryOwnerProtected, S::User(*user));
                         }
                         if a == A::U(*user) {
-                            b.push("R-LIFE-09", S::User(*user));
+                            b.push(RuleId::NoSelfRemoval, S::User(*user));
                         }
                         let stripped = MUser {
                             admin: false,
@@ -1302,7 +1310,7 @@ impl Model {
                 }
             }
             C::RequestPasswordReset { user } => {
-                if let Some(u) = self.active_user(*user, "R-LIFE-07", b) {
+                if let Some(u) = self.active_user(*user, RuleId::PasswordReset, b) {
                     self.need_self_or_manager(a, *user, u, b);
                 }
             }
@@ -1312,27 +1320,27 @@ impl Model {
                 accounts,
             } => {
                 if accounts.is_empty() {
-                    b.push("R-MEM-02", field("accounts"));
+                    b.push(RuleId::GrantAccounts, field("accounts"));
                 }
                 if !self.roles.contains_key(&role.slug()) {
-                    b.push("INPUT", S::Role(role.slug()));
+                    b.push(RuleId::Input, S::Role(role.slug()));
                 }
-                let t = self.live(*user, "R-MEM-02", b);
+                let t = self.live(*user, RuleId::GrantAccounts, b);
                 let mut seen = BTreeSet::new();
                 for acc in accounts {
                     if *acc >= self.accounts.len() {
-                        b.push("INPUT", S::Account(*acc));
+                        b.push(RuleId::Input, S::Account(*acc));
                         continue;
                     }
                     if !seen.insert(*acc) {
-                        b.push("R-MEM-02", field("accounts"));
+                        b.push(RuleId::GrantAccounts, field("accounts"));
                     }
                     if t.is_some_and(|t| t.memberships.contains_key(acc)) {
-                        b.push("R-MEM-02", S::UserOn(*user, *acc));
+                        b.push(RuleId::GrantAccounts, S::UserOn(*user, *acc));
                     }
                 }
                 if t.is_some_and(|t| t.admin) {
-                    b.push("R-MEM-05", S::User(*user));
+                    b.push(RuleId::AgencyAdministratorAllOrNothing, S::User(*user));
                 }
                 self.need_on(a, ManageUsers, seen, b);
             }
@@ -1342,19 +1350,19 @@ impl Model {
                 role,
             } => {
                 if !self.roles.contains_key(&role.slug()) {
-                    b.push("INPUT", S::Role(role.slug()));
+                    b.push(RuleId::Input, S::Role(role.slug()));
                 }
-                let t = self.live(*user, "R-MEM-01", b);
+                let t = self.live(*user, RuleId::ChangeRole, b);
                 let known = *account < self.accounts.len();
                 if !known {
-                    b.push("INPUT", S::Account(*account));
+                    b.push(RuleId::Input, S::Account(*account));
                 }
                 if let (Some(t), true) = (t, known) {
                     if !t.memberships.contains_key(account) {
-                        b.push("R-MEM-03", S::UserOn(*user, *account));
+                        b.push(RuleId::RemoveFromAccount, S::UserOn(*user, *account));
                     }
                     if *user == self.owner {
-                        b.push("R-LIFE-03", S::User(*user));
+                        b.push(RuleId::PrimaryOwnerProtected, S::User(*user));
                     }
                     self.need_on(a, ManageUsers, [*account], b);
                     let mut after = t.clone();
@@ -1365,29 +1373,29 @@ impl Model {
             }
             C::RemoveAccess { user, accounts } => {
                 if accounts.is_empty() {
-                    b.push("R-MEM-04", field("accounts"));
+                    b.push(RuleId::RemoveFromSeveralAccounts, field("accounts"));
                 }
-                let Some(t) = self.live(*user, "R-MEM-03", b) else {
+                let Some(t) = self.live(*user, RuleId::RemoveFromAccount, b) else {
                     return;
                 };
                 if t.admin {
-                    b.push("R-MEM-05", S::User(*user));
+                    b.push(RuleId::AgencyAdministratorAllOrNothing, S::User(*user));
                 }
                 if *user == self.owner {
-                    b.push("R-LIFE-03", S::User(*user));
+                    b.push(RuleId::PrimaryOwnerProtected, S::User(*user));
                 }
                 if a == A::U(*user) {
-                    b.push("R-LIFE-09", S::User(*user));
+                    b.push(RuleId::NoSelfRemoval, S::User(*user));
                 }
                 let removed: BTreeSet<usize> = accounts.iter().copied().collect();
                 if removed.len() != accounts.len() {
-                    b.push("R-MEM-04", field("accounts"));
+                    b.push(RuleId::RemoveFromSeveralAccounts, field("accounts"));
                 }
                 for acc in &removed {
                     if *acc >= self.accounts.len() {
-                        b.push("INPUT", S::Account(*acc));
+                        b.push(RuleId::Input, S::Account(*acc));
                     } else if !t.memberships.contains_key(acc) {
-                        b.push("R-MEM-03", S::UserOn(*user, *acc));
+                        b.push(RuleId::RemoveFromAccount, S::UserOn(*user, *acc));
                     }
                 }
                 self.need_on(
@@ -1402,32 +1410,32 @@ impl Model {
                 self.loss(*user, |acc| after.reaches(acc), keeps_team, b);
             }
             C::RemoveFromAllAccounts { user } => {
-                let Some(t) = self.live(*user, "R-MEM-05", b) else {
+                let Some(t) = self.live(*user, RuleId::AgencyAdministratorAllOrNothing, b) else {
                     return;
                 };
                 if *user == self.owner {
-                    b.push("R-LIFE-03", S::User(*user));
+                    b.push(RuleId::PrimaryOwnerProtected, S::User(*user));
                 }
                 if a == A::U(*user) {
-                    b.push("R-LIFE-09", S::User(*user));
+                    b.push(RuleId::NoSelfRemoval, S::User(*user));
                 }
                 self.need_over(a, ManageUsers, t, b);
                 self.loss(*user, |_| false, false, b);
                 if t.memberships.is_empty() && !t.admin {
-                    b.push("R-MEM-05", field("user"));
+                    b.push(RuleId::AgencyAdministratorAllOrNothing, field("user"));
                 }
             }
             C::AddNumber { number, account } => {
                 if number.key().is_none() {
-                    b.push("R-NUM-06", field("number"));
+                    b.push(RuleId::UniqueNumber, field("number"));
                 }
                 if *account >= self.accounts.len() {
-                    b.push("INPUT", S::Account(*account));
+                    b.push(RuleId::Input, S::Account(*account));
                 } else {
                     self.need_on(a, ManageNumbers, [*account], b);
                 }
                 if let Some(k) = number.key().filter(|k| self.numbers.contains_key(k)) {
-                    b.push("R-NUM-06", S::Number(k));
+                    b.push(RuleId::UniqueNumber, S::Number(k));
                 }
             }
             C::AssignNumber { number, user } => {
@@ -1437,11 +1445,11 @@ impl Model {
                 let n = &self.numbers[&k];
                 self.need_on(a, ManageNumbers, [n.account], b);
                 if let Some(holder) = n.assigned {
-                    b.push("R-NUM-01", S::NumberOf(k, holder));
+                    b.push(RuleId::NumberAssignee, S::NumberOf(k, holder));
                 }
-                if let Some(u) = self.active_user(*user, "R-NUM-01", b) {
+                if let Some(u) = self.active_user(*user, RuleId::NumberAssignee, b) {
                     if !u.reaches(n.account) {
-                        b.push("R-NUM-01", S::UserOn(*user, n.account));
+                        b.push(RuleId::NumberAssignee, S::UserOn(*user, n.account));
                     }
                 }
             }
@@ -1452,7 +1460,7 @@ impl Model {
                 let n = &self.numbers[&k];
                 self.need_on(a, ManageNumbers, [n.account], b);
                 if n.assigned.is_none() {
-                    b.push("R-NUM-03", S::Number(k));
+                    b.push(RuleId::OrphanedNumber, S::Number(k));
                 }
             }
             C::ForwardNumber { number, to } => {
@@ -1461,9 +1469,9 @@ impl Model {
                 };
                 let n = &self.numbers[&k];
                 self.need_on(a, ManageNumbers, [n.account], b);
-                if let Some(u) = self.active_user(*to, "R-NUM-04", b) {
+                if let Some(u) = self.active_user(*to, RuleId::ForwardToActiveUser, b) {
                     if !u.reaches(n.account) {
-                        b.push("R-NUM-04", S::UserOn(*to, n.account));
+                        b.push(RuleId::ForwardToActiveUser, S::UserOn(*to, n.account));
                     }
                 }
             }
@@ -1474,7 +1482,7 @@ impl Model {
                 let n = &self.numbers[&k];
                 self.need_on(a, ManageNumbers, [n.account], b);
                 if n.forwarded.is_none() {
-                    b.push("R-NUM-04", field("number"));
+                    b.push(RuleId::ForwardToActiveUser, field("number"));
                 }
             }
             C::ReleaseNumber { number } => {
@@ -1484,18 +1492,18 @@ impl Model {
                 let n = &self.numbers[&k];
                 self.need_on(a, ManageNumbers, [n.account], b);
                 if let Some(holder) = n.assigned {
-                    b.push("R-NUM-01", S::NumberOf(k, holder));
+                    b.push(RuleId::NumberAssignee, S::NumberOf(k, holder));
                 }
             }
             C::SetReportingLine { user, leader } => {
-                let Some(u) = self.live(*user, "R-TEAM-01", b) else {
+                let Some(u) = self.live(*user, RuleId::ReportingLine, b) else {
                     return;
                 };
                 self.need_over(a, ManageUsers, u, b);
                 if let Some(l) = leader {
                     self.check_leader(*l, b);
                     if self.loops(&BTreeMap::new(), *user, *l) {
-                        b.push("R-TEAM-01", S::Line(*user, *l));
+                        b.push(RuleId::ReportingLine, S::Line(*user, *l));
                     }
                 }
             }
@@ -1505,12 +1513,12 @@ impl Model {
                 };
                 self.need_over(a, ManageUsers, l, b);
                 if self.reports_of(*leader).is_empty() {
-                    b.push("R-TEAM-02", field("leader"));
+                    b.push(RuleId::ReassignReports, field("leader"));
                 }
                 self.reassignment(*leader, to, b);
             }
             C::CreateWorkItem { owner, .. } => {
-                if let Some(o) = self.active_user(*owner, "R-WORK-01", b) {
+                if let Some(o) = self.active_user(*owner, RuleId::TransferWork, b) {
                     if a != A::U(*owner) {
                         self.need_over(a, ManageUsers, o, b);
                     }
@@ -1522,45 +1530,45 @@ impl Model {
                 selection,
             } => {
                 let f = self.user(*from, b);
-                self.active_user(*to, "R-WORK-01", b);
+                self.active_user(*to, RuleId::TransferWork, b);
                 let Some(f) = f else { return };
                 self.need_over(a, ManageUsers, f, b);
                 if let Sel::Items(items) = selection {
                     let mut seen = BTreeSet::new();
                     for i in items {
                         match self.work.get(*i) {
-                            None => b.push("INPUT", S::Work(*i)),
+                            None => b.push(RuleId::Input, S::Work(*i)),
                             Some(w) if w.owner != *from => {
-                                b.push("R-WORK-01", S::WorkOf(*i, w.owner))
+                                b.push(RuleId::TransferWork, S::WorkOf(*i, w.owner))
                             }
                             Some(_) => {}
                         }
                         if !seen.insert(*i) {
-                            b.push("R-WORK-01", field("items"));
+                            b.push(RuleId::TransferWork, field("items"));
                         }
                     }
                 }
                 if from == to {
-                    b.push("R-OFF-01", S::User(*from));
+                    b.push(RuleId::OffboardInOneCommand, S::User(*from));
                 }
             }
             C::ReassignClients { assignments } => {
                 if assignments.is_empty() {
-                    return b.push("R-WORK-02", field("assignments"));
+                    return b.push(RuleId::ReassignClients, field("assignments"));
                 }
                 let mut seen = BTreeSet::new();
                 for (item, to) in assignments {
                     if !seen.insert(*item) {
-                        b.push("R-WORK-02", field("assignments"));
+                        b.push(RuleId::ReassignClients, field("assignments"));
                         continue;
                     }
-                    self.active_user(*to, "R-WORK-02", b);
+                    self.active_user(*to, RuleId::ReassignClients, b);
                     let Some(w) = self.work.get(*item) else {
-                        b.push("INPUT", S::Work(*item));
+                        b.push(RuleId::Input, S::Work(*item));
                         continue;
                     };
                     if w.kind != WorkKind::Client {
-                        b.push("R-WORK-02", S::Work(*item));
+                        b.push(RuleId::ReassignClients, S::Work(*item));
                         continue;
                     }
                     self.need_over(a, ManageUsers, &self.users[w.owner], b);
@@ -1622,7 +1630,7 @@ impl Model {
             A::U(i) if i == user && self.actor(a).is_err() => self.inactive_actor(a, b),
             A::U(i) if i == user => {}
             A::U(_) => match self.policies.profile_edit {
-                ProfileEditPolicy::SelfOnly => b.push("R-AUTH-02", S::User(user)),
+                ProfileEditPolicy::SelfOnly => b.push(RuleId::ProfileSelfEdit, S::User(user)),
                 ProfileEditPolicy::SelfOrAdmin => self.need_over(a, Permission::ManageUsers, u, b),
             },
             _ => {}
@@ -1672,40 +1680,57 @@ impl Model {
         b: &mut Bl,
     ) {
         let deleting = delete.is_some();
-        let Some(u) = self.live(user, if deleting { "R-LIFE-05" } else { "R-LIFE-01" }, b) else {
+        let Some(u) = self.live(
+            user,
+            if deleting {
+                RuleId::DeletionAcknowledged
+            } else {
+                RuleId::DeactivationEndsAccess
+            },
+            b,
+        ) else {
             return;
         };
         if !deleting && u.status != UserStatus::Active {
-            b.push("R-LIFE-01", S::User(user));
+            b.push(RuleId::DeactivationEndsAccess, S::User(user));
         }
         self.need_over(a, Permission::ManageUsers, u, b);
         if a == A::U(user) {
-            b.push("R-LIFE-09", S::User(user));
+            b.push(RuleId::NoSelfRemoval, S::User(user));
         }
         if user == self.owner {
-            b.push("R-LIFE-03", S::User(user));
+            b.push(RuleId::PrimaryOwnerProtected, S::User(user));
         }
         let assigned = self.assigned_to(user);
         if !assigned.is_empty() && !unassign {
             if deleting {
                 if !self.forget_r_num_02 {
-                    b.push("R-NUM-02", S::UserNumbers(user, assigned.clone()));
+                    b.push(
+                        RuleId::NumbersBlockDeletion,
+                        S::UserNumbers(user, assigned.clone()),
+                    );
                 }
             } else {
                 // A deactivated user cannot keep numbers (R-NUM-01).
-                b.push("R-NUM-01", S::UserNumbers(user, assigned.clone()));
+                b.push(
+                    RuleId::NumberAssignee,
+                    S::UserNumbers(user, assigned.clone()),
+                );
             }
         }
         let forwarded = self.forwarded_to(user);
         match forward_to {
             None => {
                 if !forwarded.is_empty() {
-                    b.push("R-NUM-05", S::UserNumbers(user, forwarded));
+                    b.push(
+                        RuleId::ForwardTargetProtected,
+                        S::UserNumbers(user, forwarded),
+                    );
                 }
             }
-            Some(t) if t == user => b.push("R-OFF-01", S::User(user)),
+            Some(t) if t == user => b.push(RuleId::OffboardInOneCommand, S::User(user)),
             Some(t) => {
-                if let Some(tu) = self.active_user(t, "R-NUM-04", b) {
+                if let Some(tu) = self.active_user(t, RuleId::ForwardToActiveUser, b) {
                     let mut moving = forwarded.clone();
                     if unassign {
                         moving.extend(assigned.iter().copied());
@@ -1714,7 +1739,7 @@ impl Model {
                     for k in moving {
                         let acc = self.numbers[&k].account;
                         if !tu.reaches(acc) {
-                            b.push("R-NUM-04", S::UserOn(t, acc));
+                            b.push(RuleId::ForwardToActiveUser, S::UserOn(t, acc));
                         }
                     }
                 }
@@ -1724,7 +1749,7 @@ impl Model {
             None => {
                 let reports = self.reports_of(user);
                 if !reports.is_empty() {
-                    b.push("R-TEAM-02", S::Reports(user, reports));
+                    b.push(RuleId::ReassignReports, S::Reports(user, reports));
                 }
             }
             Some(re) => {
@@ -1732,21 +1757,24 @@ impl Model {
             }
         }
         if let Some(t) = transfer_to {
-            self.active_user(t, "R-WORK-01", b);
+            self.active_user(t, RuleId::TransferWork, b);
             if t == user {
-                b.push("R-OFF-01", S::User(user));
+                b.push(RuleId::OffboardInOneCommand, S::User(user));
             }
         }
         match delete {
             None => {
                 let missing = missing_after.unwrap_or_else(|| u.missing());
                 if self.policies.require_complete_profile && !missing.is_empty() {
-                    b.push("R-LIFE-04", S::Incomplete(user, missing));
+                    b.push(
+                        RuleId::CompleteProfileRequired,
+                        S::Incomplete(user, missing),
+                    );
                 }
             }
             Some(ack) => {
                 if !ack {
-                    b.push("R-LIFE-05", S::Nothing);
+                    b.push(RuleId::DeletionAcknowledged, S::Nothing);
                 }
             }
         }
@@ -1761,17 +1789,20 @@ impl Model {
     ) {
         let Some(u) = self.user(user, b) else { return };
         if u.status != UserStatus::Deactivated {
-            b.push("R-LIFE-02", S::User(user));
+            b.push(RuleId::Reactivation, S::User(user));
         }
         self.need_over(a, Permission::ManageUsers, u, b);
         if a == A::U(user) {
-            b.push("R-LIFE-09", S::User(user));
+            b.push(RuleId::NoSelfRemoval, S::User(user));
         }
         // An erased (deleted) user has no profile to be incomplete: R-LIFE-02 says it all.
         let erased = u.email.is_none();
         let missing = missing_after.unwrap_or_else(|| u.missing());
         if self.policies.require_complete_profile && !erased && !missing.is_empty() {
-            b.push("R-LIFE-04", S::Incomplete(user, missing));
+            b.push(
+                RuleId::CompleteProfileRequired,
+                S::Incomplete(user, missing),
+            );
         }
     }
 
@@ -2164,10 +2195,10 @@ impl Model {
 
     fn bulk(&mut self, a: A, rows: &[Row], partial: bool) -> Expect {
         if self.actor(a).is_err() {
-            return Expect::Refused([("R-AUTH-01".to_owned(), S::Actor(a))].into());
+            return Expect::Refused([(RuleId::ManageUsersRequired, S::Actor(a))].into());
         }
         if rows.is_empty() {
-            return Expect::Refused([("R-BULK-01".to_owned(), S::Field("csv".into()))].into());
+            return Expect::Refused([(RuleId::BulkSpreadsheet, S::Field("csv".into()))].into());
         }
         let mut seen = BTreeSet::new();
         let mut outcomes = Vec::new();
@@ -2179,19 +2210,22 @@ impl Model {
                 e => e.key(),
             });
             let Some(user) = key.as_deref().and_then(|k| self.by_email(k)) else {
-                let no_user = ("R-BULK-01".to_owned(), S::Field("email".into()));
+                let no_user = (RuleId::BulkSpreadsheet, S::Field("email".into()));
                 outcomes.push(RowExpect::Rejected([no_user].into()));
                 continue;
             };
             if !seen.insert(user) {
-                b.push("R-INV-01", S::Email(key.clone().unwrap_or_default()));
+                b.push(
+                    RuleId::InviteMany,
+                    S::Email(key.clone().unwrap_or_default()),
+                );
             }
             let deactivate = match row.deactivated {
                 "" => None,
                 "y" => Some(true),
                 "n" => Some(false),
                 _ => {
-                    b.push("R-BULK-01", S::Field("deactivated".into()));
+                    b.push(RuleId::BulkSpreadsheet, S::Field("deactivated".into()));
                     None
                 }
             };
@@ -2200,10 +2234,10 @@ impl Model {
             if profile_change {
                 self.need_profile_editor(a, user, u, &mut b);
                 if row.mobile == Some(Mob::Invalid) {
-                    b.push("R-USR-02", S::Field("mobile".into()));
+                    b.push(RuleId::MobileAndCountry, S::Field("mobile".into()));
                 }
                 if row.country.is_some_and(|c| !country_ok(c)) {
-                    b.push("R-USR-02", S::Field("default_country".into()));
+                    b.push(RuleId::MobileAndCountry, S::Field("default_country".into()));
                 }
             }
             // The admin-managed part is checked on every row, even an empty one:
@@ -2227,7 +2261,7 @@ impl Model {
             match (deactivate, u.status) {
                 (Some(true), UserStatus::Active) => {
                     if self.holds_manage_team(u) {
-                        b.push("R-BULK-02", S::User(user));
+                        b.push(RuleId::BulkSkipsTeamManagers, S::User(user));
                     } else {
                         self.offboard_check_with(
                             a,
@@ -2248,7 +2282,7 @@ impl Model {
                     self.reactivate_check(a, user, Some(missing_after), &mut b);
                     changes = true;
                 }
-                (Some(true), _) => b.push("R-LIFE-01", S::User(user)),
+                (Some(true), _) => b.push(RuleId::DeactivationEndsAccess, S::User(user)),
                 _ => {}
             }
             if !b.ok() {
