@@ -777,7 +777,11 @@ SELECT $1, $3, $4, min(version), max(version), max(tx_id::text::bigint),
     assert_eq!(before.len(), 2);
 
     let store = store_on(&config).await;
-    assert_eq!(store.migrate().await.expect("migrate"), 2, "migrations 6 and 7");
+    assert_eq!(
+        store.migrate().await.expect("migrate"),
+        2,
+        "migrations 6 and 7"
+    );
     let after: Vec<String> = client
         .query(
             "SELECT concat_ws(' ', command_id, stream_id, first_version, last_version, \
@@ -896,7 +900,6 @@ async fn an_append_that_only_shreds_a_key_names_a_recorded_event_id() {
     );
     assert_eq!(store.stream_version(b).await.expect("version"), 0);
 }
-
 
 /// The `PostgresError` at the end of a `StoreError`'s source chain, if any.
 fn postgres_source(err: &StoreError) -> Option<&PostgresError> {
