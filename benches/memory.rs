@@ -13,8 +13,9 @@
 //! own per-block overhead is not included, so the allocation count is
 //! printed too: glibc adds 8 to 16 bytes per block). Resident-set size is not
 //! used: the allocator reuses pages freed while building the events, so RSS
-//! growth says nothing reliable. Also printed: the snapshot size (the state as
-//! JSON), which the store contract bounds at 16 MiB.
+//! growth says nothing reliable. Also printed: the state's size as JSON, for
+//! comparison only (snapshots are binary and sealed: `benches/snapshots.rs`
+//! measures them).
 //!
 //! Not a criterion bench: it prints figures once.
 
@@ -44,7 +45,7 @@ fn main() {
         println!(
             "memory/{users}: {} users, {events} events folded; heap held by the state {} bytes \
              in {live_blocks} blocks = {:.0} bytes/user ({:.1} blocks/user); \
-             snapshot JSON {} bytes = {:.0} bytes/user",
+             state as JSON {} bytes = {:.0} bytes/user",
             state.users.len(),
             live,
             live as f64 / users as f64,

@@ -191,9 +191,7 @@ fn service(store: MemoryStore) -> CommandService<MemoryStore> {
 
 /// Loading one organization (10 000 users, 100 000 events) through
 /// `CommandService::load`: from a snapshot plus a tail of 1 000 events,
-/// against a full replay. A 10 000-user organization is the largest size
-/// whose snapshot fits the store contract's 16 MiB snapshot limit (see
-/// BENCHMARKS.md: a 100 000-user snapshot is about 135 MB and is refused).
+/// against a full replay (`benches/snapshots.rs` loads larger ones).
 fn load(c: &mut Criterion) {
     const TAIL: usize = 1_000;
     let rt = match tokio::runtime::Builder::new_current_thread().build() {

@@ -519,21 +519,24 @@ pub struct Organization {
     /// a user costs in the map (BENCHMARKS.md §4).
     pub users: BTreeMap<UserId, Box<User>>,
     /// Index: lower-cased email to live (non-deleted) user (R-USR-01).
-    pub user_by_email: BTreeMap<String, UserId>,
+    /// This and the other indexes are kept by `evolve` alone: outside the
+    /// crate they are read through methods and never written, so no caller
+    /// can make an index disagree with what it indexes.
+    pub(crate) email_index: BTreeMap<String, UserId>,
     /// Numbers by E.164.
     pub numbers: BTreeMap<PhoneNumber, Number>,
     /// Index: orphaned numbers (R-NUM-03).
-    pub orphaned_numbers: BTreeSet<PhoneNumber>,
+    pub(crate) orphaned_index: BTreeSet<PhoneNumber>,
     /// Invitations by id.
     pub invitations: BTreeMap<InvitationId, Invitation>,
     /// Index: token hash to invitation.
-    pub invitation_by_token: BTreeMap<TokenHash, InvitationId>,
+    pub(crate) token_index: BTreeMap<TokenHash, InvitationId>,
     /// Index: recorded-`Pending` invitations by expiry, for the expiry sweep.
-    pub pending_invitations: BTreeSet<(DateTime<Utc>, InvitationId)>,
+    pub(crate) expiry_index: BTreeSet<(DateTime<Utc>, InvitationId)>,
     /// Work items by id.
     pub work_items: BTreeMap<WorkItemId, WorkItem>,
     /// Index: agency administrators.
-    pub agency_admins: BTreeSet<UserId>,
+    pub(crate) agency_admin_index: BTreeSet<UserId>,
 }
 
 crate::redact::debug_redacted!(struct Organization {
@@ -547,14 +550,14 @@ crate::redact::debug_redacted!(struct Organization {
     accounts,
     roles,
     users,
-    @redacted user_by_email,
+    @redacted email_index,
     numbers,
-    orphaned_numbers,
+    orphaned_index,
     invitations,
-    invitation_by_token,
-    pending_invitations,
+    token_index,
+    expiry_index,
     work_items,
-    agency_admins,
+    agency_admin_index,
 });
 
 impl Organization {
@@ -583,14 +586,14 @@ impl Organization {
             accounts: BTreeMap::new(),
             roles: BTreeMap::new(),
             users: BTreeMap::new(),
-            user_by_email: BTreeMap::new(),
+            email_index: BTreeMap::new(),
             numbers: BTreeMap::new(),
-            orphaned_numbers: BTreeSet::new(),
+            orphaned_index: BTreeSet::new(),
             invitations: BTreeMap::new(),
-            invitation_by_token: BTreeMap::new(),
-            pending_invitations: BTreeSet::new(),
+            token_index: BTreeMap::new(),
+            expiry_index: BTreeSet::new(),
             work_items: BTreeMap::new(),
-            agency_admins: BTreeSet::new(),
+            agency_admin_index: BTreeSet::new(),
         }
     }
 
@@ -601,10 +604,45 @@ impl Organization {
 
     /// A live user by email, compared case-insensitively (R-USR-01).
     pub fn user_by_email(&self, email: &str) -> Option<&User> {
-        self.user_by_email
+        self.email_index
             .get(&email.to_lowercase())
             .and_then(|id| self.users.get(id))
             .map(|u| &**u)
+    }
+
+    /// The index of live users by lower-cased email (R-USR-01), read-only.
+    pub fn email_index(&self) -> &BTreeMap<String, UserId> {
+        &self.email_index
+    }
+
+    /// The index of orphaned numbers (R-NUM-03), read-only; see
+    /// [`Organization::orphaned_numbers`] for the numbers themselves.
+    pub fn orphaned_index(&self) -> &BTreeSet<PhoneNumber> {
+        &self.orphaned_index
+    }
+
+    /// The invitation whose token hashes to `hash`, whatever its status.
+    pub fn invitation_by_token(&self, hash: &TokenHash) -> Option<&Invitation> {
+        self.token_index
+            .get(hash)
+            .and_then(|id| self.invitations.get(id))
+    }
+
+    /// The index of invitation tokens, read-only.
+    pub fn token_index(&self) -> &BTreeMap<TokenHash, InvitationId> {
+        &self.token_index
+    }
+
+    /// The index of recorded-`Pending` invitations by expiry, read-only; see
+    /// [`Organization::pending_invitations`] for those still pending at an
+    /// instant.
+    pub fn expiry_index(&self) -> &BTreeSet<(DateTime<Utc>, InvitationId)> {
+        &self.expiry_index
+    }
+
+    /// The agency administrators (R-MEM-05), read-only.
+    pub fn agency_admins(&self) -> &BTreeSet<UserId> {
+        &self.agency_admin_index
     }
 
     /// Whether `user` holds `permission` on `account` (agency administrators hold every permission everywhere).

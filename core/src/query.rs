@@ -65,7 +65,7 @@ impl Organization {
 
     /// Numbers assigned once, now neither assigned nor forwarded (R-NUM-03).
     pub fn orphaned_numbers(&self) -> Vec<&Number> {
-        self.orphaned_numbers
+        self.orphaned_index
             .iter()
             .filter_map(|n| self.numbers.get(n))
             .collect()
@@ -105,7 +105,7 @@ impl Organization {
             })
             .collect();
         out.extend(
-            self.agency_admins
+            self.agency_admin_index
                 .iter()
                 .filter(|u| !a.members.contains(u))
                 .map(|u| (*u, AccessVia::AgencyAdministrator)),

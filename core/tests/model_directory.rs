@@ -758,11 +758,11 @@ fn check_invariants(s: &Organization) {
         let orphan = n.ever_assigned && n.assigned_to.is_none() && n.forwarded_to.is_none();
         assert_eq!(
             orphan,
-            s.orphaned_numbers.contains(key),
+            s.orphaned_index().contains(key),
             "R-NUM-03: orphaned report of {key}"
         );
     }
-    for o in &s.orphaned_numbers {
+    for o in s.orphaned_index() {
         assert!(
             s.numbers.contains_key(o),
             "R-NUM-03: orphaned {o} is not a number of the organization"
@@ -803,7 +803,7 @@ fn check_invariants(s: &Organization) {
             "R-USR-01: {email} held twice"
         );
     }
-    assert_eq!(s.user_by_email, by_email, "index user_by_email");
+    assert_eq!(s.email_index(), &by_email, "email index");
     // R-LIFE-01: only an active user has live sessions or a reset token.
     for u in s.users.values() {
         if !u.is_active() {
@@ -882,7 +882,7 @@ fn check_invariants(s: &Organization) {
         }
         assert_eq!(
             u.agency_admin,
-            s.agency_admins.contains(&u.id),
+            s.agency_admins().contains(&u.id),
             "agency_admins index for {}",
             u.id
         );
@@ -929,12 +929,12 @@ fn check_invariants(s: &Organization) {
         .filter(|i| i.status == InvitationStatus::Pending)
         .map(|i| (i.expires_at, i.id))
         .collect();
-    assert_eq!(s.pending_invitations, pending, "pending_invitations index");
-    for (h, id) in &s.invitation_by_token {
+    assert_eq!(s.expiry_index(), &pending, "expiry index");
+    for (h, id) in s.token_index() {
         assert_eq!(
             s.invitations.get(id).map(|i| &i.token_hash),
             Some(h),
-            "invitation_by_token index"
+            "token index"
         );
     }
 }

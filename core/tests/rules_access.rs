@@ -284,7 +284,7 @@ fn r_mem_05_an_agency_administrator_is_only_removed_from_all_accounts_at_once() 
     );
     let u = w.user(alan);
     assert!(!u.agency_admin && u.memberships.is_empty());
-    assert!(!w.state.agency_admins.contains(&alan));
+    assert!(!w.state.agency_admins().contains(&alan));
     assert!(w
         .state
         .who_can_access(east)

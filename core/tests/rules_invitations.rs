@@ -162,7 +162,7 @@ fn r_inv_02_the_invitation_carries_role_accounts_admin_grant_and_clients() {
     );
     w.accept_complete(&admin.token, "Alan Admin");
     assert!(w.user(admin.user.unwrap()).agency_admin);
-    assert!(w.state.agency_admins.contains(&admin.user.unwrap()));
+    assert!(w.state.agency_admins().contains(&admin.user.unwrap()));
     w.assert_replays();
 }
 

@@ -1574,7 +1574,7 @@ fn membership_commands(
         .filter(|(_, via)| matches!(via, AccessVia::Role(_)))
         .map(|(u, _)| u)
         .collect();
-    let admins: BTreeSet<UserId> = org.agency_admins.iter().copied().collect();
+    let admins = org.agency_admins();
     let mut out: Vec<Command> = want
         .iter()
         .filter(|u| !have.contains(u) && !admins.contains(u))

@@ -233,7 +233,7 @@ pub(super) fn expire(s: &Organization, ctx: &Context<'_>, limit: u32) -> Outcome
     );
     verdict(b)?;
     let events = s
-        .pending_invitations
+        .expiry_index
         .iter()
         .take_while(|(at, _)| *at <= ctx.now)
         .take(limit)
@@ -257,11 +257,7 @@ fn accept_invitation_checks(
         });
         return None;
     }
-    let Some(id) = s
-        .invitation_by_token
-        .get(&validate::token_hash(token))
-        .copied()
-    else {
+    let Some(id) = s.token_index.get(&validate::token_hash(token)).copied() else {
         b.push(Blocker::UnknownToken);
         return None;
     };

@@ -9,13 +9,13 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             if let Some(u) = state.users.get_mut(user) {
                 u.agency_admin = true;
             }
-            state.agency_admins.insert(*user);
+            state.agency_admin_index.insert(*user);
         }
         Event::AgencyAdminRevoked { user } => {
             if let Some(u) = state.users.get_mut(user) {
                 u.agency_admin = false;
             }
-            state.agency_admins.remove(user);
+            state.agency_admin_index.remove(user);
         }
         Event::AccessGranted {
             user,

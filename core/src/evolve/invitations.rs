@@ -17,7 +17,7 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             u.invitation = Some(*invitation);
             if let Some(p) = &u.profile {
                 state
-                    .user_by_email
+                    .email_index
                     .insert(crate::validate::email_key(&p.email), *user);
             }
             state.users.insert(*user, Box::new(u));
@@ -94,7 +94,7 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
                 let u = new_user_from_personal(*user, UserStatus::Invited, personal);
                 if let Some(p) = &u.profile {
                     state
-                        .user_by_email
+                        .email_index
                         .insert(crate::validate::email_key(&p.email), *user);
                 }
                 state.users.insert(*user, Box::new(u));

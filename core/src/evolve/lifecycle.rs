@@ -30,8 +30,8 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             let leader = u.reports_to.take();
             if let Some(p) = erased {
                 let key = crate::validate::email_key(&p.email);
-                if state.user_by_email.get(&key) == Some(user) {
-                    state.user_by_email.remove(&key);
+                if state.email_index.get(&key) == Some(user) {
+                    state.email_index.remove(&key);
                 }
             }
             for a in accounts {
@@ -42,7 +42,7 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             if let Some(l) = leader.and_then(|l| state.users.get_mut(&l)) {
                 l.direct_reports.remove(user);
             }
-            state.agency_admins.remove(user);
+            state.agency_admin_index.remove(user);
         }
         Event::MeetingCancelled { item } => {
             if let Some(w) = state.work_items.get_mut(item) {

@@ -60,9 +60,9 @@ pub(crate) fn apply_personal(profile: &mut Profile, p: &PersonalData) {
 fn refresh_orphan(state: &mut Organization, number: &PhoneNumber) {
     let orphaned = state.numbers.get(number).is_some_and(Number::is_orphaned);
     if orphaned {
-        state.orphaned_numbers.insert(number.clone());
+        state.orphaned_index.insert(number.clone());
     } else {
-        state.orphaned_numbers.remove(number);
+        state.orphaned_index.remove(number);
     }
 }
 
@@ -89,7 +89,7 @@ fn apply_grant(state: &mut Organization, user: UserId, grant: &Grant) {
         if let Some(u) = state.users.get_mut(&user) {
             u.agency_admin = true;
         }
-        state.agency_admins.insert(user);
+        state.agency_admin_index.insert(user);
     }
     for c in &grant.clients {
         move_work(state, *c, user);
@@ -118,17 +118,15 @@ fn end_sessions(state: &mut Organization, user: UserId) {
 fn set_invitation_status(state: &mut Organization, id: InvitationId, status: InvitationStatus) {
     if let Some(i) = state.invitations.get_mut(&id) {
         if i.status == InvitationStatus::Pending {
-            state.pending_invitations.remove(&(i.expires_at, id));
+            state.expiry_index.remove(&(i.expires_at, id));
         }
         i.status = status;
     }
 }
 
 fn insert_invitation(state: &mut Organization, inv: Invitation) {
-    state
-        .invitation_by_token
-        .insert(inv.token_hash.clone(), inv.id);
-    state.pending_invitations.insert((inv.expires_at, inv.id));
+    state.token_index.insert(inv.token_hash.clone(), inv.id);
+    state.expiry_index.insert((inv.expires_at, inv.id));
     state.invitations.insert(inv.id, inv);
 }
 

@@ -68,7 +68,7 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
                     }
                 }
             }
-            state.orphaned_numbers.remove(number);
+            state.orphaned_index.remove(number);
         }
         other => debug_assert!(
             false,

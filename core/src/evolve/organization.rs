@@ -33,12 +33,12 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             );
             let mut user = new_user_from_personal(*owner, UserStatus::Active, owner_personal);
             user.agency_admin = true;
-            state.user_by_email.insert(
+            state.email_index.insert(
                 crate::validate::email_key(&owner_personal.email.clone().unwrap_or_default()),
                 *owner,
             );
             state.users.insert(*owner, Box::new(user));
-            state.agency_admins.insert(*owner);
+            state.agency_admin_index.insert(*owner);
             grant_access(state, *owner, *root_account, RoleId::new(RoleId::OWNER));
         }
         Event::PoliciesChanged { policies } => state.policies = policies.clone(),

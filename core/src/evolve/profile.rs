@@ -27,8 +27,8 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             }
             let new_key = crate::validate::email_key(&p.email);
             if new_key != old_key {
-                state.user_by_email.remove(&old_key);
-                state.user_by_email.insert(new_key, *user);
+                state.email_index.remove(&old_key);
+                state.email_index.insert(new_key, *user);
             }
         }
         Event::DeviceSignedOut { user, device } => {

@@ -314,7 +314,7 @@ impl OrgIn {
         // The indexes, rebuilt as `evolve` keeps them (`evolve/mod.rs`):
         // every invitation by its token hash (none is ever removed), the
         // recorded-pending ones by expiry, the orphaned numbers.
-        state.orphaned_numbers = self
+        state.orphaned_index = self
             .numbers
             .values()
             .filter(|n| n.is_orphaned())
@@ -322,11 +322,9 @@ impl OrgIn {
             .collect();
         state.numbers = self.numbers;
         for inv in self.invitations.values() {
-            state
-                .invitation_by_token
-                .insert(inv.token_hash.clone(), inv.id);
+            state.token_index.insert(inv.token_hash.clone(), inv.id);
             if inv.status == InvitationStatus::Pending {
-                state.pending_invitations.insert((inv.expires_at, inv.id));
+                state.expiry_index.insert((inv.expires_at, inv.id));
             }
         }
         state.invitations = self.invitations;
@@ -385,11 +383,11 @@ impl OrgIn {
             // profile is readable.
             if let (Some(p), false) = (&user.profile, user.status == UserStatus::Deleted) {
                 state
-                    .user_by_email
+                    .email_index
                     .insert(crate::validate::email_key(&p.email), user.id);
             }
             if user.agency_admin {
-                state.agency_admins.insert(user.id);
+                state.agency_admin_index.insert(user.id);
             }
             if state.users.insert(user.id, Box::new(user)).is_some() {
                 return None;
@@ -463,7 +461,7 @@ mod tests {
         for u in [ann, bob, carl] {
             if let (Some(p), false) = (&u.profile, u.status == UserStatus::Deleted) {
                 state
-                    .user_by_email
+                    .email_index
                     .insert(crate::validate::email_key(&p.email), u.id);
             }
             state.users.insert(u.id, Box::new(u));
@@ -524,7 +522,7 @@ mod tests {
             }
             assert!(erased.devices.values().all(|d| d.name.is_empty()));
         }
-        assert!(back.user_by_email.keys().all(String::is_empty));
+        assert!(back.email_index.keys().all(String::is_empty));
     }
 
     #[test]

@@ -677,7 +677,7 @@ pub async fn r_inv_03_tokens_issued_by_a_call_are_returned_after_an_unknown_outc
     let state = service.state(org).await.unwrap();
     let hash = validate::token_hash(&handled.secrets[0].token);
     assert!(
-        state.invitation_by_token.contains_key(&hash),
+        state.invitation_by_token(&hash).is_some(),
         "the returned token opens the recorded invitation"
     );
     // A real duplicate (another call) still gets no token.
