@@ -182,6 +182,10 @@ fn command_decide(f: &Fixture, story: &[(Actor, Command)]) {
             picture: Some(Edit::Set("https://northwind.example/ann.png".into())),
             admin_access: Some(true),
         },
+        Command::SetExternalId {
+            user: p.ann,
+            external_id: Edit::Set("00uAnn0rthw1nd".into()),
+        },
         Command::GrantAccess {
             user: p.bob,
             role: RoleId::new("supervisor"),

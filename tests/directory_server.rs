@@ -592,6 +592,71 @@ async fn scim_deactivate_active_user(s: Server) {
     );
 }
 
+/// `externalId` is stored (the profile's `external_id`, admin-managed),
+/// returned exactly as sent, filterable case-sensitively, replaced by PATCH,
+/// cleared by a PUT without it, and refused when blank.
+async fn scim_external_id(s: Server) {
+    let r = s
+        .post(
+            A,
+            "/scim/v2/Users",
+            json!({"schemas": [USER], "userName": "eve@acme.example",
+            "name": {"formatted": "Eve Ext"}, "externalId": "00uEvE42", "active": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["externalId"], "00uEvE42");
+    let id = r.body["id"].as_str().expect("id").to_owned();
+    let path = format!("/scim/v2/Users/{id}");
+    assert_eq!(s.get(A, &path).await.body["externalId"], "00uEvE42");
+    let r = s
+        .get(A, "/scim/v2/Users?filter=externalId%20eq%20%2200uEvE42%22")
+        .await;
+    assert_eq!(r.body["totalResults"], 1, "{}", r.body);
+    assert_eq!(r.body["Resources"][0]["id"], id.as_str());
+    let r = s
+        .get(A, "/scim/v2/Users?filter=externalId%20eq%20%2200UEVE42%22")
+        .await;
+    assert_eq!(r.body["totalResults"], 0, "externalId is caseExact");
+    // Another organization's token finds nothing by it.
+    let r = s
+        .get(B, "/scim/v2/Users?filter=externalId%20eq%20%2200uEvE42%22")
+        .await;
+    assert_eq!(r.body["totalResults"], 0, "{}", r.body);
+
+    let r = s
+        .patch(
+            A,
+            &path,
+            json!([{"op": "replace", "path": "externalId", "value": "00uEvE43"}]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["externalId"], "00uEvE43");
+    let r = s
+        .patch(
+            A,
+            &path,
+            json!([{"op": "replace", "path": "externalId", "value": "   "}]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(s.get(A, &path).await.body["externalId"], "00uEvE43");
+    // PUT replaces the whole resource: without externalId, it is cleared.
+    let r = s
+        .call(
+            Some(A),
+            Method::PUT,
+            &path,
+            Some(json!({"schemas": [USER], "userName": "eve@acme.example",
+                "name": {"formatted": "Eve Ext"}, "active": true})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert!(r.body.get("externalId").is_none(), "{}", r.body);
+}
+
 async fn scim_manager(s: Server) {
     let u = s.scim_user(A, "kim@acme.example", "Kim").await;
     let other = s.scim_user(A, "lee@acme.example", "Lee").await;
@@ -1717,6 +1782,7 @@ on_both_stores!(
     scim_discovery,
     scim_users,
     scim_deactivate_active_user,
+    scim_external_id,
     scim_manager,
     scim_refusals,
     scim_groups,

@@ -199,6 +199,15 @@ pub enum Command {
         /// Agency administrator toggle (needs an agency administrator actor).
         admin_access: Option<bool>,
     },
+    /// Record or clear the identity provider's id for a user — SCIM's
+    /// `externalId` — an admin-managed field (R-AUTH-03), erased with the
+    /// rest of the profile (R-LIFE-06).
+    SetExternalId {
+        /// The user.
+        user: UserId,
+        /// The id as the identity provider sent it, or clear it.
+        external_id: Edit<String>,
+    },
     /// Issue a password-reset token to an active user (R-LIFE-07).
     RequestPasswordReset {
         /// The user.
@@ -359,6 +368,7 @@ crate::redact::debug_redacted!(enum Command {
     SignOutDevice { user, device },
     UpdateProfile { user, @redacted name, @redacted email, @redacted mobile, default_country, notifications },
     UpdateAdminFields { user, @redacted job_title, @redacted picture, admin_access },
+    SetExternalId { user, @redacted external_id },
     RequestPasswordReset { user },
     GrantAccess { user, role, accounts },
     ChangeRole { user, account, role },
@@ -402,6 +412,7 @@ impl Command {
             SignOutDevice { .. } => "SignOutDevice",
             UpdateProfile { .. } => "UpdateProfile",
             UpdateAdminFields { .. } => "UpdateAdminFields",
+            SetExternalId { .. } => "SetExternalId",
             RequestPasswordReset { .. } => "RequestPasswordReset",
             GrantAccess { .. } => "GrantAccess",
             ChangeRole { .. } => "ChangeRole",

@@ -30,6 +30,9 @@ pub struct PersonalData {
     /// Picture URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub picture: Option<String>,
+    /// The identity provider's id for the user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
     /// Fields removed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cleared: Vec<ProfileField>,
@@ -41,6 +44,7 @@ crate::redact::debug_redacted!(struct PersonalData {
     @redacted mobile,
     @redacted job_title,
     @redacted picture,
+    @redacted external_id,
     cleared,
 });
 
@@ -52,6 +56,7 @@ impl PersonalData {
             && self.mobile.is_none()
             && self.job_title.is_none()
             && self.picture.is_none()
+            && self.external_id.is_none()
             && self.cleared.is_empty()
     }
 }

@@ -184,6 +184,8 @@ pub enum ProfileField {
     JobTitle,
     /// Picture URL.
     Picture,
+    /// The identity provider's id for the user.
+    ExternalId,
 }
 
 /// A field only a `ManageUsers` holder may edit (R-AUTH-03).
@@ -195,6 +197,8 @@ pub enum AdminField {
     Picture,
     /// The agency administrator toggle (an agency administrator only).
     AdminAccess,
+    /// The identity provider's id for the user.
+    ExternalId,
 }
 
 /// The personal data of a user: what deletion erases (R-LIFE-06). `Debug`
@@ -215,6 +219,11 @@ pub struct Profile {
     pub picture: Option<String>,
     /// Notification preferences.
     pub notifications: NotificationPreferences,
+    /// The identity provider's id for the user (SCIM's `externalId`), kept
+    /// exactly as given (admin-managed, R-AUTH-03). Personal data: an
+    /// identifier of the person elsewhere, erased with the rest (R-LIFE-06).
+    #[serde(default)]
+    pub external_id: Option<String>,
 }
 
 crate::redact::debug_redacted!(struct Profile {
@@ -225,6 +234,7 @@ crate::redact::debug_redacted!(struct Profile {
     @redacted job_title,
     @redacted picture,
     notifications,
+    @redacted external_id,
 });
 
 impl Profile {
@@ -238,6 +248,7 @@ impl Profile {
             job_title: None,
             picture: None,
             notifications: NotificationPreferences::default(),
+            external_id: None,
         }
     }
 

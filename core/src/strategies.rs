@@ -471,6 +471,13 @@ impl World {
                             admin_access: None,
                         },
                     ));
+                    out.push((
+                        owner.clone(),
+                        Command::SetExternalId {
+                            user: u.id,
+                            external_id: Edit::Set(format!("00u{fresh}Idp")),
+                        },
+                    ));
                 }
             }
             // Access: grant another account, change a role.

@@ -30,6 +30,9 @@ pub const MAX_ITEMS_PER_COMMAND: usize = 10_000;
 pub const MAX_TOKEN_LEN: usize = 128;
 /// Limit: bytes of a role slug.
 pub const MAX_ROLE_ID_LEN: usize = 64;
+/// Limit: characters of an identity provider's id for a user (SCIM's
+/// `externalId`; object ids, GUIDs and user principal names fit with room).
+pub const MAX_EXTERNAL_ID_LEN: usize = 255;
 
 fn invalid(rule: RuleId, field: &str, reason: impl Into<String>) -> Blocker {
     Blocker::Invalid {
@@ -74,6 +77,39 @@ pub fn text(field: &str, input: &str, max: usize) -> Result<String, Blocker> {
         ));
     }
     Ok(t.to_owned())
+}
+
+/// An identity provider's id for a user, kept exactly as given: compared
+/// case-sensitively and never trimmed (SCIM's `externalId` is `caseExact`, and
+/// the provider looks the user up by the very string it sent). Not empty, no
+/// control characters, at most [`MAX_EXTERNAL_ID_LEN`] characters.
+///
+/// ```
+/// use switchboard_core::validate::external_id;
+/// assert_eq!(external_id("00u1ab2CD3").as_deref(), Ok("00u1ab2CD3"));
+/// assert!(external_id("").is_err());
+/// assert!(external_id("a\nb").is_err());
+/// ```
+pub fn external_id(input: &str) -> Result<String, Blocker> {
+    let chars = input.chars().count();
+    if chars > MAX_EXTERNAL_ID_LEN {
+        return Err(Blocker::LimitExceeded {
+            what: "external_id".into(),
+            limit: MAX_EXTERNAL_ID_LEN,
+            actual: chars,
+        });
+    }
+    if input.trim().is_empty() {
+        return Err(invalid(RuleId::Input, "external_id", "must not be blank"));
+    }
+    if input.chars().any(char::is_control) {
+        return Err(invalid(
+            RuleId::Input,
+            "external_id",
+            "must not contain control characters",
+        ));
+    }
+    Ok(input.to_owned())
 }
 
 /// An email address (R-INV-01, R-USR-01): syntax by `email_address`, plus our

@@ -278,6 +278,17 @@ impl Sut {
                     sound: false,
                 }),
             },
+            C::SetExternalId { user, external_id } => Command::SetExternalId {
+                user: self.user(*user),
+                external_id: match external_id {
+                    Ed::Set(ok) => Edit::Set(if *ok {
+                        format!("00u{user}Idp")
+                    } else {
+                        " ".into()
+                    }),
+                    Ed::Clear => Edit::Clear,
+                },
+            },
             C::UpdateAdminFields {
                 user,
                 job_title,
@@ -1236,6 +1247,7 @@ fn transitions_cover_every_command_and_the_refusal_paths() {
         "SignOutDevice",
         "UpdateProfile",
         "UpdateAdminFields",
+        "SetExternalId",
         "RequestPasswordReset",
         "GrantAccess",
         "ChangeRole",

@@ -659,6 +659,89 @@ fn r_auth_03_admin_managed_fields_need_manage_users() {
     w.assert_replays();
 }
 
+/// The identity provider's id (SCIM's `externalId`) is admin-managed too: the
+/// user herself cannot set it, an administrator over her can; it is kept
+/// exactly as sent, refused when blank or over its limit, clearable, and gone
+/// with the rest of the profile when she is deleted (R-LIFE-06).
+#[test]
+fn r_auth_03_the_identity_providers_id_is_admin_managed_and_kept_exactly() {
+    let mut w = World::new();
+    let east = w.account("East", w.root);
+    let west = w.account("West", w.root);
+    let ann = w.agent("Ann", &[east]);
+    let erin = w.admin("Erin", &[east]);
+    let walt = w.admin("Walt", &[west]);
+    let set = |id: &str| Command::SetExternalId {
+        user: ann,
+        external_id: Edit::Set(id.to_owned()),
+    };
+    // Ann herself, and an administrator of another account: R-AUTH-03,
+    // naming the field.
+    for actor in [ann, walt] {
+        let err = w.refused(as_user(actor), set("00u1AbC"));
+        assert_eq!(
+            err.blockers,
+            vec![Blocker::AdminManagedField {
+                actor: as_user(actor),
+                user: ann,
+                field: AdminField::ExternalId,
+                account: Some(east),
+            }],
+            "acting as {actor}"
+        );
+    }
+    assert_eq!(w.profile(ann).external_id, None);
+    // Her administrator: recorded exactly, case and inner spaces included.
+    let d = w.ok(as_user(erin), set(" 00u1AbC Okta "));
+    assert_eq!(d.events.len(), 1);
+    assert_eq!(
+        w.profile(ann).external_id.as_deref(),
+        Some(" 00u1AbC Okta ")
+    );
+    // Blank, control characters and over the limit: typed refusals that
+    // change nothing.
+    let before = w.state.clone();
+    for (bad, rule) in [
+        ("   ".to_owned(), RuleId::Input),
+        ("a\u{7}b".to_owned(), RuleId::Input),
+        ("x".repeat(validate::MAX_EXTERNAL_ID_LEN + 1), RuleId::Limit),
+    ] {
+        let err = w.refused(as_user(erin), set(&bad));
+        assert_eq!(err.rules(), vec![rule], "{bad:?}");
+    }
+    assert_eq!(w.state, before);
+    let at_limit = "x".repeat(validate::MAX_EXTERNAL_ID_LEN);
+    w.ok(as_user(erin), set(&at_limit));
+    assert_eq!(
+        w.profile(ann).external_id.as_deref(),
+        Some(at_limit.as_str())
+    );
+    // Cleared.
+    w.ok(
+        as_user(erin),
+        Command::SetExternalId {
+            user: ann,
+            external_id: Edit::Clear,
+        },
+    );
+    assert_eq!(w.profile(ann).external_id, None);
+    // Deleted: gone with the profile, and no longer settable.
+    w.ok(as_user(erin), set("00u1AbC"));
+    w.ok(
+        w.owner_actor(),
+        Command::Delete {
+            user: ann,
+            acknowledgement: ACK,
+            forward_numbers_to: None,
+            reassign_reports: None,
+        },
+    );
+    assert!(w.user(ann).profile.is_none());
+    let err = w.refused(w.owner_actor(), set("00u1AbC"));
+    assert_eq!(err.rules(), vec![RuleId::PersonalDataErased]);
+    w.assert_replays();
+}
+
 /// Job title, picture and the admin toggle are admin-managed: a user without
 /// `ManageUsers` over the target, the target herself included, is refused
 /// under R-AUTH-03, whichever of them they edit and by whichever path (the

@@ -72,8 +72,11 @@
 //!   the next ones: if the rules refuse the profile (an invalid mobile
 //!   number, R-USR-02), the user exists and the error says so, naming the
 //!   user and every blocker.
+//! * **`externalId`** is the user's `external_id`, an admin-managed field
+//!   of the profile (`SetExternalId`, R-AUTH-03): kept exactly as sent,
+//!   compared case-sensitively in filters (`caseExact`), cleared by a `PUT`
+//!   without it, and erased with the profile on `DELETE` (R-LIFE-06).
 //! * **Not supported**, because the domain has no place for it:
-//!   `externalId` (accepted and not stored, so not returned or filterable),
 //!   passwords, `meta.created`/`meta.lastModified`, sorting (`sortBy` is
 //!   400), value paths inside list filters (`emails[type eq "work"]` in a
 //!   `filter`; they work in PATCH paths).
@@ -490,6 +493,9 @@ pub fn user_json(org: &Organization, u: &User, base: &str) -> Value {
     if let Some(t) = p.and_then(|p| p.job_title.clone()) {
         v["title"] = json!(t);
     }
+    if let Some(x) = p.and_then(|p| p.external_id.clone()) {
+        v["externalId"] = json!(x);
+    }
     let mut groups: Vec<Value> = u
         .memberships
         .keys()
@@ -531,6 +537,7 @@ struct UserWanted {
     name: Option<String>,
     mobile: Option<String>,
     title: Option<String>,
+    external_id: Option<String>,
     manager: Option<String>,
     active: bool,
 }
@@ -605,6 +612,18 @@ fn wanted_user(v: &Value) -> Result<UserWanted, ScimError> {
         name,
         mobile,
         title: text(field(v, "title")),
+        // Exactly as sent: not trimmed (caseExact, and the provider looks the
+        // user up by this very string); a blank one is refused by the rules.
+        external_id: match field(v, "externalId") {
+            None => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => {
+                return Err(ScimError::bad(
+                    "invalidValue",
+                    "externalId must be a string",
+                ))
+            }
+        },
         manager,
         active: boolean(field(v, "active"))?.unwrap_or(true),
     })
@@ -649,6 +668,15 @@ fn commands_for(
             }),
             picture: None,
             admin_access: None,
+        });
+    }
+    if want.external_id != p.external_id {
+        out.push(Command::SetExternalId {
+            user: u.id,
+            external_id: match &want.external_id {
+                Some(x) => Edit::Set(x.clone()),
+                None => Edit::Clear,
+            },
         });
     }
     let leader = match &want.manager {
@@ -1267,9 +1295,10 @@ impl Filter {
             }),
             Filter::Compare(attr, op, wanted) => {
                 let found = values_at(v, attr);
-                let hit = found.iter().any(|x| compare(x, op, wanted));
+                let exact = case_exact(attr);
+                let hit = found.iter().any(|x| compare(x, op, wanted, exact));
                 if op == "ne" {
-                    found.iter().all(|x| compare(x, op, wanted))
+                    found.iter().all(|x| compare(x, op, wanted, exact))
                 } else {
                     hit
                 }
@@ -1278,11 +1307,21 @@ impl Filter {
     }
 }
 
-fn compare(have: &Value, op: &str, wanted: &Value) -> bool {
+/// Whether an attribute's strings compare case-sensitively (RFC 7643 §3.1:
+/// `id` and `externalId` are `caseExact`; every other string served here
+/// is not).
+fn case_exact(path: &str) -> bool {
+    path.eq_ignore_ascii_case("id") || path.eq_ignore_ascii_case("externalId")
+}
+
+fn compare(have: &Value, op: &str, wanted: &Value, case_exact: bool) -> bool {
     match (have, wanted) {
         (Value::String(h), Value::String(w)) => {
-            // Every string attribute served here is caseExact: false.
-            let (h, w) = (h.to_lowercase(), w.to_lowercase());
+            let (h, w) = if case_exact {
+                (h.clone(), w.clone())
+            } else {
+                (h.to_lowercase(), w.to_lowercase())
+            };
             match op {
                 "eq" => h == w,
                 "ne" => h != w,

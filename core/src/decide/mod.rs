@@ -223,6 +223,7 @@ fn dispatch(
         SignOutDevice { user, device } => profile::sign_out(s, ctx, *user, *device),
         UpdateProfile { .. } => profile::update_profile(s, ctx, command),
         UpdateAdminFields { .. } => profile::update_admin_fields(s, ctx, command),
+        SetExternalId { user, external_id } => profile::set_external_id(s, ctx, *user, external_id),
         RequestPasswordReset { user } => profile::password_reset(s, ctx, *user),
         GrantAccess {
             user,

@@ -279,6 +279,35 @@ pub(super) fn update_admin_fields(
     accept(events)
 }
 
+/// R-AUTH-03: the identity provider's id is admin-managed: `ManageUsers` over
+/// the user; kept exactly as given ([`validate::external_id`]). R-LIFE-06: a
+/// deleted user has no profile to hold one.
+pub(super) fn set_external_id(
+    s: &Organization,
+    ctx: &Context<'_>,
+    user: UserId,
+    external_id: &Edit<String>,
+) -> Outcome {
+    let mut b = Vec::new();
+    let mut personal = PersonalData::default();
+    if let Some(target) = live_user(s, user, RuleId::PersonalDataErased, &mut b) {
+        let mut denied = Vec::new();
+        require_over_user(s, ctx, Permission::ManageUsers, target, &mut denied);
+        b.extend(admin_field_denials(denied, user, &[AdminField::ExternalId]));
+    }
+    match external_id {
+        Edit::Set(id) => personal.external_id = check(validate::external_id(id), &mut b),
+        Edit::Clear => personal.cleared.push(ProfileField::ExternalId),
+    }
+    verdict(b)?;
+    accept(vec![Event::ProfileUpdated {
+        user,
+        personal,
+        default_country: None,
+        notifications: None,
+    }])
+}
+
 /// The user themself, or a `ManageUsers` holder over them.
 fn require_self_or_manager(
     s: &Organization,

@@ -44,6 +44,9 @@ pub(crate) fn apply_personal(profile: &mut Profile, p: &PersonalData) {
     if let Some(v) = &p.picture {
         profile.picture = Some(v.clone());
     }
+    if let Some(v) = &p.external_id {
+        profile.external_id = Some(v.clone());
+    }
     for f in &p.cleared {
         match f {
             ProfileField::Name => profile.name = None,
@@ -51,6 +54,7 @@ pub(crate) fn apply_personal(profile: &mut Profile, p: &PersonalData) {
             ProfileField::DefaultCountry => profile.default_country = None,
             ProfileField::JobTitle => profile.job_title = None,
             ProfileField::Picture => profile.picture = None,
+            ProfileField::ExternalId => profile.external_id = None,
             // The email is required; it is never cleared, only replaced.
             ProfileField::Email => {}
         }

@@ -286,6 +286,10 @@ pub enum C {
         picture: Option<Ed<bool>>,
         admin_access: Option<bool>,
     },
+    SetExternalId {
+        user: usize,
+        external_id: Ed<bool>,
+    },
     RequestPasswordReset {
         user: usize,
     },
@@ -1309,6 +1313,15 @@ impl Model {
                     _ => {}
                 }
             }
+            C::SetExternalId { user, external_id } => {
+                if let Some(u) = self.live(*user, RuleId::PersonalDataErased, b) {
+                    let named = [AdminField::ExternalId];
+                    self.need_over_as(a, ManageUsers, u, Deny::Fields(*user, &named), b);
+                }
+                if *external_id == Ed::Set(false) {
+                    b.push(RuleId::Input, field("external_id"));
+                }
+            }
             C::RequestPasswordReset { user } => {
                 if let Some(u) = self.active_user(*user, RuleId::PasswordReset, b) {
                     self.need_self_or_manager(a, *user, u, b);
@@ -1986,7 +1999,7 @@ impl Model {
                     self.users[*user].admin = *x;
                 }
             }
-            C::RequestPasswordReset { .. } => {}
+            C::RequestPasswordReset { .. } | C::SetExternalId { .. } => {}
             C::GrantAccess {
                 user,
                 role,
@@ -2714,6 +2727,8 @@ pub fn transitions(m: &Model) -> BoxedStrategy<T> {
             .prop_map(|(user, name, email, mobile, country, notifications)| C::UpdateProfile { user, name, email, mobile, country, notifications }),
         4 => (u(), prop::option::weighted(0.3, edb.clone()), prop::option::weighted(0.2, edb), prop::option::weighted(0.5, any::<bool>()))
             .prop_map(|(user, job_title, picture, admin_access)| C::UpdateAdminFields { user, job_title, picture, admin_access }),
+        2 => (u(), prop_oneof![5 => Just(Ed::Set(true)), 1 => Just(Ed::Set(false)), 1 => Just(Ed::Clear)])
+            .prop_map(|(user, external_id)| C::SetExternalId { user, external_id }),
         1 => u().prop_map(|user| C::RequestPasswordReset { user }),
         5 => (u(), role_s(), prop_oneof![4 => acc().prop_map(|a| vec![a]), 1 => account_list(&m3)])
             .prop_map(|(user, role, accounts)| C::GrantAccess { user, role, accounts }),
