@@ -657,6 +657,46 @@ async fn scim_external_id(s: Server) {
     assert!(r.body.get("externalId").is_none(), "{}", r.body);
 }
 
+/// A PATCH path that is a whole extension's URN names the extension's
+/// object (RFC 7644 §3.5.2), for `add`, `replace` and `remove`; a search
+/// across every resource type is answered 501, as the RFC allows.
+async fn scim_extension_paths(s: Server) {
+    let u = s.scim_user(A, "ivo@acme.example", "Ivo").await;
+    let path = format!("/scim/v2/Users/{}", u["id"].as_str().expect("id"));
+    for op in ["add", "replace"] {
+        let r = s
+            .patch(
+                A,
+                &path,
+                json!([{"op": op, "path": ENTERPRISE, "value": {"manager": {"value": s.owner_a}}}]),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{op}: {}", r.body);
+        assert_eq!(r.body[ENTERPRISE]["manager"]["value"], s.owner_a.as_str());
+        let r = s
+            .patch(A, &path, json!([{"op": "remove", "path": ENTERPRISE}]))
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert!(r.body.get(ENTERPRISE).is_none(), "{}", r.body);
+    }
+    let r = s
+        .patch(
+            A,
+            &path,
+            json!([{"op": "add", "path": ENTERPRISE, "value": "not an object"}]),
+        )
+        .await;
+    scim_error(&r, 400, Some("invalidValue"));
+    let r = s
+        .post(
+            A,
+            "/scim/v2/.search",
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_IMPLEMENTED, "{}", r.body);
+}
+
 async fn scim_manager(s: Server) {
     let u = s.scim_user(A, "kim@acme.example", "Kim").await;
     let other = s.scim_user(A, "lee@acme.example", "Lee").await;
@@ -1783,6 +1823,7 @@ on_both_stores!(
     scim_users,
     scim_deactivate_active_user,
     scim_external_id,
+    scim_extension_paths,
     scim_manager,
     scim_refusals,
     scim_groups,
