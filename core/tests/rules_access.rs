@@ -798,3 +798,38 @@ async fn r_auth_04_every_event_records_its_actor() {
     assert!(err.to_string().contains("actor.agent"), "{err}");
     assert_eq!(svc.stream_version().await, version);
 }
+
+// ---------------------------------------------------------------- LIMIT
+
+// Found by `cargo mutants`: no test built an account tree up to its depth
+// bound, so the walk up the tree could stop counting (`+=` as `*=`), count
+// down, or report a wrong depth unnoticed.
+#[test]
+fn limit_an_account_tree_is_at_most_32_levels_deep() {
+    let mut w = World::new();
+    // The root is level 1; 31 sub-accounts below it make 32 levels.
+    let mut parent = w.root;
+    for level in 2..=32 {
+        parent = w.account(&format!("Level {level}"), parent);
+    }
+    // A 33rd level is refused, naming the depth it would reach.
+    let err = w.refused(
+        w.owner_actor(),
+        Command::CreateAccount {
+            name: "Level 33".into(),
+            parent,
+        },
+    );
+    assert_eq!(
+        only(&err),
+        &Blocker::LimitExceeded {
+            what: "account depth".into(),
+            limit: 32,
+            actual: 33,
+        }
+    );
+    assert_eq!(err.rules(), vec![RuleId::Limit]);
+    // A sibling at level 32 is still accepted.
+    let level_31 = w.state.accounts[&parent].parent.expect("parent");
+    w.account("Level 32 bis", level_31);
+}
