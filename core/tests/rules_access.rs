@@ -584,6 +584,51 @@ fn r_auth_02_self_or_admin_policy_also_lets_a_manage_users_holder_edit() {
     w.ok(as_user(ann), profile_edit(ann, "Ann herself"));
 }
 
+// Found by `cargo mutants`: every profile edit in the tests changed a name
+// or a mobile, so an edit of the country or the notifications alone could
+// be dropped as "nothing changes" unnoticed.
+#[test]
+fn r_auth_02_the_country_or_the_notifications_alone_can_be_edited() {
+    let mut w = World::new();
+    let ann = w.agent("Ann", &[w.root]);
+    let edit = |country: Option<&str>, notifications| Command::UpdateProfile {
+        user: ann,
+        name: None,
+        email: None,
+        mobile: None,
+        default_country: country.map(str::to_owned),
+        notifications,
+    };
+    let d = w.ok(as_user(ann), edit(Some("GB"), None));
+    assert_eq!(
+        d.events,
+        vec![Event::ProfileUpdated {
+            user: ann,
+            personal: PersonalData::default(),
+            default_country: Some("GB".into()),
+            notifications: None,
+        }]
+    );
+    assert_eq!(w.profile(ann).default_country.as_deref(), Some("GB"));
+    let quiet = NotificationPreferences {
+        desktop: false,
+        browser_badge: false,
+        sound: false,
+    };
+    let d = w.ok(as_user(ann), edit(None, Some(quiet.clone())));
+    assert_eq!(
+        d.events,
+        vec![Event::ProfileUpdated {
+            user: ann,
+            personal: PersonalData::default(),
+            default_country: None,
+            notifications: Some(quiet.clone()),
+        }]
+    );
+    assert_eq!(w.profile(ann).notifications, quiet);
+    w.assert_replays();
+}
+
 // ---------------------------------------------------------------- R-AUTH-03
 
 #[test]
@@ -747,6 +792,28 @@ fn r_auth_03_editing_an_admin_managed_field_without_manage_users_names_r_auth_03
         ),
     );
     w.assert_replays();
+}
+
+// Found by `cargo mutants`: no test set the admin toggle to what it already
+// was, so granting an agency administrator the grant again, or revoking it
+// from someone who never had it, could record an event unnoticed.
+#[test]
+fn r_auth_03_setting_the_admin_toggle_to_what_it_is_records_nothing() {
+    let mut w = World::new();
+    let ann = w.agent("Ann", &[w.root]);
+    let alan = w.agency_admin("Alan");
+    let toggle = |user, on| Command::UpdateAdminFields {
+        user,
+        job_title: None,
+        picture: None,
+        admin_access: Some(on),
+    };
+    let d = w.ok(w.owner_actor(), toggle(alan, true));
+    assert!(d.events.is_empty(), "{:?}", d.events);
+    assert!(w.user(alan).agency_admin);
+    let d = w.ok(w.owner_actor(), toggle(ann, false));
+    assert!(d.events.is_empty(), "{:?}", d.events);
+    assert!(!w.user(ann).agency_admin);
 }
 
 // ---------------------------------------------------------------- R-AUTH-04
