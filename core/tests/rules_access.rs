@@ -213,6 +213,46 @@ fn r_mem_03_access_to_one_account_is_removed_and_the_rest_kept() {
     );
 }
 
+// Found by `cargo mutants`: no test took a team leader who holds a number
+// off an account other than the one where they lead and the number lives,
+// so what the leader keeps could be judged on the account removed (or on
+// none) unnoticed.
+#[test]
+fn r_mem_03_a_leader_keeps_reports_and_numbers_when_another_account_goes() {
+    let mut w = World::new();
+    let east = w.account("East", w.root);
+    let west = w.account("West", w.root);
+    let tom = w.leader("Tom", &[east]);
+    w.ok(
+        w.owner_actor(),
+        Command::GrantAccess {
+            user: tom,
+            role: agent_role(),
+            accounts: vec![west],
+        },
+    );
+    let ann = w.agent("Ann", &[east]);
+    w.reports_to(ann, tom);
+    let held = w.number_for(east, tom);
+    let forwarded = w.forwarded_to(east, tom);
+    let d = w.ok(w.owner_actor(), remove(tom, &[west]));
+    assert_eq!(
+        d.events,
+        vec![Event::AccessRemoved {
+            user: tom,
+            account: west
+        }]
+    );
+    let u = w.user(tom);
+    assert_eq!(
+        u.memberships.keys().copied().collect::<Vec<_>>(),
+        vec![east]
+    );
+    assert!(u.direct_reports.contains(&ann));
+    assert_eq!(w.number(&held).assigned_to, Some(tom));
+    assert_eq!(w.number(&forwarded).forwarded_to, Some(tom));
+}
+
 // ---------------------------------------------------------------- R-MEM-04
 
 #[test]
@@ -301,6 +341,37 @@ fn r_mem_05_an_agency_administrator_is_only_removed_from_all_accounts_at_once() 
     );
     assert_eq!(w.user(alan).memberships[&east], agent_role());
     w.assert_replays();
+}
+
+// Found by `cargo mutants`: no test removed from all accounts a user who
+// had no access left, so the check could be turned onto agency
+// administrators without accounts unnoticed.
+#[test]
+fn r_mem_05_removal_from_all_accounts_needs_something_to_remove() {
+    let mut w = World::new();
+    let ann = w.agent("Ann", &[w.root]);
+    w.ok(
+        w.owner_actor(),
+        Command::RemoveFromAllAccounts { user: ann },
+    );
+    let err = w.refused(
+        w.owner_actor(),
+        Command::RemoveFromAllAccounts { user: ann },
+    );
+    assert_eq!(err.rules(), vec![RuleId::AgencyAdministratorAllOrNothing]);
+    // An agency administrator with no account of their own still has the grant to lose.
+    let alan = w.agency_admin("Alan");
+    assert!(w.user(alan).memberships.is_empty());
+    let d = w.ok(
+        w.owner_actor(),
+        Command::RemoveFromAllAccounts { user: alan },
+    );
+    assert_eq!(d.events, vec![Event::AgencyAdminRevoked { user: alan }]);
+    let err = w.refused(
+        w.owner_actor(),
+        Command::RemoveFromAllAccounts { user: alan },
+    );
+    assert_eq!(err.rules(), vec![RuleId::AgencyAdministratorAllOrNothing]);
 }
 
 // ---------------------------------------------------------------- R-MEM-06

@@ -402,6 +402,27 @@ fn r_off_01_one_bad_step_refuses_the_whole_offboarding() {
     );
 }
 
+// Found by `cargo mutants`: no test asked a dry run what the command would
+// create, so `Decision::created` could answer nothing unnoticed.
+#[test]
+fn r_off_02_a_dry_run_tells_what_the_command_would_create() {
+    let w = World::new();
+    let d = w
+        .dry(
+            w.owner_actor(),
+            &Command::InviteUsers {
+                emails: "ivy@northwind.example, jon@northwind.example".into(),
+                grant: grant(agent_role(), &[w.root]),
+            },
+        )
+        .expect("accepted");
+    let created = d.created();
+    assert_eq!(created.users.len(), 2);
+    assert_eq!(created.invitations.len(), 2);
+    assert_eq!(created, Created::from_events(&d.events));
+    assert_eq!(w.state.users.len(), 1, "a dry run records nothing");
+}
+
 // ---------------------------------------------------------------- LIMIT
 
 // Found by `cargo mutants`: no decision reached the bound on events per
