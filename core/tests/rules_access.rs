@@ -213,6 +213,46 @@ fn r_mem_03_access_to_one_account_is_removed_and_the_rest_kept() {
     );
 }
 
+// Found by `cargo mutants`: no test took a team leader who holds a number
+// off an account other than the one where they lead and the number lives,
+// so what the leader keeps could be judged on the account removed (or on
+// none) unnoticed.
+#[test]
+fn r_mem_03_a_leader_keeps_reports_and_numbers_when_another_account_goes() {
+    let mut w = World::new();
+    let east = w.account("East", w.root);
+    let west = w.account("West", w.root);
+    let tom = w.leader("Tom", &[east]);
+    w.ok(
+        w.owner_actor(),
+        Command::GrantAccess {
+            user: tom,
+            role: agent_role(),
+            accounts: vec![west],
+        },
+    );
+    let ann = w.agent("Ann", &[east]);
+    w.reports_to(ann, tom);
+    let held = w.number_for(east, tom);
+    let forwarded = w.forwarded_to(east, tom);
+    let d = w.ok(w.owner_actor(), remove(tom, &[west]));
+    assert_eq!(
+        d.events,
+        vec![Event::AccessRemoved {
+            user: tom,
+            account: west
+        }]
+    );
+    let u = w.user(tom);
+    assert_eq!(
+        u.memberships.keys().copied().collect::<Vec<_>>(),
+        vec![east]
+    );
+    assert!(u.direct_reports.contains(&ann));
+    assert_eq!(w.number(&held).assigned_to, Some(tom));
+    assert_eq!(w.number(&forwarded).forwarded_to, Some(tom));
+}
+
 // ---------------------------------------------------------------- R-MEM-04
 
 #[test]
@@ -301,6 +341,37 @@ fn r_mem_05_an_agency_administrator_is_only_removed_from_all_accounts_at_once() 
     );
     assert_eq!(w.user(alan).memberships[&east], agent_role());
     w.assert_replays();
+}
+
+// Found by `cargo mutants`: no test removed from all accounts a user who
+// had no access left, so the check could be turned onto agency
+// administrators without accounts unnoticed.
+#[test]
+fn r_mem_05_removal_from_all_accounts_needs_something_to_remove() {
+    let mut w = World::new();
+    let ann = w.agent("Ann", &[w.root]);
+    w.ok(
+        w.owner_actor(),
+        Command::RemoveFromAllAccounts { user: ann },
+    );
+    let err = w.refused(
+        w.owner_actor(),
+        Command::RemoveFromAllAccounts { user: ann },
+    );
+    assert_eq!(err.rules(), vec![RuleId::AgencyAdministratorAllOrNothing]);
+    // An agency administrator with no account of their own still has the grant to lose.
+    let alan = w.agency_admin("Alan");
+    assert!(w.user(alan).memberships.is_empty());
+    let d = w.ok(
+        w.owner_actor(),
+        Command::RemoveFromAllAccounts { user: alan },
+    );
+    assert_eq!(d.events, vec![Event::AgencyAdminRevoked { user: alan }]);
+    let err = w.refused(
+        w.owner_actor(),
+        Command::RemoveFromAllAccounts { user: alan },
+    );
+    assert_eq!(err.rules(), vec![RuleId::AgencyAdministratorAllOrNothing]);
 }
 
 // ---------------------------------------------------------------- R-MEM-06
@@ -584,6 +655,51 @@ fn r_auth_02_self_or_admin_policy_also_lets_a_manage_users_holder_edit() {
     w.ok(as_user(ann), profile_edit(ann, "Ann herself"));
 }
 
+// Found by `cargo mutants`: every profile edit in the tests changed a name
+// or a mobile, so an edit of the country or the notifications alone could
+// be dropped as "nothing changes" unnoticed.
+#[test]
+fn r_auth_02_the_country_or_the_notifications_alone_can_be_edited() {
+    let mut w = World::new();
+    let ann = w.agent("Ann", &[w.root]);
+    let edit = |country: Option<&str>, notifications| Command::UpdateProfile {
+        user: ann,
+        name: None,
+        email: None,
+        mobile: None,
+        default_country: country.map(str::to_owned),
+        notifications,
+    };
+    let d = w.ok(as_user(ann), edit(Some("GB"), None));
+    assert_eq!(
+        d.events,
+        vec![Event::ProfileUpdated {
+            user: ann,
+            personal: PersonalData::default(),
+            default_country: Some("GB".into()),
+            notifications: None,
+        }]
+    );
+    assert_eq!(w.profile(ann).default_country.as_deref(), Some("GB"));
+    let quiet = NotificationPreferences {
+        desktop: false,
+        browser_badge: false,
+        sound: false,
+    };
+    let d = w.ok(as_user(ann), edit(None, Some(quiet.clone())));
+    assert_eq!(
+        d.events,
+        vec![Event::ProfileUpdated {
+            user: ann,
+            personal: PersonalData::default(),
+            default_country: None,
+            notifications: Some(quiet.clone()),
+        }]
+    );
+    assert_eq!(w.profile(ann).notifications, quiet);
+    w.assert_replays();
+}
+
 // ---------------------------------------------------------------- R-AUTH-03
 
 #[test]
@@ -832,6 +948,28 @@ fn r_auth_03_editing_an_admin_managed_field_without_manage_users_names_r_auth_03
     w.assert_replays();
 }
 
+// Found by `cargo mutants`: no test set the admin toggle to what it already
+// was, so granting an agency administrator the grant again, or revoking it
+// from someone who never had it, could record an event unnoticed.
+#[test]
+fn r_auth_03_setting_the_admin_toggle_to_what_it_is_records_nothing() {
+    let mut w = World::new();
+    let ann = w.agent("Ann", &[w.root]);
+    let alan = w.agency_admin("Alan");
+    let toggle = |user, on| Command::UpdateAdminFields {
+        user,
+        job_title: None,
+        picture: None,
+        admin_access: Some(on),
+    };
+    let d = w.ok(w.owner_actor(), toggle(alan, true));
+    assert!(d.events.is_empty(), "{:?}", d.events);
+    assert!(w.user(alan).agency_admin);
+    let d = w.ok(w.owner_actor(), toggle(ann, false));
+    assert!(d.events.is_empty(), "{:?}", d.events);
+    assert!(!w.user(ann).agency_admin);
+}
+
 // ---------------------------------------------------------------- R-AUTH-04
 
 #[tokio::test]
@@ -880,4 +1018,39 @@ async fn r_auth_04_every_event_records_its_actor() {
         .unwrap_err();
     assert!(err.to_string().contains("actor.agent"), "{err}");
     assert_eq!(svc.stream_version().await, version);
+}
+
+// ---------------------------------------------------------------- LIMIT
+
+// Found by `cargo mutants`: no test built an account tree up to its depth
+// bound, so the walk up the tree could stop counting (`+=` as `*=`), count
+// down, or report a wrong depth unnoticed.
+#[test]
+fn limit_an_account_tree_is_at_most_32_levels_deep() {
+    let mut w = World::new();
+    // The root is level 1; 31 sub-accounts below it make 32 levels.
+    let mut parent = w.root;
+    for level in 2..=32 {
+        parent = w.account(&format!("Level {level}"), parent);
+    }
+    // A 33rd level is refused, naming the depth it would reach.
+    let err = w.refused(
+        w.owner_actor(),
+        Command::CreateAccount {
+            name: "Level 33".into(),
+            parent,
+        },
+    );
+    assert_eq!(
+        only(&err),
+        &Blocker::LimitExceeded {
+            what: "account depth".into(),
+            limit: 32,
+            actual: 33,
+        }
+    );
+    assert_eq!(err.rules(), vec![RuleId::Limit]);
+    // A sibling at level 32 is still accepted.
+    let level_31 = w.state.accounts[&parent].parent.expect("parent");
+    w.account("Level 32 bis", level_31);
 }

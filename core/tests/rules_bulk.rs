@@ -397,3 +397,125 @@ fn r_bulk_03_partial_mode_applies_valid_rows_and_reports_the_rest() {
     assert_eq!(w.events.len(), before);
     w.assert_replays();
 }
+
+// Found by `cargo mutants`: no spreadsheet said `y` of a user already
+// deactivated or of an invitee, or `n` of an active user, and none had a
+// name column; so those rows could be treated wrongly, and names dropped,
+// unnoticed.
+#[test]
+fn r_bulk_01_rows_that_ask_for_the_current_status_change_nothing_and_names_are_edited() {
+    let Team {
+        mut w,
+        ann,
+        bob,
+        cat,
+        ..
+    } = team(Some(Policies {
+        profile_edit: ProfileEditPolicy::SelfOrAdmin,
+        ..Policies::default()
+    }));
+    w.ok(
+        w.owner_actor(),
+        Command::Deactivate {
+            user: cat,
+            forward_numbers_to: None,
+            reassign_reports: None,
+        },
+    );
+    let ivy = w
+        .invite("ivy@northwind.example", grant(agent_role(), &[w.root]))
+        .user
+        .expect("invited");
+    let csv = format!(
+        "email,deactivated,name\n\
+         {},y,\n\
+         {},n,\n\
+         ivy@northwind.example,y,\n\
+         {},,Robert\n",
+        email(&w, cat),
+        email(&w, ann),
+        email(&w, bob),
+    );
+    let d = w.ok(w.owner_actor(), bulk(&csv, BulkMode::Partial));
+    let r = report(&d);
+    assert_eq!(
+        r.rows[0].status,
+        RowStatus::Unchanged,
+        "already deactivated"
+    );
+    assert_eq!(r.rows[1].status, RowStatus::Unchanged, "already active");
+    assert_eq!(
+        rejected(&r.rows[2]),
+        &[Blocker::WrongStatus {
+            user: ivy,
+            status: UserStatus::Invited,
+            rule: RuleId::DeactivationEndsAccess,
+        }]
+    );
+    assert_eq!(r.rows[3].status, RowStatus::Applied { events: 1 });
+    assert_eq!(w.profile(bob).name.as_deref(), Some("Robert"));
+    assert_eq!(w.user(cat).status, UserStatus::Deactivated);
+    assert_eq!(w.user(ann).status, UserStatus::Active);
+    w.assert_replays();
+}
+
+// ---------------------------------------------------------------- LIMIT
+
+// Found by `cargo mutants`: no spreadsheet reached the row or the byte
+// bound, so either could move unnoticed.
+#[test]
+fn limit_a_spreadsheet_holds_at_most_10_000_rows() {
+    const ROWS: usize = 10_000;
+    let mut w = World::new();
+    let rows = |n: usize| {
+        let mut csv = String::from("email\n");
+        for i in 0..n {
+            csv.push_str(&format!("nobody{i}@northwind.example\n"));
+        }
+        csv
+    };
+    let d = w.ok(w.owner_actor(), bulk(&rows(ROWS), BulkMode::Partial));
+    assert_eq!(report(&d).rejected(), ROWS);
+    let err = w.refused(w.owner_actor(), bulk(&rows(ROWS + 1), BulkMode::Partial));
+    assert_eq!(
+        only(&err),
+        &Blocker::LimitExceeded {
+            what: "csv rows".into(),
+            limit: ROWS,
+            actual: ROWS + 1,
+        }
+    );
+}
+
+#[test]
+fn limit_a_spreadsheet_holds_at_most_4_mib() {
+    const FOUR_MIB: usize = 4 * 1024 * 1024;
+    let mut w = World::new();
+    let ann = w.agent("Ann", &[w.root]);
+    let row = format!("{},", email(&w, ann));
+    // One row whose trailing cell is blank padding, to exactly the bound.
+    let sized = |bytes: usize| {
+        let mut csv = format!("email,name\n{row}");
+        csv.push_str(&" ".repeat(bytes - csv.len() - 1));
+        csv.push('\n');
+        assert_eq!(csv.len(), bytes);
+        csv
+    };
+    let d = w.ok(
+        w.owner_actor(),
+        bulk(&sized(FOUR_MIB), BulkMode::AllOrNothing),
+    );
+    assert_eq!(report(&d).rows[0].status, RowStatus::Unchanged);
+    let err = w.refused(
+        w.owner_actor(),
+        bulk(&sized(FOUR_MIB + 1), BulkMode::AllOrNothing),
+    );
+    assert_eq!(
+        only(&err),
+        &Blocker::LimitExceeded {
+            what: "csv bytes".into(),
+            limit: FOUR_MIB,
+            actual: FOUR_MIB + 1,
+        }
+    );
+}

@@ -918,6 +918,58 @@ fn r_inv_02_clients_in_a_grant_need_manage_users_over_their_current_owner() {
     assert_eq!(w.state.work_items[&west_client].owner, wes);
 }
 
+// Found by `cargo mutants`: every client in the tests' grants belonged to
+// a user with accounts, so the owner's other cases, an agency administrator
+// or a user left without accounts, could lose their check unnoticed.
+#[test]
+fn r_inv_02_clients_of_an_agency_administrator_or_of_a_user_without_accounts_need_more() {
+    let mut w = World::new();
+    let east = w.account("East", w.root);
+    let erin = w.admin("Erin", &[east]);
+    let alan = w.agency_admin("Alan");
+    let zed = w.agent("Zed", &[east]);
+    let alans_client = w.work(WorkKind::Client, "Globex", alan);
+    let zeds_client = w.work(WorkKind::Client, "Initech", zed);
+    w.ok(
+        w.owner_actor(),
+        Command::RemoveFromAllAccounts { user: zed },
+    );
+    let with_client = |client| Grant {
+        role: agent_role(),
+        accounts: vec![east],
+        agency_admin: false,
+        clients: vec![client],
+    };
+    let denied = |account| Blocker::PermissionDenied {
+        actor: as_user(erin),
+        permission: Permission::ManageUsers,
+        account,
+    };
+    // An agency administrator's client: only another agency administrator.
+    let err = w.refused(
+        as_user(erin),
+        invite_cmd("new@northwind.example", with_client(alans_client)),
+    );
+    assert_eq!(only(&err), &denied(None));
+    // A client of a user without accounts: ManageUsers on the root account.
+    let err = w.refused(
+        as_user(erin),
+        invite_cmd("new@northwind.example", with_client(zeds_client)),
+    );
+    assert_eq!(only(&err), &denied(Some(w.root)));
+    // The owner may hand over both.
+    w.ok(
+        w.owner_actor(),
+        invite_cmd(
+            "new@northwind.example",
+            Grant {
+                clients: vec![alans_client, zeds_client],
+                ..with_client(alans_client)
+            },
+        ),
+    );
+}
+
 // Found by `cargo mutants` (RELIABILITY.md): no test re-invited a user who
 // was no longer `Invited`, so the guard on the user's status could be dropped.
 #[test]

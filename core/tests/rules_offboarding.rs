@@ -401,3 +401,74 @@ fn r_off_01_one_bad_step_refuses_the_whole_offboarding() {
         ]
     );
 }
+
+// Found by `cargo mutants`: no test asked a dry run what the command would
+// create, so `Decision::created` could answer nothing unnoticed.
+#[test]
+fn r_off_02_a_dry_run_tells_what_the_command_would_create() {
+    let w = World::new();
+    let d = w
+        .dry(
+            w.owner_actor(),
+            &Command::InviteUsers {
+                emails: "ivy@northwind.example, jon@northwind.example".into(),
+                grant: grant(agent_role(), &[w.root]),
+            },
+        )
+        .expect("accepted");
+    let created = d.created();
+    assert_eq!(created.users.len(), 2);
+    assert_eq!(created.invitations.len(), 2);
+    assert_eq!(created, Created::from_events(&d.events));
+    assert_eq!(w.state.users.len(), 1, "a dry run records nothing");
+}
+
+// ---------------------------------------------------------------- LIMIT
+
+// Found by `cargo mutants`: no decision reached the bound on events per
+// decision (one append), so `>` could become `>=` or `==` unnoticed. An
+// offboarding is where a decision grows past it: its steps add up.
+#[test]
+fn limit_a_decision_holds_at_most_10_000_events() {
+    let mut w = World::new();
+    let ann = w.agent("Ann", &[w.root]);
+    let bob = w.agent("Bob", &[w.root]);
+    for i in 0..store::MAX_EVENTS_PER_APPEND {
+        w.work(WorkKind::Conversation, &format!("Conversation {i}"), ann);
+    }
+    // Exactly at the bound: accepted, one event per item.
+    let d = w.ok(
+        w.owner_actor(),
+        Command::TransferWork {
+            from: ann,
+            to: bob,
+            selection: WorkSelection::All,
+        },
+    );
+    assert_eq!(d.events.len(), store::MAX_EVENTS_PER_APPEND);
+    // The same items plus Bob's deactivation: over the bound, refused whole.
+    let err = w.refused(
+        w.owner_actor(),
+        Command::Offboard(Offboarding {
+            user: bob,
+            unassign_numbers: false,
+            forward_numbers_to: None,
+            reassign_reports: None,
+            transfer_work_to: Some(ann),
+            end: OffboardEnd::Deactivate,
+        }),
+    );
+    match only(&err) {
+        Blocker::TooMuchWork {
+            what,
+            limit,
+            actual,
+        } => {
+            assert_eq!(what, "events of Offboard");
+            assert_eq!(*limit, store::MAX_EVENTS_PER_APPEND);
+            assert!(*actual > store::MAX_EVENTS_PER_APPEND, "{actual}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(err.rules(), vec![RuleId::Limit]);
+}

@@ -73,6 +73,41 @@ fn r_team_01_a_leader_holds_manage_team() {
     );
 }
 
+// Found by `cargo mutants`: the only redefinition in the tests took
+// ManageTeam away, so every redefinition of a custom role could have been
+// refused unnoticed.
+#[test]
+fn r_team_01_a_custom_role_is_redefined_when_it_keeps_manage_team() {
+    let mut w = World::new();
+    let define = |slug: &str, permissions: Vec<Permission>| Command::DefineRole {
+        role: role(slug),
+        name: slug.into(),
+        permissions,
+    };
+    w.ok(
+        w.owner_actor(),
+        define("shift-lead", vec![Permission::ManageTeam]),
+    );
+    let d = w.ok(
+        w.owner_actor(),
+        define(
+            "shift-lead",
+            vec![Permission::ManageTeam, Permission::ManageUsers],
+        ),
+    );
+    assert_eq!(d.events.len(), 1);
+    assert!(w.state.roles[&role("shift-lead")]
+        .permissions
+        .contains(&Permission::ManageUsers));
+    // A role that never granted ManageTeam changes freely.
+    w.ok(
+        w.owner_actor(),
+        define("helper", vec![Permission::ManageUsers]),
+    );
+    w.ok(w.owner_actor(), define("helper", vec![]));
+    assert!(w.state.roles[&role("helper")].permissions.is_empty());
+}
+
 #[test]
 fn r_team_01_a_user_reports_to_at_most_one_leader() {
     let mut w = World::new();
