@@ -78,6 +78,17 @@ use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::{NoTls, Row};
 use uuid::Uuid;
 
+/// One versioned schema migration (see [`PostgresStore::migrations`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Migration {
+    /// Its version: migrations apply in increasing order, each once.
+    pub version: i32,
+    /// Its name, recorded beside the version (`0001_event_log`).
+    pub name: &'static str,
+    /// Its SQL, run in the transaction that records it.
+    pub sql: &'static str,
+}
+
 /// Limit: looks `wait_for_events` takes after a notification whose events
 /// the read horizon still hides, pausing 2, 4, 8, … ms (about 0.25 s in all)
 /// before leaving the rest to the poll.
@@ -240,6 +251,27 @@ impl PostgresStore {
                 announcer,
             }),
         })
+    }
+
+    /// The migrations this build knows, in the order [`PostgresStore::migrate`]
+    /// applies them: for operators who review or apply schema changes with
+    /// their own tooling. Whatever applies one must also record it in
+    /// `switchboard.schema_migrations` (`version`, `name`; the table is
+    /// created by `sql/migrations_table.sql`), so that `migrate` then finds
+    /// nothing left to do and refuses a database migrated by another build.
+    ///
+    /// ```
+    /// use switchboard_store_postgres::PostgresStore;
+    ///
+    /// let all: Vec<_> = PostgresStore::migrations().collect();
+    /// assert_eq!(all[0].name, "0001_event_log");
+    /// assert!(all.windows(2).all(|w| w[0].version + 1 == w[1].version));
+    /// assert!(all.iter().all(|m| !m.sql.trim().is_empty()));
+    /// ```
+    pub fn migrations() -> impl Iterator<Item = Migration> {
+        sql::MIGRATIONS
+            .iter()
+            .map(|&(version, name, sql)| Migration { version, name, sql })
     }
 
     /// The connection pool (for health checks, or queries on the same database).

@@ -517,46 +517,8 @@ async fn append_function_refuses_malformed_direct_calls() {
 async fn migration_5_scopes_commands_completes_erasures_and_drops_clear_snapshots() {
     use switchboard_core::erasure::KeyStore;
     use switchboard_core::store::SnapshotStore;
-    let admin = switchboard_store_postgres::testing::server().expect("server");
-    let config = switchboard_store_postgres::testing::create_database(&admin, None)
-        .await
-        .expect("database");
+    let config = database_at_schema(4).await;
     let client = raw(&config).await;
-    client
-        .batch_execute(include_str!("../sql/migrations_table.sql"))
-        .await
-        .expect("migrations table");
-    for (version, name, sql) in [
-        (
-            1,
-            "0001_event_log",
-            include_str!("../migrations/0001_event_log.sql"),
-        ),
-        (
-            2,
-            "0002_append_function",
-            include_str!("../migrations/0002_append_function.sql"),
-        ),
-        (
-            3,
-            "0003_data_keys",
-            include_str!("../migrations/0003_data_keys.sql"),
-        ),
-        (
-            4,
-            "0004_append_function_v2",
-            include_str!("../migrations/0004_append_function_v2.sql"),
-        ),
-    ] {
-        client.batch_execute(sql).await.expect("old migration");
-        client
-            .execute(
-                "INSERT INTO switchboard.schema_migrations (version, name) VALUES ($1, $2)",
-                &[&version, &name],
-            )
-            .await
-            .expect("record it");
-    }
     let (stream, command) = (org(1).as_uuid(), uuid::Uuid::from_u128(77));
     let (deleted, kept) = (uuid::Uuid::from_u128(5), uuid::Uuid::from_u128(6));
     // Version 4's append: 15 parameters, command ids store-wide.
@@ -657,36 +619,8 @@ async fn database_at_schema(upto: i32) -> tokio_postgres::Config {
         .batch_execute(include_str!("../sql/migrations_table.sql"))
         .await
         .expect("migrations table");
-    for (version, name, sql) in [
-        (
-            1,
-            "0001_event_log",
-            include_str!("../migrations/0001_event_log.sql"),
-        ),
-        (
-            2,
-            "0002_append_function",
-            include_str!("../migrations/0002_append_function.sql"),
-        ),
-        (
-            3,
-            "0003_data_keys",
-            include_str!("../migrations/0003_data_keys.sql"),
-        ),
-        (
-            4,
-            "0004_append_function_v2",
-            include_str!("../migrations/0004_append_function_v2.sql"),
-        ),
-        (
-            5,
-            "0005_scoped_commands_and_atomic_keys",
-            include_str!("../migrations/0005_scoped_commands_and_atomic_keys.sql"),
-        ),
-    ] {
-        if version > upto {
-            break;
-        }
+    for m in PostgresStore::migrations().take_while(|m| m.version <= upto) {
+        let (version, name, sql) = (m.version, m.name, m.sql);
         client.batch_execute(sql).await.expect("old migration");
         client
             .execute(
