@@ -655,9 +655,10 @@ fn r_auth_02_self_or_admin_policy_also_lets_a_manage_users_holder_edit() {
     w.ok(as_user(ann), profile_edit(ann, "Ann herself"));
 }
 
-// Found by `cargo mutants`: every profile edit in the tests changed a name
-// or a mobile, so an edit of the country or the notifications alone could
-// be dropped as "nothing changes" unnoticed.
+// Written ahead of the `cargo mutants` run for `profile.rs:94` (an edit of
+// the country or the notifications alone dropped as "nothing changes"); the
+// run showed `r_usr_01_emails_are_unique_case_insensitively` kills it too.
+// This test checks the rule directly.
 #[test]
 fn r_auth_02_the_country_or_the_notifications_alone_can_be_edited() {
     let mut w = World::new();
