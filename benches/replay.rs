@@ -9,14 +9,17 @@
 //! 1 000 000 events. Three ways to fold it, one core:
 //! * `fold_decoded` — `evolve` only, the events already in memory as `Event`s;
 //! * `decode_evolve` — what a reader of borrowed records does:
-//!   `codec::decode` (JSON value → `Event`, upcasting) then `evolve`;
+//!   `codec::decode` (raw JSON text → `Event` in one pass, no `Value`) then `evolve`;
 //! * `decode_owned_evolve` — what the service's catch-up does with the page a
-//!   store returned: `codec::decode_owned` (no copy of the payload) then `evolve`;
+//!   store returned: `codec::decode_owned` then `evolve` (the same work as
+//!   `decode_evolve` since payloads are raw text);
 //! * `open_decode_evolve_sealed` — as the service reads what it wrote:
 //!   personal data sealed under per-user keys (R-LIFE-06), opened with
 //!   `codec::decode_with` and the key ring (keys already loaded), then `evolve`;
-//! * `parse_decode_evolve` — as `decode_evolve` from the stored JSON text (bytes →
-//!   `serde_json::Value` first), i.e. what a store that returns text costs;
+//! * `parse_decode_evolve` — as `decode_evolve` from the stored JSON bytes,
+//!   validated into a `Box<RawValue>` first as a store does when it reads
+//!   them (PostgreSQL's `jsonb` column), i.e. the whole read path after the
+//!   query: validate, decode, fold;
 //! * `yardstick_parse_only` — the same texts parsed into
 //!   `serde::de::IgnoredAny`: reading the JSON and nothing else, the floor
 //!   of any replay of this log. After the group the bench prints, from
@@ -52,7 +55,7 @@ fn replay(c: &mut Criterion) {
             (
                 r.event_type.clone(),
                 r.schema_version,
-                serde_json::to_vec(&r.payload).unwrap_or_default(),
+                r.payload.get().as_bytes().to_vec(),
             )
         })
         .collect();
@@ -78,9 +81,8 @@ fn replay(c: &mut Criterion) {
             state.version
         });
     });
-    // What the service's catch-up does: it owns each page it reads, so the
-    // payloads' strings move into the events (the copy of the records is
-    // made outside the timing).
+    // What the service's catch-up does: it owns each page it reads (the copy
+    // of the records is made outside the timing).
     group.bench_function("decode_owned_evolve", |b| {
         b.iter_batched(
             || records.clone(),
@@ -123,10 +125,11 @@ fn replay(c: &mut Criterion) {
     let parse_decode_evolve = || {
         let mut state = Organization::empty(org);
         for (ty, version, text) in &texts {
-            let Ok(payload) = serde_json::from_slice::<serde_json::Value>(text) else {
+            let Ok(payload) = serde_json::from_slice::<Box<serde_json::value::RawValue>>(text)
+            else {
                 continue;
             };
-            if let Ok(e) = codec::decode_payload_value(ty, *version, payload) {
+            if let Ok(e) = codec::decode_payload_raw(ty, *version, &payload) {
                 evolve(&mut state, &e);
             }
         }
