@@ -25,6 +25,9 @@
 //!   of any replay of this log. After the group the bench prints, from
 //!   alternating passes of one run, `parse_decode_evolve` / yardstick.
 //!
+//! `cargo bench --bench replay -- decode_only` compares decoding alone, the
+//! raw text straight into `Event` against text → `Value` → `Event`.
+//!
 //! The Postgres replay is in the `postgres` bench.
 
 mod common;
@@ -240,5 +243,64 @@ fn load(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, replay, load);
+/// Decoding alone, no `evolve`: the read path's one parse from raw text
+/// straight into `Event` (`codec::decode`) against parsing the same text
+/// into a `serde_json::Value` first and decoding that (the read path before
+/// payloads became raw JSON). 200 000 events of a 10 000-user history; the
+/// ratio is printed from alternating passes of one run.
+fn decode_only(c: &mut Criterion) {
+    let f = common::history(10_000, 200_000);
+    let records = common::record(f.state.id, &f.events);
+    drop(f);
+    let raw = || {
+        let mut n = 0u64;
+        for r in &records {
+            if codec::decode(r).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    };
+    let via_value = || {
+        let mut n = 0u64;
+        for r in &records {
+            let Ok(v) = r.payload.to_value() else {
+                continue;
+            };
+            if codec::decode_payload_value(&r.event_type, r.schema_version, v).is_ok() {
+                n += 1;
+            }
+        }
+        n
+    };
+    assert_eq!(raw(), records.len() as u64, "every record decodes");
+    let mut group = c.benchmark_group("decode_only");
+    group
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(5))
+        .throughput(Throughput::Elements(records.len() as u64));
+    group.bench_function("raw_text", |b| b.iter(raw));
+    group.bench_function("via_value", |b| b.iter(via_value));
+    group.finish();
+    let (mut t_raw, mut t_value) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        std::hint::black_box(raw());
+        t_raw += t.elapsed();
+        let t = std::time::Instant::now();
+        std::hint::black_box(via_value());
+        t_value += t.elapsed();
+    }
+    let per = |d: Duration| d.as_secs_f64() * 1e9 / (5.0 * records.len() as f64);
+    println!(
+        "decode_only: raw text -> Event {:.0} ns/event, text -> Value -> Event {:.0} ns/event: {:.2}x faster",
+        per(t_raw),
+        per(t_value),
+        t_value.as_secs_f64() / t_raw.as_secs_f64()
+    );
+}
+
+criterion_group!(benches, replay, load, decode_only);
 criterion_main!(benches);

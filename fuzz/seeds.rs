@@ -9,7 +9,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
