@@ -21,7 +21,7 @@
 //! * **import**: `PostgresStore::import_stream` (binary COPY plus its checks)
 //!   against a plain binary COPY of the same rows into `plain_events`.
 //! * **read**: `read_all` in pages of 10 000 (rows decoded into
-//!   `RecordedEvent`s, payload parsed to JSON values) against one plain
+//!   `RecordedEvent`s, payloads validated into raw JSON text) against one plain
 //!   `SELECT` of the same columns in the same order, rows streamed and
 //!   counted, not decoded.
 //! * **replay**: `CommandService::load` of a 1 000 000-event organization
@@ -37,7 +37,7 @@ use switchboard::store::{AppendRequest, EventStore, ExpectedVersion, NewEvent, M
 use switchboard::*;
 use switchboard_store_postgres::{testing, PostgresOptions, PostgresStore};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::{Json, ToSql, Type};
 use tokio_postgres::{Client, NoTls, Statement};
 
 /// How long each append configuration runs, per side, in total.
@@ -159,7 +159,9 @@ async fn plain_insert(
     let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.event_id.as_uuid()).collect();
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     let schemas: Vec<i64> = events.iter().map(|e| i64::from(e.schema_version)).collect();
-    let payloads: Vec<&serde_json::Value> = events.iter().map(|e| &e.payload).collect();
+    // The payloads' text as `jsonb`, as the store sends it.
+    let payloads: Vec<Json<&serde_json::value::RawValue>> =
+        events.iter().map(|e| Json(e.payload.as_raw())).collect();
     let actors: Vec<serde_json::Value> = events
         .iter()
         .map(|e| serde_json::to_value(&e.metadata.actor).unwrap_or_default())
@@ -376,13 +378,14 @@ async fn plain_copy(client: &mut Client, sql: &str, stream: uuid::Uuid, events: 
         let command = e.metadata.command_id.map(|c| c.as_uuid());
         let id = e.event_id.as_uuid();
         let schema = i64::from(e.schema_version);
+        let payload = Json(e.payload.as_raw());
         let values: [&(dyn ToSql + Sync); 11] = [
             &stream,
             &version,
             &id,
             &e.event_type,
             &schema,
-            &e.payload,
+            &payload,
             &actor,
             &e.metadata.occurred_at,
             &command,
@@ -542,7 +545,7 @@ async fn run() {
     let avg_payload = history
         .iter()
         .take(100_000)
-        .map(|e| serde_json::to_vec(&e.payload).map_or(0, |v| v.len()))
+        .map(|e| e.payload.len())
         .sum::<usize>() as f64
         / 100_000f64;
     println!(

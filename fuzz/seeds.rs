@@ -9,7 +9,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -234,7 +234,7 @@ fn command_decide(f: &Fixture, story: &[(Actor, Command)]) {
 }
 
 /// The envelope the `codec_decode` target reads.
-fn stored(event_type: &str, schema_version: u32, payload: Value) -> Vec<u8> {
+fn stored(event_type: &str, schema_version: u32, payload: &store::RawPayload) -> Vec<u8> {
     serde_json::to_vec(&json!({
         "event_type": event_type,
         "schema_version": schema_version,
@@ -259,7 +259,7 @@ fn codec_decode(export: &[u8]) {
         write(
             &dir,
             &format!("{name}.json"),
-            &stored(&r.event_type, r.schema_version, r.payload.clone()),
+            &stored(&r.event_type, r.schema_version, &r.payload),
         );
         // Its personal data sealed under the target's known key.
         let event = codec::decode(&r).expect("decodes");
@@ -278,7 +278,7 @@ fn codec_decode(export: &[u8]) {
             write(
                 &dir,
                 &format!("{name}-sealed.json"),
-                &stored(&sealed.event_type, sealed.schema_version, sealed.payload),
+                &stored(&sealed.event_type, sealed.schema_version, &sealed.payload),
             );
         }
     }

@@ -6,7 +6,10 @@
 use crate::erasure::{self, DataKey, KeyRing};
 use crate::event::Event;
 use crate::ids::{EventId, OrgId, UserId};
-use crate::store::{ClaimChange, ClaimKey, EventMetadata, NewEvent, RecordedEvent};
+use crate::store::{ClaimChange, ClaimKey, EventMetadata, NewEvent, RawPayload, RecordedEvent};
+use serde::de::{self, IntoDeserializer};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 /// The claim namespace of phone numbers (R-NUM-06).
@@ -130,11 +133,20 @@ pub fn encode(
     event_id: EventId,
     metadata: EventMetadata,
 ) -> Result<NewEvent, EncodeError> {
+    encode_value(event, event_id, metadata, payload(event)?)
+}
+
+fn encode_value(
+    event: &Event,
+    event_id: EventId,
+    metadata: EventMetadata,
+    payload: Value,
+) -> Result<NewEvent, EncodeError> {
     Ok(NewEvent {
         event_id,
         event_type: event.event_type().to_owned(),
         schema_version: current_version(event.event_type()),
-        payload: payload(event)?,
+        payload: RawPayload::from(&payload),
         metadata,
     })
 }
@@ -196,11 +208,11 @@ pub fn encode_sealed(
     metadata: EventMetadata,
     sealing: Sealing<'_>,
 ) -> Result<NewEvent, EncodeError> {
-    let mut new = encode(event, event_id, metadata)?;
+    let mut payload = payload(event)?;
     if let (Some(subject), Some(field), Value::Object(map)) = (
         personal_subject(event),
         personal_field(event.event_type()),
-        &mut new.payload,
+        &mut payload,
     ) {
         if let Some(plain) = map.get_mut(field) {
             *plain = match sealing {
@@ -211,15 +223,72 @@ pub fn encode_sealed(
             };
         }
     }
-    Ok(new)
+    encode_value(event, event_id, metadata, payload)
 }
 
-/// Users whose keys are needed to open the sealed fields of `payload`.
-pub fn sealed_subjects(payload: &Value) -> Vec<UserId> {
+/// Whether a stored payload's text may hold a sealed field, decided without
+/// parsing it: it must spell [`erasure::SEALED_TAG`], either plainly or
+/// through `\u` escapes (the only escape that could hide a character of
+/// `$sealed`). `false` is certain; `true` sends the payload down the slow
+/// path, which parses it into a `Value` and looks. The writers here never
+/// escape but control characters, so a payload without sealed data almost
+/// never takes that path.
+pub fn may_hold_sealed(payload: &RawValue) -> bool {
+    let text = payload.get();
+    text.contains(erasure::SEALED_TAG) || text.contains("\\u")
+}
+
+/// Users whose keys are needed to open the sealed fields of `payload`. Only
+/// payloads that [`may_hold_sealed`] are parsed.
+pub fn sealed_subjects(payload: &RawPayload) -> Vec<UserId> {
+    if !may_hold_sealed(payload.as_raw()) {
+        return Vec::new();
+    }
+    match payload.to_value() {
+        Ok(value) => sealed_subjects_value(&value),
+        // Not JSON: the decoder reports it.
+        Err(_) => Vec::new(),
+    }
+}
+
+/// [`sealed_subjects`] of a payload already parsed.
+pub fn sealed_subjects_value(payload: &Value) -> Vec<UserId> {
     match payload {
         Value::Object(map) => map.values().filter_map(erasure::sealed_subject).collect(),
         _ => Vec::new(),
     }
+}
+
+/// Opens every sealed top-level field of a raw payload, as
+/// [`open_payload`] does for a parsed one; a payload that cannot hold a
+/// sealed field ([`may_hold_sealed`]) is left as it is, unparsed. For
+/// readers that hand out opened envelopes (the service's history).
+pub fn open_raw_payload(
+    payload: &mut RawPayload,
+    event_type: &str,
+    org: OrgId,
+    event_id: EventId,
+    keys: &KeyRing,
+) -> Result<(), DecodeError> {
+    if !may_hold_sealed(payload.as_raw()) {
+        return Ok(());
+    }
+    let Ok(mut value) = payload.to_value() else {
+        // Not JSON (a store cannot hold that): left for the decoder to report.
+        return Ok(());
+    };
+    if !has_sealed_field(&value) {
+        return Ok(());
+    }
+    open_payload(&mut value, event_type, org, event_id, keys)?;
+    *payload = RawPayload::from(&value);
+    Ok(())
+}
+
+fn has_sealed_field(payload: &Value) -> bool {
+    payload
+        .as_object()
+        .is_some_and(|m| m.values().any(erasure::is_sealed))
 }
 
 /// Opens every sealed top-level field of a payload in place; a field whose
@@ -250,30 +319,28 @@ pub fn open_payload(
 
 /// Reads a recorded event as a current [`Event`], opening sealed personal
 /// data with `keys` (missing keys read as erased data, never an error).
-/// Copies the payload once; [`decode_owned`] does not copy it at all.
+///
+/// The payload is parsed once. A payload at its type's current schema
+/// version that holds no sealed field (nearly every event) is deserialized
+/// straight from its text into the event ([`decode_payload_raw`]); only an
+/// older version (upcasters work on a `Value`) or a payload that
+/// [`may_hold_sealed`] goes through a `Value` tree.
 pub fn decode_with(recorded: &RecordedEvent, keys: &KeyRing) -> Result<Event, DecodeError> {
     decode_parts(
         &recorded.event_type,
         recorded.schema_version,
         recorded.stream,
         recorded.event_id,
-        recorded.payload.clone(),
+        recorded.payload.as_raw(),
         keys,
     )
 }
 
-/// [`decode_with`], consuming the recorded event: for readers that own the
-/// page they read (the service's catch-up), so the payload's strings move
-/// into the event instead of being copied.
+/// [`decode_with`], consuming the recorded event. Reading from raw text
+/// copies every string out of it either way, so this costs what
+/// [`decode_with`] does; it stays for readers that own their page.
 pub fn decode_owned(recorded: RecordedEvent, keys: &KeyRing) -> Result<Event, DecodeError> {
-    decode_parts(
-        &recorded.event_type,
-        recorded.schema_version,
-        recorded.stream,
-        recorded.event_id,
-        recorded.payload,
-        keys,
-    )
+    decode_with(&recorded, keys)
 }
 
 fn decode_parts(
@@ -281,11 +348,139 @@ fn decode_parts(
     version: u32,
     org: OrgId,
     event_id: EventId,
-    mut payload: Value,
+    payload: &RawValue,
     keys: &KeyRing,
 ) -> Result<Event, DecodeError> {
-    open_payload(&mut payload, event_type, org, event_id, keys)?;
-    decode_payload_value(event_type, version, payload)
+    if version == current_version(event_type) && !may_hold_sealed(payload) {
+        return decode_current_raw(event_type, version, payload);
+    }
+    let mut value = parse_payload(event_type, version, payload)?;
+    open_payload(&mut value, event_type, org, event_id, keys)?;
+    decode_payload_value(event_type, version, value)
+}
+
+fn parse_payload(event_type: &str, version: u32, payload: &RawValue) -> Result<Value, DecodeError> {
+    serde_json::from_str(payload.get()).map_err(|e| DecodeError::Malformed {
+        event_type: event_type.to_owned(),
+        version,
+        reason: json_error_shape(&e),
+    })
+}
+
+/// Reads a stored raw payload of type `event_type` at `version` as a
+/// current [`Event`], without opening sealed fields (see [`decode_with`]).
+/// At the current version the text is deserialized straight into the
+/// event, with no `Value` in between; an older one is parsed and upcast.
+pub fn decode_payload_raw(
+    event_type: &str,
+    version: u32,
+    payload: &RawValue,
+) -> Result<Event, DecodeError> {
+    if version == current_version(event_type) {
+        decode_current_raw(event_type, version, payload)
+    } else {
+        decode_payload_value(
+            event_type,
+            version,
+            parse_payload(event_type, version, payload)?,
+        )
+    }
+}
+
+/// The fast path: a payload at the current version, deserialized from its
+/// text into the externally tagged twin [`crate::event::Tagged`] through
+/// [`OneVariant`], which presents `{"<type>": payload}` without building it.
+fn decode_current_raw(
+    event_type: &str,
+    version: u32,
+    payload: &RawValue,
+) -> Result<Event, DecodeError> {
+    let malformed = |reason: String| DecodeError::Malformed {
+        event_type: event_type.to_owned(),
+        version,
+        reason,
+    };
+    let text = payload.get();
+    // As on the `Value` path: only an object is a payload (serde would also
+    // read a struct variant from an array, by position).
+    if !text.trim_start().starts_with('{') {
+        return Err(malformed("payload is not an object".into()));
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let tagged = crate::event::Tagged::deserialize(OneVariant {
+        name: event_type,
+        de: &mut de,
+    })
+    .and_then(|t| de.end().map(|()| t))
+    .map_err(|e| malformed(json_error_shape(&e)))?;
+    Ok(Event::from(tagged))
+}
+
+/// A deserializer of an externally tagged enum that reads the variant's
+/// name from `name` and its content from `de`: `{"<name>": <de's value>}`
+/// without the map, so that a stored payload is read in one pass from its
+/// own text. An unknown name is serde's "unknown variant" error.
+struct OneVariant<'a, 'de> {
+    name: &'a str,
+    de: &'a mut serde_json::Deserializer<serde_json::de::StrRead<'de>>,
+}
+
+impl<'de> de::Deserializer<'de> for OneVariant<'_, 'de> {
+    type Error = serde_json::Error;
+
+    fn deserialize_any<V: de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, Self::Error> {
+        visitor.visit_enum(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+impl<'de> de::EnumAccess<'de> for OneVariant<'_, 'de> {
+    type Error = serde_json::Error;
+    type Variant = Self;
+
+    fn variant_seed<V: de::DeserializeSeed<'de>>(
+        self,
+        seed: V,
+    ) -> Result<(V::Value, Self), Self::Error> {
+        let name: de::value::StrDeserializer<'_, serde_json::Error> = self.name.into_deserializer();
+        Ok((seed.deserialize(name)?, self))
+    }
+}
+
+impl<'de> de::VariantAccess<'de> for OneVariant<'_, 'de> {
+    type Error = serde_json::Error;
+
+    fn unit_variant(self) -> Result<(), Self::Error> {
+        de::IgnoredAny::deserialize(self.de).map(|_| ())
+    }
+
+    fn newtype_variant_seed<T: de::DeserializeSeed<'de>>(
+        self,
+        seed: T,
+    ) -> Result<T::Value, Self::Error> {
+        seed.deserialize(self.de)
+    }
+
+    fn tuple_variant<V: de::Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        de::Deserializer::deserialize_seq(self.de, visitor)
+    }
+
+    fn struct_variant<V: de::Visitor<'de>>(
+        self,
+        fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        de::Deserializer::deserialize_struct(self.de, "", fields, visitor)
+    }
 }
 
 /// Reads a stored payload of type `event_type` at `version` as a current [`Event`].
@@ -406,6 +601,156 @@ mod tests {
             decode_payload("DeviceSignedIn", 1, &json!([1, 2])),
             Err(DecodeError::Malformed { .. })
         ));
+    }
+
+    fn recorded(event_type: &str, version: u32, payload: RawPayload) -> RecordedEvent {
+        RecordedEvent {
+            stream: OrgId::from_uuid(uuid::Uuid::from_u128(10)),
+            version: 1,
+            position: crate::store::Position::new(1, 1),
+            event_id: EventId::from_uuid(uuid::Uuid::from_u128(11)),
+            event_type: event_type.to_owned(),
+            schema_version: version,
+            payload,
+            metadata: EventMetadata {
+                actor: crate::Actor::System,
+                occurred_at: chrono::DateTime::UNIX_EPOCH,
+                command_id: None,
+                causation_id: None,
+                correlation_id: None,
+            },
+        }
+    }
+
+    fn raw(text: &str) -> RawPayload {
+        RawPayload::from_json(text.to_owned()).expect("valid JSON")
+    }
+
+    #[test]
+    fn the_text_decodes_as_the_tree_does_in_any_spelling() {
+        let e = device_signed_in();
+        let p = payload(&e).expect("encodes");
+        let compact = RawPayload::from(&p);
+        assert_eq!(
+            decode_payload_raw("DeviceSignedIn", 2, compact.as_raw()),
+            Ok(e.clone())
+        );
+        // As PostgreSQL's jsonb gives it back: keys reordered, spaces.
+        let spaced = raw(
+            r#" { "device_name": "Pixel 9", "user": "00000000-0000-0000-0000-000000000001",
+                "signed_in_at": "1970-01-01T00:00:00Z",
+                "device": "00000000-0000-0000-0000-000000000002" } "#,
+        );
+        assert_eq!(spaced, compact, "payloads compare by value");
+        assert_eq!(
+            decode(&recorded("DeviceSignedIn", 2, spaced)),
+            Ok(e.clone())
+        );
+        // Old versions take the tree and are upcast.
+        let v1 = RawPayload::from(json!({
+            "user": "00000000-0000-0000-0000-000000000001",
+            "device": "00000000-0000-0000-0000-000000000002",
+            "name": "Pixel 9", "at": "1970-01-01T00:00:00Z",
+        }));
+        assert_eq!(decode(&recorded("DeviceSignedIn", 1, v1)), Ok(e));
+    }
+
+    #[test]
+    fn bad_stored_text_is_a_typed_error() {
+        let malformed = |ty: &str, text: &str| {
+            let r = decode(&recorded(ty, current_version(ty), raw(text)));
+            assert!(
+                matches!(r, Err(DecodeError::Malformed { .. })),
+                "{ty} {text}: {r:?}"
+            );
+        };
+        malformed("DeviceSignedIn", "[1, 2]");
+        malformed("DeviceSignedIn", "null");
+        malformed("DeviceSignedIn", "\"x\"");
+        malformed("DeviceSignedIn", "{}");
+        malformed("DeviceSignedIn", r#"{"user": 5}"#);
+        malformed("NoSuchEvent", "{}");
+        let p = payload(&device_signed_in()).expect("encodes");
+        let text = RawPayload::from(&p).get().to_owned();
+        // A field given twice: the tree kept the last, the text refuses.
+        let twice = text.replacen('{', r#"{"device_name": "x", "#, 1);
+        malformed("DeviceSignedIn", &twice);
+        // Numbers, escapes and nesting do not panic either.
+        malformed("UserActivated", r#"{"user": 1e999999}"#);
+        malformed("UserActivated", r#"{"user": "\u0000"}"#);
+        let deep = format!("{{\"user\": {}{}}}", "[".repeat(100), "]".repeat(100));
+        malformed("UserActivated", &deep);
+        assert!(matches!(
+            decode(&recorded("DeviceSignedIn", 3, raw("{}"))),
+            Err(DecodeError::UnknownVersion { version: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn sealed_fields_open_whichever_way_the_tag_is_spelled() {
+        let e = device_signed_in();
+        let user = UserId::from_uuid(uuid::Uuid::from_u128(1));
+        let key = DataKey::from_bytes([4; 32]);
+        let r = recorded("DeviceSignedIn", 2, raw("{}"));
+        let sealed = encode_sealed(
+            &e,
+            r.stream,
+            r.event_id,
+            r.metadata.clone(),
+            Sealing::Seal {
+                key: &key,
+                nonce: [1; 32],
+            },
+        )
+        .expect("encodes");
+        assert!(sealed.payload.get().contains(erasure::SEALED_TAG));
+        // `$` written as an escape: no plain tag in the text, still sealed.
+        let escaped = raw(&sealed
+            .payload
+            .get()
+            .replace("\"$sealed\"", r#""\u0024sealed""#));
+        assert!(!escaped.get().contains(erasure::SEALED_TAG));
+        let ring = KeyRing::new([(user, key)].into());
+        for payload in [sealed.payload, escaped] {
+            assert_eq!(sealed_subjects(&payload), vec![user]);
+            let mut r = recorded("DeviceSignedIn", 2, payload);
+            assert_eq!(decode_with(&r, &ring), Ok(e.clone()));
+            // Without the key: erased.
+            let Ok(Event::DeviceSignedIn { name, .. }) = decode(&r) else {
+                panic!("decodes");
+            };
+            assert!(name.is_empty());
+            // Opened in place, as the service's history hands it out.
+            open_raw_payload(
+                &mut r.payload,
+                "DeviceSignedIn",
+                r.stream,
+                r.event_id,
+                &ring,
+            )
+            .expect("opens");
+            assert!(!may_hold_sealed(r.payload.as_raw()));
+            assert_eq!(decode(&r), Ok(e.clone()));
+        }
+    }
+
+    #[test]
+    fn raw_payloads_find_nul_hide_their_text_and_round_trip() {
+        assert!(raw(r#"{"a": "x\u0000"}"#).contains_nul());
+        assert!(raw(r#"{"\u0000": 1}"#).contains_nul());
+        assert!(!raw(r#"{"a": "x\\u0000"}"#).contains_nul());
+        assert!(!raw(r#"{"a": "\\\"u0000"}"#).contains_nul());
+        assert!(raw(r#"["\\", "\u0000"]"#).contains_nul());
+        assert!(!raw(r#"{"a": "\u0001"}"#).contains_nul());
+        let p = raw(r#"{"email": "ann@example.com"}"#);
+        assert_eq!(format!("{p:?}"), "RawPayload(<28 bytes>)");
+        assert_ne!(p, raw(r#"{"email": "bob@example.com"}"#));
+        let text = serde_json::to_string(&p).expect("serializes");
+        assert_eq!(text, p.get());
+        let back: RawPayload = serde_json::from_str(&text).expect("deserializes");
+        assert_eq!(back.get(), p.get());
+        let from_tree: RawPayload = serde_json::from_value(json!({"a": 1})).expect("from a tree");
+        assert_eq!(from_tree, raw(r#"{ "a" : 1 }"#));
     }
 
     #[test]

@@ -89,9 +89,9 @@ impl DeletionAcknowledgement {
 /// into. Why two: serde reads an internally tagged enum (`"type"` inside the
 /// object, [`Event`]'s public JSON shape) by first buffering the whole object
 /// into a private tree and then reading the variant from that copy; the
-/// externally tagged form is read in one pass, moving the payload's strings
-/// instead of copying them, which halves the cost of decoding (BENCHMARKS.md
-/// §2). One list, so the two cannot drift apart. The same list gives `Event`
+/// externally tagged form is read in one pass. `codec` presents the type name
+/// as the variant and the stored payload's raw text as its content, so the
+/// text is deserialized straight into the event (BENCHMARKS.md §2). One list, so the two cannot drift apart. The same list gives `Event`
 /// its `Debug`, which prints the fields marked `@redacted` redacted (see
 /// [`crate::redact`]); `PersonalData` redacts itself.
 macro_rules! events {

@@ -136,6 +136,131 @@ pub struct EventMetadata {
     pub correlation_id: Option<uuid::Uuid>,
 }
 
+/// An event's payload as raw JSON text (a JSON object for every event the
+/// codec writes): what a store keeps and hands back, parsed once, by
+/// [`codec`](crate::codec), straight into an [`Event`](crate::Event) — no
+/// intermediate `serde_json::Value` tree per read. Stores must not parse
+/// it (they check its size and that it holds no NUL, see
+/// [`RawPayload::contains_nul`]).
+///
+/// Both sides of the contract carry it: [`NewEvent`] so that a store keeps
+/// the text it was given (the memory store stores it as is; PostgreSQL
+/// receives it as `jsonb` text, with no tree serialized at bind time), and
+/// [`RecordedEvent`] so that a read builds no tree. Build one from a `Value`
+/// with `From` (what [`codec::encode`](crate::codec::encode) does) or from
+/// text with [`RawPayload::from_json`].
+///
+/// `Debug` shows no content, only the length: payloads hold personal data.
+/// Serializes as the JSON value itself (an export line holds the payload
+/// object, as before), and deserializes from any `serde_json` input.
+///
+/// Equality compares the JSON *values*, not the texts: equal texts are equal
+/// at once, otherwise both are parsed and compared. A store may give back
+/// another spelling of the same value — PostgreSQL's `jsonb` reorders keys
+/// and adds spaces — and what the contract promises is the value, so text
+/// equality would call a faithful store wrong. (Comparing is for tests and
+/// tools; no read path compares payloads.)
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RawPayload(Box<serde_json::value::RawValue>);
+
+impl RawPayload {
+    /// Validates `json` as one JSON value and keeps the text as it is.
+    pub fn from_json(json: String) -> Result<Self, serde_json::Error> {
+        serde_json::value::RawValue::from_string(json).map(Self)
+    }
+
+    /// Wraps already validated raw JSON.
+    pub fn from_raw(raw: Box<serde_json::value::RawValue>) -> Self {
+        Self(raw)
+    }
+
+    /// The JSON text.
+    pub fn get(&self) -> &str {
+        self.0.get()
+    }
+
+    /// The raw value, for deserializing from.
+    pub fn as_raw(&self) -> &serde_json::value::RawValue {
+        &self.0
+    }
+
+    /// The raw value, by value.
+    pub fn into_raw(self) -> Box<serde_json::value::RawValue> {
+        self.0
+    }
+
+    /// Length of the text in bytes: the size limits ([`MAX_PAYLOAD_BYTES`]) count these.
+    pub fn len(&self) -> usize {
+        self.0.get().len()
+    }
+
+    /// Whether the text is empty (never: it is one JSON value).
+    pub fn is_empty(&self) -> bool {
+        self.0.get().is_empty()
+    }
+
+    /// The payload parsed into a tree (a slow path: upcasting, opening
+    /// sealed fields, tests).
+    pub fn to_value(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+
+    /// Whether any string or key holds a NUL character (see
+    /// [`json_contains_nul`]). Valid JSON text holds no raw control
+    /// character, so a NUL can only be the escape `\u0000`; escapes are
+    /// walked one by one so that `\\u0000` (a backslash, then `u0000`)
+    /// is not mistaken for one. No parsing, one pass over the bytes.
+    pub fn contains_nul(&self) -> bool {
+        let bytes = self.0.get().as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            if bytes[i] == b'\\' {
+                if bytes.get(i + 1) == Some(&b'u') {
+                    if bytes.get(i + 2..i + 6) == Some(b"0000".as_slice()) {
+                        return true;
+                    }
+                    i += 6;
+                } else {
+                    i += 2;
+                }
+            } else {
+                i += 1;
+            }
+        }
+        false
+    }
+}
+
+impl From<&serde_json::Value> for RawPayload {
+    fn from(value: &serde_json::Value) -> Self {
+        // Serializing a `Value` cannot fail (its keys are strings).
+        Self(
+            serde_json::value::to_raw_value(value)
+                .unwrap_or_else(|_| serde_json::value::RawValue::NULL.to_owned()),
+        )
+    }
+}
+
+impl From<serde_json::Value> for RawPayload {
+    fn from(value: serde_json::Value) -> Self {
+        Self::from(&value)
+    }
+}
+
+impl PartialEq for RawPayload {
+    fn eq(&self, other: &Self) -> bool {
+        self.get() == other.get()
+            || matches!((self.to_value(), other.to_value()), (Ok(a), Ok(b)) if a == b)
+    }
+}
+
+impl fmt::Debug for RawPayload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RawPayload(<{} bytes>)", self.len())
+    }
+}
+
 /// An event about to be appended. `Debug` shows no payload (it may hold
 /// personal data in clear).
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
@@ -146,8 +271,8 @@ pub struct NewEvent {
     pub event_type: String,
     /// The schema version of `payload` for this type.
     pub schema_version: u32,
-    /// The payload, as JSON.
-    pub payload: serde_json::Value,
+    /// The payload, as raw JSON (see [`RawPayload`]).
+    pub payload: RawPayload,
     /// Who, when, why.
     pub metadata: EventMetadata,
 }
@@ -168,8 +293,8 @@ pub struct RecordedEvent {
     pub event_type: String,
     /// Payload schema version.
     pub schema_version: u32,
-    /// Payload.
-    pub payload: serde_json::Value,
+    /// Payload, as raw JSON: parsed only by the codec (see [`RawPayload`]).
+    pub payload: RawPayload,
     /// Who, when, why.
     pub metadata: EventMetadata,
 }
@@ -374,16 +499,14 @@ impl AppendRequest {
                     e.event_type.len()
                 ));
             }
-            if json_contains_nul(&e.payload) {
+            if e.payload.contains_nul() {
                 return bad(format!(
                     "payload of event {} contains a NUL character",
                     e.event_id
                 ));
             }
-            // Serialized size is what the store keeps; measure it the same way everywhere.
-            let size = serde_json::to_vec(&e.payload)
-                .map(|v| v.len())
-                .unwrap_or(usize::MAX);
+            // The text's length is what the store keeps; measure it the same way everywhere.
+            let size = e.payload.len();
             if size > MAX_PAYLOAD_BYTES {
                 return bad(format!(
                     "payload of event {} is {size} bytes; the limit is {MAX_PAYLOAD_BYTES}",
@@ -647,7 +770,7 @@ impl PartialEq for BackendError {
 ///     event_id: EventId::from_uuid(uuid::Uuid::from_u128(2)),
 ///     event_type: "Noted".into(),
 ///     schema_version: 1,
-///     payload: serde_json::json!({"text": "hello"}),
+///     payload: serde_json::json!({"text": "hello"}).into(),
 ///     metadata: EventMetadata {
 ///         actor: Actor::System,
 ///         occurred_at: chrono::DateTime::UNIX_EPOCH,

@@ -537,7 +537,11 @@ pub fn check_decide(
         Err(e) => {
             assert!(!e.blockers.is_empty(), "a refusal without a blocker");
             for b in &e.blockers {
-                assert_eq!(b.rule().as_str().parse(), Ok(b.rule()), "a blocker whose rule id does not read back: {b:?}");
+                assert_eq!(
+                    b.rule().as_str().parse(),
+                    Ok(b.rule()),
+                    "a blocker whose rule id does not read back: {b:?}"
+                );
             }
             let _ = e.to_string();
         }
@@ -554,13 +558,21 @@ pub fn check_decide(
     first
 }
 
-/// An event encodes as the store keeps it, and decodes back to itself.
+/// An event encodes as the store keeps it, and decodes back to itself, from
+/// its raw text (the read path) and from a parsed `Value` alike.
 pub fn check_roundtrip(event: &Event) {
     let ty = event.event_type();
     let payload = codec::payload(event).expect("every event encodes");
     let back = codec::decode_payload(ty, codec::current_version(ty), &payload)
         .unwrap_or_else(|e| panic!("an encoded {ty} does not decode: {e}"));
     assert_eq!(&back, event, "{ty}: encode then decode changed the event");
+    let raw = switchboard_core::store::RawPayload::from(&payload);
+    let back = codec::decode_payload_raw(ty, codec::current_version(ty), raw.as_raw())
+        .unwrap_or_else(|e| panic!("an encoded {ty} does not decode from its text: {e}"));
+    assert_eq!(
+        &back, event,
+        "{ty}: encode then decode from text changed the event"
+    );
 }
 
 /// The fixed place and key of the `codec_decode` target: its seeds are
@@ -599,7 +611,7 @@ pub mod codec_seed {
     pub fn recorded(
         event_type: &str,
         schema_version: u32,
-        payload: serde_json::Value,
+        payload: switchboard_core::store::RawPayload,
     ) -> RecordedEvent {
         RecordedEvent {
             stream: ORG,

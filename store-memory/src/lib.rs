@@ -51,7 +51,7 @@ use tokio::sync::Notify;
 ///             event_id: EventId::from_uuid(uuid::Uuid::from_u128(2)),
 ///             event_type: "Noted".into(),
 ///             schema_version: 1,
-///             payload: serde_json::json!({"text": "hello"}),
+///             payload: serde_json::json!({"text": "hello"}).into(),
 ///             metadata: EventMetadata {
 ///                 actor: Actor::System,
 ///                 occurred_at: chrono::DateTime::UNIX_EPOCH,

@@ -5,8 +5,7 @@ use crate::{sql, unsigned, PostgresStore};
 use std::collections::HashSet;
 use switchboard_core::ids::{EventId, OrgId};
 use switchboard_core::store::{
-    json_contains_nul, AppendOutcome, ExpectedVersion, NewEvent, Position, StoreError,
-    MAX_NAME_LEN, MAX_PAYLOAD_BYTES,
+    AppendOutcome, ExpectedVersion, NewEvent, Position, StoreError, MAX_NAME_LEN, MAX_PAYLOAD_BYTES,
 };
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
@@ -111,7 +110,7 @@ impl PostgresStore {
                 &ids[i],
                 &e.event_type,
                 &i64::from(e.schema_version),
-                &e.payload,
+                &crate::jsonb::JsonbIn(&e.payload),
                 &actor,
                 &e.metadata.occurred_at,
                 &command,
@@ -173,8 +172,7 @@ fn check_import(events: &[NewEvent]) -> Result<(), StoreError> {
         {
             return bad(format!("event type name of {} bytes", e.event_type.len()));
         }
-        let size = serde_json::to_vec(&e.payload).map_or(usize::MAX, |v| v.len());
-        if size > MAX_PAYLOAD_BYTES || json_contains_nul(&e.payload) {
+        if e.payload.len() > MAX_PAYLOAD_BYTES || e.payload.contains_nul() {
             return bad(format!(
                 "payload of event {} is too large or holds a NUL character",
                 e.event_id

@@ -49,6 +49,7 @@
 mod announcer;
 mod error;
 mod import;
+mod jsonb;
 mod keys;
 mod listener;
 mod sql;
@@ -466,7 +467,11 @@ fn decode_event(row: &Row) -> Result<RecordedEvent, StoreError> {
         event_type: row.try_get(col::EVENT_TYPE).map_err(corrupt)?,
         schema_version: u32::try_from(schema_version)
             .map_err(|_| corrupt(format!("schema version {schema_version}")))?,
-        payload: row.try_get(col::PAYLOAD).map_err(corrupt)?,
+        // Raw JSON text straight from the jsonb bytes (see `jsonb.rs`).
+        payload: row
+            .try_get::<_, jsonb::JsonbOut>(col::PAYLOAD)
+            .map_err(corrupt)?
+            .0,
         metadata: EventMetadata {
             actor,
             occurred_at: row.try_get(col::OCCURRED_AT).map_err(corrupt)?,
@@ -509,7 +514,7 @@ struct AppendParams<'a> {
     event_ids: Vec<Uuid>,
     event_types: Vec<&'a str>,
     schema_versions: Vec<i64>,
-    payloads: Vec<&'a serde_json::Value>,
+    payloads: Vec<jsonb::JsonbIn<'a>>,
     actors: Vec<serde_json::Value>,
     occurred_at: Vec<chrono::DateTime<chrono::Utc>>,
     command_ids: Vec<Option<Uuid>>,
@@ -556,7 +561,7 @@ impl<'a> AppendParams<'a> {
             p.event_ids.push(e.event_id.as_uuid());
             p.event_types.push(&e.event_type);
             p.schema_versions.push(i64::from(e.schema_version));
-            p.payloads.push(&e.payload);
+            p.payloads.push(jsonb::JsonbIn(&e.payload));
             p.actors
                 .push(serde_json::to_value(&e.metadata.actor).map_err(|e| {
                     StoreError::InvalidRequest {

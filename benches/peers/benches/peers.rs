@@ -23,7 +23,7 @@
 //!   payloads, envelope fields, batch sizes and writers on all three sides.
 //! * **load**: one 100 000-event stream, read whole. Switchboard:
 //!   `read_stream` in pages of `MAX_READ_PAGE` (rows decoded into
-//!   `RecordedEvent`, payload parsed to a JSON value). Peer:
+//!   `RecordedEvent`, payload validated into raw JSON text). Peer:
 //!   `get_events` (rows into `SerializedEvent`, payload parsed to a JSON
 //!   value). Yardstick: a prepared `SELECT` of the same stream's rows from
 //!   `plain_events`, streamed and counted, not decoded.
@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use switchboard::store::{AppendRequest, EventStore, ExpectedVersion, NewEvent, MAX_READ_PAGE};
 use switchboard::*;
 use switchboard_store_postgres::{testing, PostgresOptions, PostgresStore};
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{Json, ToSql};
 use tokio_postgres::{Client, NoTls, Statement};
 
 /// Alternating slices per configuration.
@@ -173,7 +173,8 @@ fn peer_events(stream: &str, from: usize, events: &[NewEvent]) -> Vec<Serialized
                 Org::TYPE.to_string(),
                 e.event_type.clone(),
                 e.schema_version.to_string(),
-                e.payload.clone(),
+                // The peer takes a `Value` (converted outside the timing).
+                e.payload.to_value().unwrap_or_default(),
                 serde_json::to_value(&e.metadata).unwrap_or_default(),
             )
         })
@@ -246,7 +247,9 @@ async fn plain_insert(
     let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.event_id.as_uuid()).collect();
     let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
     let schemas: Vec<i64> = events.iter().map(|e| i64::from(e.schema_version)).collect();
-    let payloads: Vec<&serde_json::Value> = events.iter().map(|e| &e.payload).collect();
+    // The payloads' text as `jsonb`, as the store sends it.
+    let payloads: Vec<Json<&serde_json::value::RawValue>> =
+        events.iter().map(|e| Json(e.payload.as_raw())).collect();
     let actors: Vec<serde_json::Value> = events
         .iter()
         .map(|e| serde_json::to_value(&e.metadata.actor).unwrap_or_default())
@@ -460,11 +463,7 @@ async fn run() {
     drop(recorded);
     let sample = Arc::new(history[history.len() - 50_000..].to_vec());
     let mean = |events: &[NewEvent]| {
-        events
-            .iter()
-            .map(|e| serde_json::to_vec(&e.payload).map_or(0, |v| v.len()))
-            .sum::<usize>() as f64
-            / events.len() as f64
+        events.iter().map(|e| e.payload.len()).sum::<usize>() as f64 / events.len() as f64
     };
     println!(
         "fixture: {} events in {:.1} s; append sample: the last 50 000 (the mix), mean payload {:.0} bytes of JSON",

@@ -45,7 +45,7 @@ pub fn event(n: u128) -> NewEvent {
         event_id: event_id(n),
         event_type: "Noted".into(),
         schema_version: 1,
-        payload: serde_json::json!({ "n": n.to_string(), "text": "hello" }),
+        payload: serde_json::json!({ "n": n.to_string(), "text": "hello" }).into(),
         metadata: EventMetadata {
             actor: Actor::System,
             occurred_at: DateTime::UNIX_EPOCH,
@@ -64,7 +64,8 @@ pub fn rich_event(n: u128) -> NewEvent {
     e.payload = serde_json::json!({
         "email": "ada@example.com",
         "nested": {"list": [1, 2.5, null, true, "x"], "unicode": "é✓"},
-    });
+    })
+    .into();
     e.metadata = EventMetadata {
         actor: Actor::User {
             id: UserId::from_uuid(uuid::Uuid::from_u128(77)),

@@ -5,7 +5,7 @@ use crate::erasure::DataKey;
 use crate::ids::{EventId, OrgId, UserId};
 use crate::store::{
     AppendOutcome, AppendRequest, ClaimChange, ClaimKey, CommandDigest, CommandRecord, EventStore,
-    ExpectedVersion, KeyChange, Position, RecordedEvent, Snapshot, Store, StoreError,
+    ExpectedVersion, KeyChange, Position, RawPayload, RecordedEvent, Snapshot, Store, StoreError,
     MAX_CLAIMS_PER_APPEND, MAX_EVENTS_PER_APPEND, MAX_NAME_LEN, MAX_PAYLOAD_BYTES, MAX_READ_PAGE,
     MAX_SNAPSHOT_BYTES, MAX_VERSION,
 };
@@ -1033,7 +1033,7 @@ pub async fn limits_refused_with_nothing_changed<S: Store + ?Sized>(store: &S) {
         },
     ));
     let mut big = event(3);
-    big.payload = serde_json::Value::String("y".repeat(MAX_PAYLOAD_BYTES));
+    big.payload = serde_json::Value::String("y".repeat(MAX_PAYLOAD_BYTES)).into();
     bad.push((
         "oversized payload",
         AppendRequest {
@@ -1069,7 +1069,7 @@ pub async fn limits_refused_with_nothing_changed<S: Store + ?Sized>(store: &S) {
         },
     ));
     let mut e = event(7);
-    e.payload = serde_json::json!({"deep": [{"x\u{0}": 1}]});
+    e.payload = serde_json::json!({"deep": [{"x\u{0}": 1}]}).into();
     bad.push((
         "NUL in a payload key",
         AppendRequest {
@@ -1078,7 +1078,7 @@ pub async fn limits_refused_with_nothing_changed<S: Store + ?Sized>(store: &S) {
         },
     ));
     let mut e = event(8);
-    e.payload = serde_json::json!([[["\u{0}"]]]);
+    e.payload = serde_json::json!([[["\u{0}"]]]).into();
     bad.push((
         "NUL in a payload string",
         AppendRequest {
@@ -1116,7 +1116,7 @@ pub async fn limits_refused_with_nothing_changed<S: Store + ?Sized>(store: &S) {
     let mut max = event(6);
     let overhead =
         serde_json::to_vec(&serde_json::Value::String(String::new())).map_or(2, |v| v.len());
-    max.payload = serde_json::Value::String("z".repeat(MAX_PAYLOAD_BYTES - overhead));
+    max.payload = serde_json::Value::String("z".repeat(MAX_PAYLOAD_BYTES - overhead)).into();
     let o = ok(
         store,
         append(a, ExpectedVersion::Exact(1), vec![max.clone()]),
@@ -1127,6 +1127,23 @@ pub async fn limits_refused_with_nothing_changed<S: Store + ?Sized>(store: &S) {
         .await
         .expect("read");
     assert_eq!(back.first().map(|e| &e.payload), Some(&max.payload));
+
+    // Text that only looks like a NUL (a backslash, then `u0000`), spelled
+    // with spaces and escapes: accepted, and read back as the same value.
+    let mut lookalike = event(9);
+    lookalike.payload =
+        RawPayload::from_json(r#" { "path" : "C:\\u0000\n", "\u00e9": [ 1 , 2.5 ] } "#.to_owned())
+            .expect("valid JSON");
+    let o = ok(
+        store,
+        append(a, ExpectedVersion::Exact(2), vec![lookalike.clone()]),
+    )
+    .await;
+    let back = store
+        .read_stream(a, o.first_version, None, 1)
+        .await
+        .expect("read");
+    assert_eq!(back.first().map(|e| &e.payload), Some(&lookalike.payload));
 
     // Snapshots and checkpoints have limits too.
     let huge = Snapshot {

@@ -854,7 +854,13 @@ impl<S: Store> CommandService<S> {
             }
             let keys = self.key_ring(org, &page).await?;
             for r in &mut page {
-                codec::open_payload(&mut r.payload, &r.event_type, r.stream, r.event_id, &keys)?;
+                codec::open_raw_payload(
+                    &mut r.payload,
+                    &r.event_type,
+                    r.stream,
+                    r.event_id,
+                    &keys,
+                )?;
             }
             out.extend(page);
         }

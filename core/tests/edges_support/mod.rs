@@ -637,7 +637,7 @@ pub async fn r_life_06_a_contended_command_leaves_no_key<S: store::Store + Clone
         .filter(|a| a.command_id == Some(cmd_id(1)))
         .flat_map(|a| a.events.iter())
         .filter(|e| e.event_type == "UserInvited")
-        .map(|e| serde_json::from_value(e.payload["user"].clone()).unwrap())
+        .map(|e| serde_json::from_value(e.payload.to_value().unwrap()["user"].clone()).unwrap())
         .collect();
     assert_eq!(invitees.len(), 2 * attempts);
     assert!(
