@@ -734,6 +734,34 @@ mod tests {
         }
     }
 
+    /// A sealed payload decodes to the event the whole-tree path gives
+    /// (opened in the tree, then decoded from it).
+    #[test]
+    fn sealed_payloads_decode_as_through_the_tree() {
+        let e = device_signed_in();
+        let user = UserId::from_uuid(uuid::Uuid::from_u128(1));
+        let key = DataKey::from_bytes([4; 32]);
+        let r = recorded("DeviceSignedIn", 2, raw("{}"));
+        let sealed = encode_sealed(
+            &e,
+            r.stream,
+            r.event_id,
+            r.metadata.clone(),
+            Sealing::Seal {
+                key: &key,
+                nonce: [1; 32],
+            },
+        )
+        .expect("encodes");
+        let ring = KeyRing::new([(user, key)].into());
+        let mut tree = sealed.payload.to_value().expect("json");
+        open_payload(&mut tree, "DeviceSignedIn", r.stream, r.event_id, &ring).expect("opens");
+        let through_tree = decode_payload_value("DeviceSignedIn", 2, tree);
+        let r = recorded("DeviceSignedIn", 2, sealed.payload.clone());
+        assert_eq!(decode_with(&r, &ring), through_tree);
+        assert_eq!(through_tree, Ok(e));
+    }
+
     #[test]
     fn raw_payloads_find_nul_hide_their_text_and_round_trip() {
         assert!(raw(r#"{"a": "x\u0000"}"#).contains_nul());
