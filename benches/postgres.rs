@@ -28,6 +28,8 @@
 //!   (read_stream pages, `codec::decode`, `evolve`), no snapshot.
 
 mod common;
+#[path = "common/yardstick.rs"]
+mod yardstick;
 
 use futures_util::{pin_mut, TryStreamExt};
 use std::sync::Arc;
@@ -38,7 +40,7 @@ use switchboard::*;
 use switchboard_store_postgres::{testing, PostgresOptions, PostgresStore};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{Json, ToSql, Type};
-use tokio_postgres::{Client, NoTls, Statement};
+use tokio_postgres::{Client, NoTls};
 
 /// How long each append configuration runs, per side, in total.
 const RUN: Duration = Duration::from_secs(4);
@@ -132,67 +134,6 @@ async fn store_on(config: &tokio_postgres::Config) -> PostgresStore {
     }
 }
 
-/// `events` re-issued with fresh event ids (the store refuses duplicates).
-fn fresh(events: &[NewEvent]) -> Vec<NewEvent> {
-    events
-        .iter()
-        .map(|e| NewEvent {
-            event_id: EventId::from_uuid(uuid::Uuid::now_v7()),
-            ..e.clone()
-        })
-        .collect()
-}
-
-/// One plain batched INSERT of `events` as versions `from..` of `stream`,
-/// through a statement prepared once (binary parameters, one round trip —
-/// what the store's `prepare_cached` path pays too).
-async fn plain_insert(
-    client: &Client,
-    insert: &Statement,
-    stream: uuid::Uuid,
-    from: i64,
-    events: &[NewEvent],
-) {
-    let n = events.len();
-    let streams = vec![stream; n];
-    let versions: Vec<i64> = (0..n as i64).map(|i| from + i).collect();
-    let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.event_id.as_uuid()).collect();
-    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    let schemas: Vec<i64> = events.iter().map(|e| i64::from(e.schema_version)).collect();
-    // The payloads' text as `jsonb`, as the store sends it.
-    let payloads: Vec<Json<&serde_json::value::RawValue>> =
-        events.iter().map(|e| Json(e.payload.as_raw())).collect();
-    let actors: Vec<serde_json::Value> = events
-        .iter()
-        .map(|e| serde_json::to_value(&e.metadata.actor).unwrap_or_default())
-        .collect();
-    let at: Vec<chrono::DateTime<chrono::Utc>> =
-        events.iter().map(|e| e.metadata.occurred_at).collect();
-    let commands: Vec<Option<uuid::Uuid>> = events
-        .iter()
-        .map(|e| e.metadata.command_id.map(|c| c.as_uuid()))
-        .collect();
-    let causes: Vec<Option<uuid::Uuid>> = events.iter().map(|e| e.metadata.causation_id).collect();
-    let correlations: Vec<Option<uuid::Uuid>> =
-        events.iter().map(|e| e.metadata.correlation_id).collect();
-    let params: [&(dyn ToSql + Sync); 11] = [
-        &streams,
-        &versions,
-        &ids,
-        &types,
-        &schemas,
-        &payloads,
-        &actors,
-        &at,
-        &commands,
-        &causes,
-        &correlations,
-    ];
-    if let Err(e) = client.execute(insert, &params).await {
-        fail("plain insert", e);
-    }
-}
-
 /// Throughput and latency of one append configuration.
 struct Run {
     events_per_s: f64,
@@ -266,7 +207,7 @@ async fn store_appends(
                             ExpectedVersion::Exact(version)
                         },
                         command_id: Some(CommandId::from_uuid(uuid::Uuid::now_v7())),
-                        events: fresh(&sample[from..from + batch]),
+                        events: yardstick::fresh(&sample[from..from + batch]),
                         claims: vec![],
                         command_digest: None,
                         keys: Vec::new(),
@@ -326,9 +267,9 @@ async fn plain_appends(
                 while Instant::now() < deadline {
                     let from = (i * batch) % (sample.len() - batch);
                     i += 1;
-                    let events = fresh(&sample[from..from + batch]);
+                    let events = yardstick::fresh(&sample[from..from + batch]);
                     let t = Instant::now();
-                    plain_insert(&client, &insert, stream, version, &events).await;
+                    yardstick::plain_insert(&client, &insert, stream, version, &events).await;
                     latencies.push(t.elapsed());
                     version += batch as i64;
                 }
@@ -565,7 +506,7 @@ async fn run() {
     }
     // Diagnostic first: plain COPY into the store's table (all its indexes),
     // then empty it again for the real import.
-    let renamed = fresh(&history);
+    let renamed = yardstick::fresh(&history);
     let t = Instant::now();
     plain_copy(&mut admin, TABLE_COPY, uuid::Uuid::now_v7(), &renamed).await;
     let table_copy = t.elapsed();

@@ -30,6 +30,8 @@
 
 #[path = "../../common/mod.rs"]
 mod common;
+#[path = "../../common/yardstick.rs"]
+mod yardstick;
 
 use cqrs_es::persist::{PersistedEventRepository, SerializedEvent};
 use cqrs_es::{Aggregate, DomainEvent};
@@ -41,7 +43,7 @@ use std::time::{Duration, Instant};
 use switchboard::store::{AppendRequest, EventStore, ExpectedVersion, NewEvent, MAX_READ_PAGE};
 use switchboard::*;
 use switchboard_store_postgres::{testing, PostgresOptions, PostgresStore};
-use tokio_postgres::types::{Json, ToSql};
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Statement};
 
 /// Alternating slices per configuration.
@@ -222,65 +224,6 @@ async fn sqlx_pool(config: &tokio_postgres::Config) -> sqlx::PgPool {
     }
 }
 
-/// `events` re-issued with fresh event ids (the store refuses duplicates).
-fn fresh(events: &[NewEvent]) -> Vec<NewEvent> {
-    events
-        .iter()
-        .map(|e| NewEvent {
-            event_id: EventId::from_uuid(uuid::Uuid::now_v7()),
-            ..e.clone()
-        })
-        .collect()
-}
-
-/// One prepared plain batched INSERT of `events` as versions `from..` of `stream`.
-async fn plain_insert(
-    client: &Client,
-    insert: &Statement,
-    stream: uuid::Uuid,
-    from: i64,
-    events: &[NewEvent],
-) {
-    let n = events.len();
-    let streams = vec![stream; n];
-    let versions: Vec<i64> = (0..n as i64).map(|i| from + i).collect();
-    let ids: Vec<uuid::Uuid> = events.iter().map(|e| e.event_id.as_uuid()).collect();
-    let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-    let schemas: Vec<i64> = events.iter().map(|e| i64::from(e.schema_version)).collect();
-    // The payloads' text as `jsonb`, as the store sends it.
-    let payloads: Vec<Json<&serde_json::value::RawValue>> =
-        events.iter().map(|e| Json(e.payload.as_raw())).collect();
-    let actors: Vec<serde_json::Value> = events
-        .iter()
-        .map(|e| serde_json::to_value(&e.metadata.actor).unwrap_or_default())
-        .collect();
-    let at: Vec<chrono::DateTime<chrono::Utc>> =
-        events.iter().map(|e| e.metadata.occurred_at).collect();
-    let commands: Vec<Option<uuid::Uuid>> = events
-        .iter()
-        .map(|e| e.metadata.command_id.map(|c| c.as_uuid()))
-        .collect();
-    let causes: Vec<Option<uuid::Uuid>> = events.iter().map(|e| e.metadata.causation_id).collect();
-    let correlations: Vec<Option<uuid::Uuid>> =
-        events.iter().map(|e| e.metadata.correlation_id).collect();
-    let params: [&(dyn ToSql + Sync); 11] = [
-        &streams,
-        &versions,
-        &ids,
-        &types,
-        &schemas,
-        &payloads,
-        &actors,
-        &at,
-        &commands,
-        &causes,
-        &correlations,
-    ];
-    if let Err(e) = client.execute(insert, &params).await {
-        fail("plain insert", e);
-    }
-}
-
 /// What timed slices of one side measured.
 #[derive(Default)]
 struct Slices {
@@ -340,7 +283,7 @@ async fn appends(
                 while Instant::now() < deadline {
                     let from = (i * batch) % (sample.len() - batch);
                     i += 1;
-                    let events = fresh(&sample[from..from + batch]);
+                    let events = yardstick::fresh(&sample[from..from + batch]);
                     match &side {
                         Side::Store(store) => {
                             let request = AppendRequest {
@@ -365,8 +308,14 @@ async fn appends(
                         }
                         Side::Plain(plain) => {
                             let t = Instant::now();
-                            plain_insert(&plain.0, &plain.1, stream, version as i64 + 1, &events)
-                                .await;
+                            yardstick::plain_insert(
+                                &plain.0,
+                                &plain.1,
+                                stream,
+                                version as i64 + 1,
+                                &events,
+                            )
+                            .await;
                             latencies.push(t.elapsed());
                             version += batch as u64;
                         }
@@ -534,7 +483,7 @@ async fn run() {
     };
     let peer_id = org.as_uuid().to_string();
     for (k, chunk) in events.chunks(1000).enumerate() {
-        plain_insert(
+        yardstick::plain_insert(
             &plain_client,
             &insert,
             org.as_uuid(),
