@@ -797,12 +797,15 @@ async fn create_user(ctx: &Ctx, body: Value) -> Result<Done, ScimError> {
             ),
         ));
     }
+    current_user(ctx, &id.to_string(), StatusCode::CREATED).await
+}
+
+/// The user as the organization holds it now, rendered (after the commands
+/// that changed it).
+async fn current_user(ctx: &Ctx, id: &str, status: StatusCode) -> Result<Done, ScimError> {
     let org = ctx.org().await?;
-    let user = live_user(&org, &id.to_string())?;
-    Ok(Done::resource(
-        StatusCode::CREATED,
-        user_json(&org, &user, &ctx.base),
-    ))
+    let user = live_user(&org, id)?;
+    Ok(Done::resource(status, user_json(&org, &user, &ctx.base)))
 }
 
 async fn replace_user(
@@ -821,12 +824,7 @@ async fn replace_user(
     )?;
     let want = wanted_user(&body)?;
     ctx.send_all(commands_for(&org, &user, &want)?).await?;
-    let org = ctx.org().await?;
-    let user = live_user(&org, id)?;
-    Ok(Done::resource(
-        StatusCode::OK,
-        user_json(&org, &user, &ctx.base),
-    ))
+    current_user(ctx, id, StatusCode::OK).await
 }
 
 async fn modify_user(
@@ -860,12 +858,7 @@ async fn modify_user(
     }
     let want = wanted_user(&doc)?;
     ctx.send_all(commands_for(&org, &user, &want)?).await?;
-    let org = ctx.org().await?;
-    let user = live_user(&org, id)?;
-    Ok(Done::resource(
-        StatusCode::OK,
-        user_json(&org, &user, &ctx.base),
-    ))
+    current_user(ctx, id, StatusCode::OK).await
 }
 
 async fn remove_user(ctx: &Ctx, id: &str, version: Option<&str>) -> Result<Done, ScimError> {
