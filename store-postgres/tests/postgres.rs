@@ -609,6 +609,23 @@ async fn migration_5_scopes_commands_completes_erasures_and_drops_clear_snapshot
         .expect("append after the migration");
 }
 
+/// Every row of `switchboard.commands` (the table before migration 6, the
+/// view after), one line each, in command order.
+async fn command_rows(client: &tokio_postgres::Client) -> Vec<String> {
+    client
+        .query(
+            "SELECT concat_ws(' ', command_id, stream_id, first_version, last_version, \
+             first_commit, first_sequence, last_commit, last_sequence, encode(digest, 'hex')) \
+             FROM switchboard.commands ORDER BY command_id",
+            &[],
+        )
+        .await
+        .expect("commands")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
 /// The migrations up to `upto` (inclusive), applied by hand and recorded as
 /// `migrate` would: a database as an older build left it.
 async fn database_at_schema(upto: i32) -> tokio_postgres::Config {
@@ -696,18 +713,7 @@ SELECT $1, $3, $4, min(version), max(version), max(tx_id::text::bigint),
         )
         .await
         .expect("old append without a digest");
-    let before: Vec<String> = client
-        .query(
-            "SELECT concat_ws(' ', command_id, stream_id, first_version, last_version, \
-             first_commit, first_sequence, last_commit, last_sequence, encode(digest, 'hex')) \
-             FROM switchboard.commands ORDER BY command_id",
-            &[],
-        )
-        .await
-        .expect("old rows")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let before = command_rows(&client).await;
     assert_eq!(before.len(), 2);
 
     let store = store_on(&config).await;
@@ -716,18 +722,7 @@ SELECT $1, $3, $4, min(version), max(version), max(tx_id::text::bigint),
         2,
         "migrations 6 and 7"
     );
-    let after: Vec<String> = client
-        .query(
-            "SELECT concat_ws(' ', command_id, stream_id, first_version, last_version, \
-             first_commit, first_sequence, last_commit, last_sequence, encode(digest, 'hex')) \
-             FROM switchboard.commands ORDER BY command_id",
-            &[],
-        )
-        .await
-        .expect("the view")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let after = command_rows(&client).await;
     assert_eq!(
         after, before,
         "every command kept, with its outcome and digest"
