@@ -186,6 +186,27 @@ fn command_decide(f: &Fixture, story: &[(Actor, Command)]) {
             user: p.ann,
             external_id: Edit::Set("00uAnn0rthw1nd".into()),
         },
+        Command::ProvisionUser {
+            sign_in_name: Some("idp.dana".into()),
+            email: None,
+            name: Some("Dana Idp".into()),
+            mobile: Some("+14155550142".into()),
+            default_country: Some("US".into()),
+            job_title: Some("Agent".into()),
+            external_id: Some("00uDana".into()),
+            reports_to: Some(p.tom),
+            deactivated: false,
+            grant: Grant {
+                role: RoleId::new(RoleId::AGENT),
+                accounts: vec![p.root],
+                agency_admin: false,
+                clients: vec![],
+            },
+        },
+        Command::SetSignInName {
+            user: p.ann,
+            sign_in_name: Edit::Set("ann.northwind".into()),
+        },
         Command::GrantAccess {
             user: p.bob,
             role: RoleId::new("supervisor"),

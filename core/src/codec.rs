@@ -157,7 +157,9 @@ fn encode_value(
 pub fn personal_field(event_type: &str) -> Option<&'static str> {
     match event_type {
         "OrganizationCreated" => Some("owner_personal"),
-        "UserInvited" | "InvitationAccepted" | "ProfileUpdated" => Some("personal"),
+        "UserInvited" | "UserProvisioned" | "InvitationAccepted" | "ProfileUpdated" => {
+            Some("personal")
+        }
         "DeviceSignedIn" => Some("device_name"),
         _ => None,
     }
@@ -192,6 +194,7 @@ pub fn personal_subject(event: &Event) -> Option<UserId> {
     let has_data = match event {
         Event::OrganizationCreated { owner_personal, .. } => !owner_personal.is_empty(),
         Event::UserInvited { personal, .. }
+        | Event::UserProvisioned { personal, .. }
         | Event::InvitationAccepted { personal, .. }
         | Event::ProfileUpdated { personal, .. } => !personal.is_empty(),
         Event::DeviceSignedIn { name, .. } => !name.is_empty(),
@@ -732,6 +735,54 @@ mod tests {
             assert!(!may_hold_sealed(r.payload.as_raw()));
             assert_eq!(decode(&r), Ok(e.clone()));
         }
+    }
+
+    /// A provisioned user's sign-in name and email are sealed like any
+    /// profile (R-USR-04, R-LIFE-06): not in the stored text, back with the
+    /// key, empty without it.
+    #[test]
+    fn r_life_06_a_provisioned_users_name_and_email_are_sealed() {
+        let user = UserId::from_uuid(uuid::Uuid::from_u128(1));
+        let e = Event::UserProvisioned {
+            user,
+            personal: crate::PersonalData {
+                email: Some("dana@northwind.example".into()),
+                sign_in_name: Some("dana.idp".into()),
+                ..crate::PersonalData::default()
+            },
+            default_country: Some("US".into()),
+            grant: crate::Grant {
+                role: crate::RoleId::new(crate::RoleId::AGENT),
+                accounts: vec![],
+                agency_admin: false,
+                clients: vec![],
+            },
+        };
+        assert_eq!(personal_subject(&e), Some(user));
+        assert_eq!(personal_field(e.event_type()), Some("personal"));
+        let key = DataKey::from_bytes([4; 32]);
+        let r = recorded("UserProvisioned", 1, raw("{}"));
+        let sealed = encode_sealed(
+            &e,
+            r.stream,
+            r.event_id,
+            r.metadata.clone(),
+            Sealing::Seal {
+                key: &key,
+                nonce: [1; 32],
+            },
+        )
+        .expect("encodes");
+        let text = sealed.payload.get();
+        assert!(text.contains(erasure::SEALED_TAG), "{text}");
+        assert!(!text.contains("dana"), "{text}");
+        let r = recorded("UserProvisioned", 1, sealed.payload);
+        let ring = KeyRing::new([(user, key)].into());
+        assert_eq!(decode_with(&r, &ring), Ok(e));
+        let Ok(Event::UserProvisioned { personal, .. }) = decode(&r) else {
+            panic!("decodes");
+        };
+        assert!(personal.is_empty(), "erased without the key");
     }
 
     /// A sealed payload decodes to the event the whole-tree path gives

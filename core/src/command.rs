@@ -125,6 +125,41 @@ pub enum Command {
         /// What they get.
         grant: Grant,
     },
+    /// Provision a user for an identity provider (SCIM's `POST /Users`):
+    /// no invitation is sent; the user is active at once and signs in with
+    /// the sign-in name or the email, of which at least one is given
+    /// (R-USR-04). Both are checked as everywhere else (R-USR-01, R-USR-03),
+    /// and the grant as an invitation's (R-INV-02, R-AUTH-01).
+    ///
+    /// The profile the identity provider knows comes in the same command, so
+    /// that a user is created whole or not at all.
+    ProvisionUser {
+        /// The name the user signs in with, if not their email.
+        sign_in_name: Option<String>,
+        /// The user's email, if the identity provider has one.
+        email: Option<String>,
+        /// Full name.
+        name: Option<String>,
+        /// Mobile number, any common notation (R-USR-02).
+        mobile: Option<String>,
+        /// Default sending country, ISO 3166-1 alpha-2 (R-USR-02).
+        #[serde(default)]
+        default_country: Option<String>,
+        /// Job title (admin-managed, R-AUTH-03).
+        job_title: Option<String>,
+        /// The identity provider's id for the user (R-AUTH-03).
+        external_id: Option<String>,
+        /// Their team leader (R-TEAM-01).
+        reports_to: Option<UserId>,
+        /// Provision them deactivated: known, but not allowed to sign in
+        /// until reactivated (R-LIFE-02, which then needs a complete profile,
+        /// R-LIFE-04). Nothing of theirs is handed over, since they have
+        /// nothing yet.
+        #[serde(default)]
+        deactivated: bool,
+        /// What the user gets.
+        grant: Grant,
+    },
     /// Create a copyable invitation link (R-INV-03).
     CreateInvitationLink {
         /// What the invitee gets.
@@ -207,6 +242,16 @@ pub enum Command {
         user: UserId,
         /// The id as the identity provider sent it, or clear it.
         external_id: Edit<String>,
+    },
+    /// Give a user a sign-in name other than their email — SCIM's
+    /// `userName` — or clear it so that they sign in with their email again:
+    /// admin-managed (R-AUTH-03), held by one user only and never another
+    /// user's email (R-USR-03), erased with the profile (R-LIFE-06).
+    SetSignInName {
+        /// The user.
+        user: UserId,
+        /// The name, or clear it.
+        sign_in_name: Edit<String>,
     },
     /// Issue a password-reset token to an active user (R-LIFE-07).
     RequestPasswordReset {
@@ -359,6 +404,7 @@ crate::redact::debug_redacted!(enum Command {
     CreateAccount { name, parent },
     DefineRole { role, name, permissions },
     InviteUsers { @redacted emails, grant },
+    ProvisionUser { @redacted sign_in_name, @redacted email, @redacted name, @redacted mobile, default_country, @redacted job_title, @redacted external_id, reports_to, deactivated, grant },
     CreateInvitationLink { grant },
     Reinvite { invitation },
     RevokeInvitation { invitation },
@@ -369,6 +415,7 @@ crate::redact::debug_redacted!(enum Command {
     UpdateProfile { user, @redacted name, @redacted email, @redacted mobile, default_country, notifications },
     UpdateAdminFields { user, @redacted job_title, @redacted picture, admin_access },
     SetExternalId { user, @redacted external_id },
+    SetSignInName { user, @redacted sign_in_name },
     RequestPasswordReset { user },
     GrantAccess { user, role, accounts },
     ChangeRole { user, account, role },
@@ -403,6 +450,7 @@ impl Command {
             CreateAccount { .. } => "CreateAccount",
             DefineRole { .. } => "DefineRole",
             InviteUsers { .. } => "InviteUsers",
+            ProvisionUser { .. } => "ProvisionUser",
             CreateInvitationLink { .. } => "CreateInvitationLink",
             Reinvite { .. } => "Reinvite",
             RevokeInvitation { .. } => "RevokeInvitation",
@@ -413,6 +461,7 @@ impl Command {
             UpdateProfile { .. } => "UpdateProfile",
             UpdateAdminFields { .. } => "UpdateAdminFields",
             SetExternalId { .. } => "SetExternalId",
+            SetSignInName { .. } => "SetSignInName",
             RequestPasswordReset { .. } => "RequestPasswordReset",
             GrantAccess { .. } => "GrantAccess",
             ChangeRole { .. } => "ChangeRole",

@@ -58,6 +58,7 @@ impl Created {
                     c.users.push(*user);
                     c.invitations.push(*invitation);
                 }
+                Event::UserProvisioned { user, .. } => c.users.push(*user),
                 Event::InvitationLinkCreated { invitation, .. }
                 | Event::UserReinvited { invitation, .. } => c.invitations.push(*invitation),
                 Event::InvitationAccepted {

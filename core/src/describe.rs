@@ -64,6 +64,17 @@ pub fn describe(event: &Event, state: Option<&Organization>) -> String {
             },
             expires_at.format("%Y-%m-%d %H:%M UTC")
         ),
+        Event::UserProvisioned { user, grant, .. } => format!(
+            "{} provisioned by the identity provider as {} on {} account(s){}",
+            w(*user),
+            grant.role,
+            grant.accounts.len(),
+            if grant.agency_admin {
+                " with agency administrator access"
+            } else {
+                ""
+            },
+        ),
         Event::InvitationLinkCreated {
             invitation,
             grant,

@@ -115,6 +115,13 @@ pub enum Blocker {
         /// The rule.
         rule: RuleId,
     },
+    /// A sign-in name (or an email that would clash with one) belongs to
+    /// another user already (R-USR-03). The name itself is personal data and
+    /// is not repeated here.
+    SignInNameInUse {
+        /// The user who signs in with it, or whose email it is.
+        user: UserId,
+    },
     /// Users holding `ManageTeam` cannot be deactivated in bulk (R-BULK-02).
     ManagesTeamInBulk {
         /// The user.
@@ -319,6 +326,7 @@ crate::redact::debug_redacted!(enum Blocker {
     SelfAction { user },
     PrimaryOwner { user },
     EmailInUse { @redacted email, user, rule },
+    SignInNameInUse { user },
     ManagesTeamInBulk { user },
     DuplicateEmail { @redacted email },
     InvitationNotPending { invitation, status },
@@ -378,6 +386,7 @@ impl Blocker {
             OnlySelf { .. } => RuleId::ProfileSelfEdit,
             SelfAction { .. } => RuleId::NoSelfRemoval,
             PrimaryOwner { .. } | NotPrimaryOwner { .. } => RuleId::PrimaryOwnerProtected,
+            SignInNameInUse { .. } => RuleId::UniqueSignInName,
             ManagesTeamInBulk { .. } => RuleId::BulkSkipsTeamManagers,
             DuplicateEmail { .. } => RuleId::InviteMany,
             InvitationNotPending { .. } => RuleId::InvitationRevocation,
@@ -440,6 +449,7 @@ impl fmt::Display for Blocker {
             SelfAction { user } => write!(f, "{user} cannot do this to themselves; another user must"),
             PrimaryOwner { user } => write!(f, "{user} is the primary owner; transfer ownership first"),
             EmailInUse { user, .. } => write!(f, "the email already belongs to {user}; add them to accounts instead"),
+            SignInNameInUse { user } => write!(f, "{user} signs in with that name or has it as their email already"),
             ManagesTeamInBulk { user } => write!(f, "{user} holds ManageTeam: deactivate them manually after reassigning their reports"),
             DuplicateEmail { .. } => write!(f, "an email is listed twice"),
             InvitationNotPending { invitation, status } => write!(f, "invitation {invitation} is {status:?}"),

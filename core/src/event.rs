@@ -33,6 +33,9 @@ pub struct PersonalData {
     /// The identity provider's id for the user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
+    /// The name the user signs in with (R-USR-03).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sign_in_name: Option<String>,
     /// Fields removed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cleared: Vec<ProfileField>,
@@ -45,6 +48,7 @@ crate::redact::debug_redacted!(struct PersonalData {
     @redacted job_title,
     @redacted picture,
     @redacted external_id,
+    @redacted sign_in_name,
     cleared,
 });
 
@@ -57,6 +61,7 @@ impl PersonalData {
             && self.job_title.is_none()
             && self.picture.is_none()
             && self.external_id.is_none()
+            && self.sign_in_name.is_none()
             && self.cleared.is_empty()
     }
 }
@@ -199,6 +204,20 @@ pub enum Event {
         token_hash: TokenHash,
         /// Expiry (R-INV-05).
         expires_at: DateTime<Utc>,
+    },
+    /// An identity provider provisioned a user: no invitation, active at
+    /// once, signing in with a sign-in name or an email (R-USR-04).
+    UserProvisioned {
+        /// The new user.
+        user: UserId,
+        /// Their personal data: the sign-in name, the email or both, and
+        /// the rest of the profile the identity provider knows.
+        personal: PersonalData,
+        /// Default sending country (not personal data: in clear).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        default_country: Option<String>,
+        /// What they get.
+        grant: Grant,
     },
     /// A copyable invitation link was created (R-INV-03).
     InvitationLinkCreated {
@@ -437,6 +456,7 @@ impl Event {
             AccountCreated { .. } => "AccountCreated",
             RoleDefined { .. } => "RoleDefined",
             UserInvited { .. } => "UserInvited",
+            UserProvisioned { .. } => "UserProvisioned",
             InvitationLinkCreated { .. } => "InvitationLinkCreated",
             UserReinvited { .. } => "UserReinvited",
             InvitationAccepted { .. } => "InvitationAccepted",
@@ -481,6 +501,7 @@ impl Event {
         match self {
             OrganizationCreated { owner, .. } => Some(*owner),
             UserInvited { user, .. }
+            | UserProvisioned { user, .. }
             | InvitationAccepted { user, .. }
             | ProfileUpdated { user, .. }
             | DeviceSignedIn { user, .. } => Some(*user),
@@ -495,6 +516,7 @@ impl Event {
             OrganizationCreated { owner, .. } => vec![*owner],
             PrimaryOwnershipTransferred { from, to } => vec![*from, *to],
             UserInvited { user, .. }
+            | UserProvisioned { user, .. }
             | UserReinvited { user, .. }
             | InvitationAccepted { user, .. }
             | DeviceSignedIn { user, .. }

@@ -186,6 +186,8 @@ pub enum ProfileField {
     Picture,
     /// The identity provider's id for the user.
     ExternalId,
+    /// The name the user signs in with, when it is not their email.
+    SignInName,
 }
 
 /// A field only a `ManageUsers` holder may edit (R-AUTH-03).
@@ -199,6 +201,8 @@ pub enum AdminField {
     AdminAccess,
     /// The identity provider's id for the user.
     ExternalId,
+    /// The name the user signs in with (R-USR-03).
+    SignInName,
 }
 
 /// The personal data of a user: what deletion erases (R-LIFE-06). `Debug`
@@ -207,7 +211,9 @@ pub enum AdminField {
 pub struct Profile {
     /// Full name, once given.
     pub name: Option<String>,
-    /// Email address as entered (compared case-insensitively, R-USR-01).
+    /// Email address as entered (compared case-insensitively, R-USR-01);
+    /// empty for a user an identity provider provisioned without one
+    /// (R-USR-04), who signs in with their sign-in name.
     pub email: String,
     /// Mobile number, E.164 (R-USR-02).
     pub mobile: Option<PhoneNumber>,
@@ -224,6 +230,12 @@ pub struct Profile {
     /// identifier of the person elsewhere, erased with the rest (R-LIFE-06).
     #[serde(default)]
     pub external_id: Option<String>,
+    /// The name the user signs in with when it is not their email — SCIM's
+    /// `userName` — as given, compared case-insensitively and held by one
+    /// user only (R-USR-03). Admin-managed (R-AUTH-03); personal data,
+    /// erased with the rest (R-LIFE-06).
+    #[serde(default)]
+    pub sign_in_name: Option<String>,
 }
 
 crate::redact::debug_redacted!(struct Profile {
@@ -235,6 +247,7 @@ crate::redact::debug_redacted!(struct Profile {
     @redacted picture,
     notifications,
     @redacted external_id,
+    @redacted sign_in_name,
 });
 
 impl Profile {
@@ -249,6 +262,7 @@ impl Profile {
             picture: None,
             notifications: NotificationPreferences::default(),
             external_id: None,
+            sign_in_name: None,
         }
     }
 
@@ -359,15 +373,25 @@ impl User {
         self.agency_admin || self.memberships.contains_key(&account)
     }
 
-    /// The email, unless erased.
+    /// The email: none once erased, nor for a user provisioned without one
+    /// (R-USR-04, whose profile holds an empty email).
     pub fn email(&self) -> Option<&str> {
-        self.profile.as_ref().map(|p| p.email.as_str())
+        self.profile
+            .as_ref()
+            .map(|p| p.email.as_str())
+            .filter(|e| !e.is_empty())
     }
 
-    /// A short human label: name, else email, else the id (for deleted users).
+    /// A short human label: name, else email, else sign-in name, else the id
+    /// (for deleted users).
     pub fn label(&self) -> String {
         match &self.profile {
-            Some(p) => p.name.clone().unwrap_or_else(|| p.email.clone()),
+            Some(p) => p
+                .name
+                .clone()
+                .or_else(|| self.email().map(str::to_owned))
+                .or_else(|| p.sign_in_name.clone())
+                .unwrap_or_else(|| self.id.to_string()),
             None => self.id.to_string(),
         }
     }
@@ -534,6 +558,8 @@ pub struct Organization {
     /// crate they are read through methods and never written, so no caller
     /// can make an index disagree with what it indexes.
     pub(crate) email_index: BTreeMap<String, UserId>,
+    /// Index: lower-cased sign-in name to live user (R-USR-03).
+    pub(crate) sign_in_index: BTreeMap<String, UserId>,
     /// Numbers by E.164.
     pub numbers: BTreeMap<PhoneNumber, Number>,
     /// Index: orphaned numbers (R-NUM-03).
@@ -562,6 +588,7 @@ crate::redact::debug_redacted!(struct Organization {
     roles,
     users,
     @redacted email_index,
+    @redacted sign_in_index,
     numbers,
     orphaned_index,
     invitations,
@@ -598,6 +625,7 @@ impl Organization {
             roles: BTreeMap::new(),
             users: BTreeMap::new(),
             email_index: BTreeMap::new(),
+            sign_in_index: BTreeMap::new(),
             numbers: BTreeMap::new(),
             orphaned_index: BTreeSet::new(),
             invitations: BTreeMap::new(),
@@ -624,6 +652,31 @@ impl Organization {
     /// The index of live users by lower-cased email (R-USR-01), read-only.
     pub fn email_index(&self) -> &BTreeMap<String, UserId> {
         &self.email_index
+    }
+
+    /// A live user by sign-in name, compared case-insensitively (R-USR-03).
+    /// Users without a sign-in name sign in with their email: see
+    /// [`Organization::user_signing_in_as`] for the lookup a sign-in screen
+    /// needs.
+    pub fn user_by_sign_in_name(&self, name: &str) -> Option<&User> {
+        self.sign_in_index
+            .get(&crate::validate::sign_in_key(name))
+            .and_then(|id| self.users.get(id))
+            .map(|u| &**u)
+    }
+
+    /// The live user who signs in as `login`: the one whose sign-in name it
+    /// is, else the one whose email it is. R-USR-03 keeps the two from
+    /// naming different users.
+    pub fn user_signing_in_as(&self, login: &str) -> Option<&User> {
+        self.user_by_sign_in_name(login)
+            .or_else(|| self.user_by_email(login))
+    }
+
+    /// The index of live users by lower-cased sign-in name (R-USR-03),
+    /// read-only.
+    pub fn sign_in_index(&self) -> &BTreeMap<String, UserId> {
+        &self.sign_in_index
     }
 
     /// The index of orphaned numbers (R-NUM-03), read-only; see

@@ -89,6 +89,12 @@ rule_ids! {
     /// R-USR-02: mobiles are valid E.164 numbers and default sending
     /// countries ISO 3166-1 alpha-2 codes.
     MobileAndCountry = "R-USR-02",
+    /// R-USR-03: a sign-in name belongs to one user: no two users share one,
+    /// and none is another user's email address, whatever the letter case.
+    UniqueSignInName = "R-USR-03",
+    /// R-USR-04: an identity provider provisions a user without an
+    /// invitation: active at once, with a sign-in name, an email or both.
+    Provisioning = "R-USR-04",
     /// R-MEM-01: an administrator raises or lowers a user's role on an
     /// account the user is a member of.
     ChangeRole = "R-MEM-01",

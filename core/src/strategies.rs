@@ -268,6 +268,32 @@ impl World {
                         },
                     ));
                 }
+                // Or provision one for an identity provider, with a sign-in
+                // name and, every other time, an email (R-USR-04).
+                if let Some(root) = root {
+                    out.push((
+                        owner.clone(),
+                        Command::ProvisionUser {
+                            sign_in_name: Some(format!("idp.user{fresh}")),
+                            email: fresh
+                                .is_multiple_of(2)
+                                .then(|| format!("provisioned{fresh}@example.com")),
+                            name: Some(format!("Provisioned {fresh}")),
+                            mobile: Some(phone(9_000 + fresh)),
+                            default_country: Some("US".into()),
+                            job_title: None,
+                            external_id: Some(format!("00u{fresh}Prov")),
+                            reports_to: None,
+                            deactivated: fresh.is_multiple_of(5),
+                            grant: Grant {
+                                role: RoleId::new(RoleId::AGENT),
+                                accounts: vec![root],
+                                agency_admin: false,
+                                clients: vec![],
+                            },
+                        },
+                    ));
+                }
             }
             // Accept a pending invitation (email or link) with a complete profile.
             1 => {
@@ -476,6 +502,13 @@ impl World {
                         Command::SetExternalId {
                             user: u.id,
                             external_id: Edit::Set(format!("00u{fresh}Idp")),
+                        },
+                    ));
+                    out.push((
+                        owner.clone(),
+                        Command::SetSignInName {
+                            user: u.id,
+                            sign_in_name: Edit::Set(format!("agent.{fresh}")),
                         },
                     ));
                 }

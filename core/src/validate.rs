@@ -33,6 +33,9 @@ pub const MAX_ROLE_ID_LEN: usize = 64;
 /// Limit: characters of an identity provider's id for a user (SCIM's
 /// `externalId`; object ids, GUIDs and user principal names fit with room).
 pub const MAX_EXTERNAL_ID_LEN: usize = 255;
+/// Limit: characters of a sign-in name (SCIM's `userName`; an email-length
+/// bound, since many identity providers send user principal names).
+pub const MAX_SIGN_IN_NAME_LEN: usize = 254;
 
 fn invalid(rule: RuleId, field: &str, reason: impl Into<String>) -> Blocker {
     Blocker::Invalid {
@@ -110,6 +113,50 @@ pub fn external_id(input: &str) -> Result<String, Blocker> {
         ));
     }
     Ok(input.to_owned())
+}
+
+/// A sign-in name (R-USR-03): kept as given and compared by
+/// [`sign_in_key`]. Not blank, no control characters, no white space at
+/// either end (a name that differs from another only by a trailing space
+/// would look the same on every screen and sign-in form), at most
+/// [`MAX_SIGN_IN_NAME_LEN`] characters.
+///
+/// ```
+/// use switchboard_core::validate::{sign_in_key, sign_in_name};
+/// assert_eq!(sign_in_name("Ann.Lee").as_deref(), Ok("Ann.Lee"));
+/// assert_eq!(sign_in_key("Ann.Lee"), "ann.lee");
+/// assert!(sign_in_name(" ann").is_err());
+/// assert!(sign_in_name("").is_err());
+/// assert!(sign_in_name("a\tb").is_err());
+/// ```
+pub fn sign_in_name(input: &str) -> Result<String, Blocker> {
+    let chars = input.chars().count();
+    if chars > MAX_SIGN_IN_NAME_LEN {
+        return Err(Blocker::LimitExceeded {
+            what: "sign_in_name".into(),
+            limit: MAX_SIGN_IN_NAME_LEN,
+            actual: chars,
+        });
+    }
+    let reason = if input.trim().is_empty() {
+        Some("must not be blank")
+    } else if input.chars().any(char::is_control) {
+        Some("must not contain control characters")
+    } else if input.trim() != input {
+        Some("must not begin or end with white space")
+    } else {
+        None
+    };
+    match reason {
+        Some(r) => Err(invalid(RuleId::Input, "sign_in_name", r)),
+        None => Ok(input.to_owned()),
+    }
+}
+
+/// The key sign-in names are compared by (R-USR-03): lower case, the same
+/// key as an email's, so that a sign-in name and an email can be compared.
+pub fn sign_in_key(name: &str) -> String {
+    email_key(name)
 }
 
 /// An email address (R-INV-01, R-USR-01): syntax by `email_address`, plus our

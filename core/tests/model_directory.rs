@@ -210,6 +210,33 @@ impl Sut {
                 name: "Custom".into(),
                 permissions: permissions.clone(),
             },
+            C::ProvisionUser {
+                sign_in,
+                email,
+                name,
+                mobile,
+                country,
+                leader,
+                deactivated,
+                grant,
+            } => Command::ProvisionUser {
+                sign_in_name: sign_in.map(|n| n.text()),
+                email: email.map(|e| e.text()),
+                name: name.map(|ok| {
+                    if ok {
+                        format!("Person {}", self.users.len())
+                    } else {
+                        "  ".into()
+                    }
+                }),
+                mobile: mobile.map(|m| m.text()),
+                default_country: country.map(str::to_owned),
+                job_title: None,
+                external_id: None,
+                reports_to: leader.map(|l| self.user(l)),
+                deactivated: *deactivated,
+                grant: self.grant(grant),
+            },
             C::InviteUsers { emails, grant } => Command::InviteUsers {
                 emails: emails.iter().map(Em::text).collect::<Vec<_>>().join(", "),
                 grant: self.grant(grant),
@@ -286,6 +313,13 @@ impl Sut {
                     } else {
                         " ".into()
                     }),
+                    Ed::Clear => Edit::Clear,
+                },
+            },
+            C::SetSignInName { user, sign_in_name } => Command::SetSignInName {
+                user: self.user(*user),
+                sign_in_name: match sign_in_name {
+                    Ed::Set(n) => Edit::Set(n.text()),
                     Ed::Clear => Edit::Clear,
                 },
             },
@@ -503,7 +537,8 @@ impl Sut {
                     user,
                     new_user: true,
                     ..
-                } => self.users.push(*user),
+                }
+                | Event::UserProvisioned { user, .. } => self.users.push(*user),
                 Event::WorkItemCreated { item, .. } => self.work.push(*item),
                 Event::DeviceSignedIn { user, device, .. } => self.devices.push((*user, *device)),
                 _ => {}
@@ -624,6 +659,8 @@ fn subject(sut: &Sut, b: &Blocker) -> S {
         | TargetIsSubject { user } => S::User(sut.user_ix(*user)),
         // The user who has the address already (R-INV-06, R-USR-01).
         EmailInUse { user, .. } => S::User(sut.user_ix(*user)),
+        // The user who signs in with the name or has it as their email (R-USR-03).
+        SignInNameInUse { user } => S::User(sut.user_ix(*user)),
         DuplicateEmail { email } => S::Email(email.trim().to_lowercase()),
         InvitationNotPending { invitation, .. } | InvitationExpired { invitation } => {
             S::Invitation(sut.invitation_ix(*invitation))
@@ -785,8 +822,11 @@ fn check_invariants(s: &Organization) {
         s.user(owner).is_some_and(User::is_active),
         "R-LIFE-03: the primary owner is active"
     );
-    // Unique emails among live users (R-USR-01), and the email index.
+    // Unique emails among live users (R-USR-01), and the email index;
+    // unique sign-in names, none another user's email (R-USR-03), and the
+    // sign-in index.
     let mut by_email = BTreeMap::new();
+    let mut by_sign_in = BTreeMap::new();
     for u in s.users.values() {
         if u.status == UserStatus::Deleted {
             // R-LIFE-06: nothing personal left, no access, no team.
@@ -808,13 +848,30 @@ fn check_invariants(s: &Organization) {
             );
             continue;
         }
-        let email = u.email().expect("a live user has a profile").to_lowercase();
-        assert!(
-            by_email.insert(email.clone(), u.id).is_none(),
-            "R-USR-01: {email} held twice"
-        );
+        assert!(u.profile.is_some(), "a live user has a profile");
+        // A user provisioned without an email has none (R-USR-04).
+        if let Some(email) = u.email().map(str::to_lowercase) {
+            assert!(
+                by_email.insert(email.clone(), u.id).is_none(),
+                "R-USR-01: {email} held twice"
+            );
+        }
+        if let Some(name) = u.profile.as_ref().and_then(|p| p.sign_in_name.as_deref()) {
+            let key = name.to_lowercase();
+            assert!(
+                by_sign_in.insert(key.clone(), u.id).is_none(),
+                "R-USR-03: {key} held twice"
+            );
+        }
     }
     assert_eq!(s.email_index(), &by_email, "email index");
+    assert_eq!(s.sign_in_index(), &by_sign_in, "sign-in index");
+    for (name, holder) in &by_sign_in {
+        assert!(
+            by_email.get(name).is_none_or(|u| u == holder),
+            "R-USR-03: {name} is one user's sign-in name and another's email"
+        );
+    }
     // R-LIFE-01: only an active user has live sessions or a reset token.
     for u in s.users.values() {
         if !u.is_active() {
@@ -988,7 +1045,8 @@ fn check_agreement(sut: &Sut, m: &Model) {
         let p = u.profile.as_ref();
         let core = MUser {
             status: u.status,
-            email: p.map(|p| p.email.to_lowercase()),
+            email: u.email().map(str::to_lowercase),
+            sign_in: p.and_then(|p| p.sign_in_name.as_deref().map(str::to_lowercase)),
             has_name: p.is_some_and(|p| p.name.is_some()),
             has_mobile: p.is_some_and(|p| p.mobile.is_some()),
             has_country: p.is_some_and(|p| p.default_country.is_some()),
@@ -1248,6 +1306,8 @@ fn transitions_cover_every_command_and_the_refusal_paths() {
         "UpdateProfile",
         "UpdateAdminFields",
         "SetExternalId",
+        "SetSignInName",
+        "ProvisionUser",
         "RequestPasswordReset",
         "GrantAccess",
         "ChangeRole",
@@ -1299,6 +1359,7 @@ fn transitions_cover_every_command_and_the_refusal_paths() {
         RuleId::AdminManagedFields,
         RuleId::BulkAllOrNothing,
         RuleId::UniqueEmail,
+        RuleId::UniqueSignInName,
     ] {
         assert!(all.contains(&rule), "no refusal by {rule}");
     }

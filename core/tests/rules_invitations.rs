@@ -1,4 +1,4 @@
-//! Rules of invitations and users: R-INV-01..07, R-USR-01..02.
+//! Rules of invitations and users: R-INV-01..07, R-USR-01..04.
 
 mod common;
 
@@ -797,6 +797,317 @@ fn r_usr_01_emails_are_unique_case_insensitively() {
         w.owner_actor(),
         invite_cmd(&bob_old, grant(agent_role(), &[w.root])),
     );
+    w.assert_replays();
+}
+
+// ---------------------------------------------------------------- R-USR-03
+
+/// A sign-in name (SCIM's `userName`) is set by an administrator, kept as
+/// given, looked up whatever the case, held by one user, never another
+/// user's email — and an email never becomes someone's while it is another
+/// user's sign-in name. Refusals change nothing; clearing or deleting frees
+/// the name.
+#[test]
+fn r_usr_03_a_sign_in_name_names_one_user() {
+    let mut w = World::new();
+    let ann = w.agent("Ann", &[w.root]);
+    let bob = w.agent("Bob", &[w.root]);
+    let erin = w.admin("Erin", &[w.root]);
+    let set = |user: UserId, name: &str| Command::SetSignInName {
+        user,
+        sign_in_name: Edit::Set(name.to_owned()),
+    };
+    // Ann herself may not choose it (R-AUTH-03).
+    let err = w.refused(as_user(ann), set(ann, "Ann.Lee"));
+    assert_eq!(
+        only(&err),
+        &Blocker::AdminManagedField {
+            actor: as_user(ann),
+            user: ann,
+            field: AdminField::SignInName,
+            account: Some(w.root),
+        }
+    );
+    // Her administrator sets it; it is kept as given and found in any case.
+    let d = w.ok(as_user(erin), set(ann, "Ann.Lee"));
+    assert_eq!(d.events.len(), 1);
+    assert_eq!(w.profile(ann).sign_in_name.as_deref(), Some("Ann.Lee"));
+    assert_eq!(
+        w.state.user_by_sign_in_name("ANN.LEE").map(|u| u.id),
+        Some(ann)
+    );
+    let ann_email = w.profile(ann).email.clone();
+    assert_eq!(
+        w.state.user_signing_in_as("ann.lee").map(|u| u.id),
+        Some(ann)
+    );
+    assert_eq!(
+        w.state.user_signing_in_as(&ann_email).map(|u| u.id),
+        Some(ann)
+    );
+    // The same name again records nothing.
+    assert!(w.ok(as_user(erin), set(ann, "Ann.Lee")).events.is_empty());
+    // Bob can take neither her name, in any case, nor her email.
+    let before = w.state.clone();
+    for taken in [
+        "ann.lee",
+        "ANN.LEE",
+        ann_email.as_str(),
+        &ann_email.to_uppercase(),
+    ] {
+        let err = w.refused(as_user(erin), set(bob, taken));
+        assert_eq!(
+            only(&err),
+            &Blocker::SignInNameInUse { user: ann },
+            "{taken}"
+        );
+        assert_eq!(err.rules(), vec![RuleId::UniqueSignInName]);
+        assert!(!err.to_string().contains(taken), "the name is not repeated");
+    }
+    // Malformed names: typed refusals.
+    for (bad, rule) in [
+        ("   ".to_owned(), RuleId::Input),
+        (" bob".to_owned(), RuleId::Input),
+        ("bob\t".to_owned(), RuleId::Input),
+        (
+            "b".repeat(validate::MAX_SIGN_IN_NAME_LEN + 1),
+            RuleId::Limit,
+        ),
+    ] {
+        let err = w.refused(as_user(erin), set(bob, &bad));
+        assert_eq!(err.rules(), vec![rule], "{bad:?}");
+    }
+    assert_eq!(w.state, before);
+    // Bob may sign in with his own email as his name.
+    let bob_email = w.profile(bob).email.clone();
+    w.ok(as_user(erin), set(bob, &bob_email.to_uppercase()));
+    // A sign-in name that is an address no one has: nobody can then be
+    // invited with it, take it as their email, or accept a link with it.
+    w.ok(as_user(erin), set(ann, "boss@northwind.example"));
+    assert!(
+        w.state.user_by_sign_in_name("ann.lee").is_none(),
+        "the old name is free"
+    );
+    let before = w.state.clone();
+    let err = w.refused(
+        w.owner_actor(),
+        invite_cmd("Boss@Northwind.example", grant(agent_role(), &[w.root])),
+    );
+    assert_eq!(only(&err), &Blocker::SignInNameInUse { user: ann });
+    let err = w.refused(
+        as_user(bob),
+        Command::UpdateProfile {
+            user: bob,
+            name: None,
+            email: Some("boss@northwind.example".into()),
+            mobile: None,
+            default_country: None,
+            notifications: None,
+        },
+    );
+    assert_eq!(only(&err), &Blocker::SignInNameInUse { user: ann });
+    let link = w.ok(
+        w.owner_actor(),
+        Command::CreateInvitationLink {
+            grant: grant(agent_role(), &[w.root]),
+        },
+    );
+    let after_link = w.state.clone();
+    let err = w.refused(
+        Actor::System,
+        accept_cmd(
+            &link.secrets[0].token,
+            Some("boss@northwind.example"),
+            "Boss",
+        ),
+    );
+    assert_eq!(err.rules(), vec![RuleId::UniqueSignInName]);
+    assert_eq!(w.state, after_link);
+    assert_eq!(before.version + 1, w.state.version);
+    // Cleared, the name is free again.
+    w.ok(
+        as_user(erin),
+        Command::SetSignInName {
+            user: ann,
+            sign_in_name: Edit::Clear,
+        },
+    );
+    assert_eq!(w.profile(ann).sign_in_name, None);
+    assert!(w
+        .state
+        .user_by_sign_in_name("boss@northwind.example")
+        .is_none());
+    w.ok(
+        w.owner_actor(),
+        invite_cmd("boss@northwind.example", grant(agent_role(), &[w.root])),
+    );
+    // Deleting its holder frees a name too.
+    w.ok(as_user(erin), set(ann, "ann.lee"));
+    w.ok(
+        w.owner_actor(),
+        Command::Delete {
+            user: ann,
+            acknowledgement: ACK,
+            forward_numbers_to: None,
+            reassign_reports: None,
+        },
+    );
+    assert!(w.state.user_by_sign_in_name("ann.lee").is_none());
+    assert_eq!(w.state.sign_in_index().len(), 1, "Bob's alone");
+    w.ok(as_user(erin), set(bob, "Ann.Lee"));
+    assert_eq!(
+        w.state.user_by_sign_in_name("ann.lee").map(|u| u.id),
+        Some(bob)
+    );
+    w.assert_replays();
+}
+
+// ---------------------------------------------------------------- R-USR-04
+
+/// An identity provider provisions a user without an invitation: active at
+/// once, with the grant applied, signing in with a sign-in name, an email or
+/// both — and with neither the command is refused. The email and the name
+/// obey R-USR-01 and R-USR-03; the grant needs `ManageUsers` (R-AUTH-01).
+#[test]
+fn r_usr_04_a_provisioned_user_is_active_at_once_and_needs_no_email() {
+    let mut w = World::new();
+    let east = w.account("East", w.root);
+    let west = w.account("West", w.root);
+    let walt = w.admin("Walt", &[west]);
+    let ann = w.agent("Ann", &[east]);
+    let ann_email = w.profile(ann).email.clone();
+    let provision = |name: Option<&str>, email: Option<&str>| Command::ProvisionUser {
+        sign_in_name: name.map(str::to_owned),
+        email: email.map(str::to_owned),
+        name: None,
+        mobile: None,
+        default_country: None,
+        job_title: None,
+        external_id: None,
+        reports_to: None,
+        deactivated: false,
+        grant: grant(agent_role(), &[east]),
+    };
+    // No email: the sign-in name alone.
+    let d = w.ok(w.owner_actor(), provision(Some("Dana.Idp"), None));
+    assert!(d.secrets.is_empty(), "no invitation, no token");
+    let dana = d.created().users[0];
+    let u = w.user(dana);
+    assert_eq!(u.status, UserStatus::Active);
+    assert_eq!(u.email(), None);
+    assert_eq!(u.invitation, None);
+    assert_eq!(u.memberships.get(&east), Some(&agent_role()));
+    assert_eq!(
+        w.state.user_signing_in_as("dana.idp").map(|u| u.id),
+        Some(dana)
+    );
+    assert!(!w.state.email_index().values().any(|u| *u == dana));
+    // She signs in at once and can later be given an email.
+    w.ok(
+        as_user(dana),
+        Command::SignIn {
+            user: dana,
+            device_name: "Laptop".into(),
+        },
+    );
+    // An email alone.
+    let d = w.ok(
+        w.owner_actor(),
+        provision(None, Some("eli@northwind.example")),
+    );
+    let eli = d.created().users[0];
+    assert_eq!(w.user(eli).email(), Some("eli@northwind.example"));
+    assert_eq!(
+        w.state
+            .user_signing_in_as("ELI@northwind.example")
+            .map(|u| u.id),
+        Some(eli)
+    );
+    // Refusals change nothing: neither name nor email (R-USR-04); a taken
+    // email (R-USR-01); a name that is taken or someone's email (R-USR-03);
+    // an administrator of another account (R-AUTH-01).
+    let before = w.state.clone();
+    let err = w.refused(w.owner_actor(), provision(None, None));
+    assert_eq!(err.rules(), vec![RuleId::Provisioning]);
+    let err = w.refused(
+        w.owner_actor(),
+        provision(Some("fay"), Some(&ann_email.to_uppercase())),
+    );
+    assert_eq!(
+        only(&err),
+        &Blocker::EmailInUse {
+            email: ann_email.to_uppercase(),
+            user: ann,
+            rule: RuleId::UniqueEmail
+        }
+    );
+    for taken in ["DANA.IDP", ann_email.as_str()] {
+        let err = w.refused(w.owner_actor(), provision(Some(taken), None));
+        assert_eq!(err.rules(), vec![RuleId::UniqueSignInName], "{taken}");
+    }
+    let err = w.refused(
+        w.owner_actor(),
+        provision(Some(" fay"), Some("not-an-email")),
+    );
+    assert_eq!(err.rules(), vec![RuleId::InviteMany, RuleId::Input]);
+    let err = w.refused(as_user(walt), provision(Some("fay"), None));
+    assert_eq!(err.rules(), vec![RuleId::ManageUsersRequired]);
+    // The profile comes in the same command: a bad mobile number creates
+    // nobody (R-USR-02).
+    let with_profile = |mobile: &str| Command::ProvisionUser {
+        sign_in_name: Some("gus".into()),
+        email: None,
+        name: Some("Gus Idp".into()),
+        mobile: Some(mobile.into()),
+        default_country: Some("GB".into()),
+        job_title: Some("Supervisor".into()),
+        external_id: Some("00uGus".into()),
+        reports_to: None,
+        deactivated: false,
+        grant: grant(agent_role(), &[east]),
+    };
+    let err = w.refused(w.owner_actor(), with_profile("12345"));
+    assert_eq!(err.rules(), vec![RuleId::MobileAndCountry]);
+    assert_eq!(w.state, before);
+    let d = w.ok(w.owner_actor(), with_profile("+1 415 555 0100"));
+    let gus = d.created().users[0];
+    let p = w.profile(gus);
+    assert_eq!(p.name.as_deref(), Some("Gus Idp"));
+    assert_eq!(p.mobile.as_ref().map(|m| m.as_str()), Some("+14155550100"));
+    assert_eq!(p.job_title.as_deref(), Some("Supervisor"));
+    assert_eq!(p.external_id.as_deref(), Some("00uGus"));
+    assert_eq!(p.default_country.as_deref(), Some("GB"));
+    assert!(p.missing_required().is_empty(), "a complete profile");
+    assert_eq!(d.events.len(), 1, "one event: created whole");
+    // Provisioned deactivated: known, but no sign-in until reactivated,
+    // which needs a complete profile (R-LIFE-02, R-LIFE-04).
+    let d = w.ok(
+        w.owner_actor(),
+        Command::ProvisionUser {
+            sign_in_name: Some("hal".into()),
+            email: None,
+            name: None,
+            mobile: None,
+            default_country: None,
+            job_title: None,
+            external_id: None,
+            reports_to: None,
+            deactivated: true,
+            grant: grant(agent_role(), &[east]),
+        },
+    );
+    let hal = d.created().users[0];
+    assert_eq!(w.user(hal).status, UserStatus::Deactivated);
+    let err = w.refused(
+        as_user(hal),
+        Command::SignIn {
+            user: hal,
+            device_name: "Laptop".into(),
+        },
+    );
+    assert_eq!(err.rules(), vec![RuleId::DeactivationEndsAccess]);
+    let err = w.refused(w.owner_actor(), Command::Reactivate { user: hal });
+    assert_eq!(err.rules(), vec![RuleId::CompleteProfileRequired]);
     w.assert_replays();
 }
 

@@ -164,7 +164,9 @@ fn concerns_account(event: &Event, before: &Organization, a: AccountId) -> bool 
         | Event::RoleChanged { account, .. }
         | Event::AccessRemoved { account, .. }
         | Event::NumberAdded { account, .. } => *account == a,
-        Event::UserInvited { grant, .. } | Event::InvitationLinkCreated { grant, .. } => {
+        Event::UserInvited { grant, .. }
+        | Event::UserProvisioned { grant, .. }
+        | Event::InvitationLinkCreated { grant, .. } => {
             grant.agency_admin || grant.accounts.contains(&a)
         }
         Event::InvitationAccepted { invitation, .. } => before

@@ -42,6 +42,7 @@ pub(super) fn invite(s: &Organization, ctx: &Context<'_>, raw: &str, grant: &Gra
                 rule: RuleId::InviteExistingEmail,
             });
         }
+        b.extend(super::profile::email_names_someone_else(s, None, e));
     }
     let expires_at = expiry(s, ctx);
     b.extend(expires_at.as_ref().err().cloned());
@@ -73,6 +74,111 @@ pub(super) fn invite(s: &Organization, ctx: &Context<'_>, raw: &str, grant: &Gra
         });
     }
     Ok(decision)
+}
+
+/// R-USR-04: a user provisioned by an identity provider, active at once,
+/// with a sign-in name, an email or both: the email unique (R-USR-01) and
+/// no one's sign-in name, the name unique and no one's email (R-USR-03), the
+/// grant as an invitation's (R-INV-02, R-AUTH-01), the profile as every
+/// edit's (R-USR-02; the admin-managed fields are the grant's `ManageUsers`
+/// holder's to set, R-AUTH-03).
+pub(super) fn provision(s: &Organization, ctx: &Context<'_>, command: &Command) -> Outcome {
+    let Command::ProvisionUser {
+        sign_in_name,
+        email,
+        name,
+        mobile,
+        default_country,
+        job_title,
+        external_id,
+        reports_to,
+        deactivated,
+        grant,
+    } = command
+    else {
+        // Dispatch routes only `ProvisionUser` here; no input panics.
+        return Err(Blocker::NotFound {
+            missing: Missing::Organization,
+        }
+        .into());
+    };
+    let (sign_in_name, email) = (sign_in_name.as_deref(), email.as_deref());
+    let mut b = Vec::new();
+    check_grant(s, ctx, grant, &mut b);
+    if sign_in_name.is_none() && email.is_none() {
+        b.push(Blocker::Invalid {
+            rule: RuleId::Provisioning,
+            field: "sign_in_name".into(),
+            reason: "a provisioned user needs a sign-in name or an email to sign in with".into(),
+        });
+    }
+    let mut personal = PersonalData::default();
+    if let Some(e) = email.and_then(|e| check(validate::email(e), &mut b)) {
+        if let Some(existing) = s.user_by_email(&e) {
+            b.push(Blocker::EmailInUse {
+                email: e.clone(),
+                user: existing.id,
+                rule: RuleId::UniqueEmail,
+            });
+        }
+        b.extend(super::profile::email_names_someone_else(s, None, &e));
+        personal.email = Some(e);
+    }
+    if let Some(name) = sign_in_name.and_then(|n| check(validate::sign_in_name(n), &mut b)) {
+        let holder = [s.user_by_sign_in_name(&name), s.user_by_email(&name)]
+            .into_iter()
+            .flatten()
+            .next();
+        if let Some(holder) = holder {
+            b.push(Blocker::SignInNameInUse { user: holder.id });
+        }
+        personal.sign_in_name = Some(name);
+    }
+    personal.name = name
+        .as_deref()
+        .and_then(|n| check(validate::text("name", n, MAX_TEXT_LEN), &mut b));
+    personal.mobile = mobile.as_deref().and_then(|m| {
+        check(
+            validate::phone_number("mobile", RuleId::MobileAndCountry, m),
+            &mut b,
+        )
+    });
+    // The country is no personal data: events record it in clear, beside
+    // the sealed part.
+    let default_country = default_country
+        .as_deref()
+        .and_then(|c| check(validate::country(c), &mut b));
+    personal.job_title = job_title
+        .as_deref()
+        .and_then(|t| check(validate::text("job_title", t, MAX_TEXT_LEN), &mut b));
+    personal.external_id = external_id
+        .as_deref()
+        .and_then(|x| check(validate::external_id(x), &mut b));
+    // R-TEAM-01; a new user can close no loop.
+    if let Some(leader) = reports_to {
+        super::teams::check_leader(s, *leader, &mut b);
+    }
+    verdict(b)?;
+    let user = new_id(ctx);
+    let mut events = vec![Event::UserProvisioned {
+        user,
+        personal,
+        default_country,
+        grant: grant.clone(),
+    }];
+    if let Some(leader) = reports_to {
+        events.push(Event::ReportingLineChanged {
+            user,
+            leader: Some(*leader),
+        });
+    }
+    if *deactivated {
+        events.push(Event::UserDeactivated {
+            user,
+            sessions_ended: Vec::new(),
+        });
+    }
+    accept(events)
 }
 
 /// R-INV-03: a copyable link; the email is given on acceptance.
@@ -337,6 +443,7 @@ pub(super) fn accept_invitation(
                                 rule: RuleId::UniqueEmail,
                             });
                         }
+                        b.extend(super::profile::email_names_someone_else(s, None, &e));
                         personal.email = Some(e);
                     }
                 }

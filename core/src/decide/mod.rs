@@ -200,6 +200,7 @@ fn dispatch(
             permissions,
         } => organization::define_role(s, ctx, role, name, permissions),
         InviteUsers { emails, grant } => invitations::invite(s, ctx, emails, grant),
+        ProvisionUser { .. } => invitations::provision(s, ctx, command),
         CreateInvitationLink { grant } => invitations::create_link(s, ctx, grant),
         Reinvite { invitation } => invitations::reinvite(s, ctx, *invitation),
         RevokeInvitation { invitation } => invitations::revoke(s, ctx, *invitation),
@@ -224,6 +225,9 @@ fn dispatch(
         UpdateProfile { .. } => profile::update_profile(s, ctx, command),
         UpdateAdminFields { .. } => profile::update_admin_fields(s, ctx, command),
         SetExternalId { user, external_id } => profile::set_external_id(s, ctx, *user, external_id),
+        SetSignInName { user, sign_in_name } => {
+            profile::set_sign_in_name(s, ctx, *user, sign_in_name)
+        }
         RequestPasswordReset { user } => profile::password_reset(s, ctx, *user),
         GrantAccess {
             user,

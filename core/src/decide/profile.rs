@@ -1,5 +1,5 @@
-//! Profile details (R-AUTH-02, R-USR-01, R-USR-02), admin-managed fields
-//! (R-AUTH-03), devices (R-LIFE-08) and password resets (R-LIFE-07).
+//! Profile details (R-AUTH-02, R-USR-01, R-USR-02), sign-in names
+//! (R-USR-03), admin-managed fields (R-AUTH-03), devices (R-LIFE-08) and password resets (R-LIFE-07).
 
 use super::*;
 use crate::command::Edit;
@@ -75,6 +75,7 @@ pub(crate) fn profile_events(
                 }),
                 _ => {}
             }
+            b.extend(email_names_someone_else(s, Some(user), &e));
             personal.email = Some(e);
         }
     }
@@ -300,6 +301,73 @@ pub(super) fn set_external_id(
         Edit::Clear => personal.cleared.push(ProfileField::ExternalId),
     }
     verdict(b)?;
+    accept(vec![Event::ProfileUpdated {
+        user,
+        personal,
+        default_country: None,
+        notifications: None,
+    }])
+}
+
+/// R-USR-03: an email about to be `user`'s (`None`: a newcomer's) must not
+/// be the sign-in name of another live user, or signing in with it would
+/// name two people.
+pub(super) fn email_names_someone_else(
+    s: &Organization,
+    user: Option<UserId>,
+    email: &str,
+) -> Option<Blocker> {
+    s.user_by_sign_in_name(email)
+        .filter(|holder| Some(holder.id) != user)
+        .map(|holder| Blocker::SignInNameInUse { user: holder.id })
+}
+
+/// R-AUTH-03, R-USR-03: a sign-in name is admin-managed (`ManageUsers` over
+/// the user), held by one live user only and never another user's email,
+/// whatever the letter case; kept as given ([`validate::sign_in_name`]).
+/// Setting the name the user has already, or clearing none, records
+/// nothing. R-LIFE-06: a deleted user has no profile to hold one.
+pub(super) fn set_sign_in_name(
+    s: &Organization,
+    ctx: &Context<'_>,
+    user: UserId,
+    sign_in_name: &Edit<String>,
+) -> Outcome {
+    let mut b = Vec::new();
+    let mut personal = PersonalData::default();
+    let target = live_user(s, user, RuleId::PersonalDataErased, &mut b);
+    if let Some(target) = target {
+        let mut denied = Vec::new();
+        require_over_user(s, ctx, Permission::ManageUsers, target, &mut denied);
+        b.extend(admin_field_denials(denied, user, &[AdminField::SignInName]));
+    }
+    match sign_in_name {
+        Edit::Set(name) => {
+            if let Some(name) = check(validate::sign_in_name(name), &mut b) {
+                let holder = [s.user_by_sign_in_name(&name), s.user_by_email(&name)]
+                    .into_iter()
+                    .flatten()
+                    .find(|holder| holder.id != user);
+                if let Some(holder) = holder {
+                    b.push(Blocker::SignInNameInUse { user: holder.id });
+                }
+                personal.sign_in_name = Some(name);
+            }
+        }
+        Edit::Clear => personal.cleared.push(ProfileField::SignInName),
+    }
+    verdict(b)?;
+    let current = target
+        .and_then(|t| t.profile.as_ref())
+        .and_then(|p| p.sign_in_name.as_deref());
+    let unchanged = match (&personal.sign_in_name, current) {
+        (Some(new), Some(old)) => new == old,
+        (None, None) => true, // clearing what is not there
+        _ => false,
+    };
+    if unchanged {
+        return accept(Vec::new());
+    }
     accept(vec![Event::ProfileUpdated {
         user,
         personal,

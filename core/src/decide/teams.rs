@@ -43,7 +43,7 @@ fn would_cycle(
 }
 
 /// R-TEAM-01: a leader is an active user holding ManageTeam.
-fn check_leader(s: &Organization, leader: UserId, b: &mut Vec<Blocker>) {
+pub(super) fn check_leader(s: &Organization, leader: UserId, b: &mut Vec<Blocker>) {
     if let Some(l) = active_user(s, leader, RuleId::ReportingLine, b) {
         if !s.holds_anywhere(l, Permission::ManageTeam) {
             b.push(Blocker::NotATeamLeader { user: leader });

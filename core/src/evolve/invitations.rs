@@ -16,11 +16,10 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             let mut u = new_user_from_personal(*user, UserStatus::Invited, personal);
             u.invitation = Some(*invitation);
             if let Some(p) = &u.profile {
-                state
-                    .email_index
-                    .insert(crate::validate::email_key(&p.email), *user);
+                index_email(state, &p.email, *user);
             }
             state.users.insert(*user, Box::new(u));
+            reindex_sign_in(state, *user, None);
             insert_invitation(
                 state,
                 Invitation {
@@ -33,6 +32,23 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
                     status: InvitationStatus::Pending,
                 },
             );
+        }
+        Event::UserProvisioned {
+            user,
+            personal,
+            default_country,
+            grant,
+        } => {
+            let mut u = new_user_from_personal(*user, UserStatus::Active, personal);
+            if let Some(p) = u.profile.as_mut() {
+                p.default_country = default_country.clone();
+            }
+            if let Some(p) = &u.profile {
+                index_email(state, &p.email, *user);
+            }
+            state.users.insert(*user, Box::new(u));
+            reindex_sign_in(state, *user, None);
+            apply_grant(state, *user, grant);
         }
         Event::InvitationLinkCreated {
             invitation,
@@ -90,17 +106,17 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             personal,
             default_country,
         } => {
+            let sign_in_before = sign_in_of(state, *user);
             if *new_user {
                 let u = new_user_from_personal(*user, UserStatus::Invited, personal);
                 if let Some(p) = &u.profile {
-                    state
-                        .email_index
-                        .insert(crate::validate::email_key(&p.email), *user);
+                    index_email(state, &p.email, *user);
                 }
                 state.users.insert(*user, Box::new(u));
             } else if let Some(p) = state.users.get_mut(user).and_then(|u| u.profile.as_mut()) {
                 apply_personal(p, personal);
             }
+            reindex_sign_in(state, *user, sign_in_before);
             if let Some(u) = state.users.get_mut(user) {
                 if let Some(p) = u.profile.as_mut() {
                     if default_country.is_some() {

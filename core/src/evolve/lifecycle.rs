@@ -33,6 +33,12 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
                 if state.email_index.get(&key) == Some(user) {
                     state.email_index.remove(&key);
                 }
+                if let Some(name) = &p.sign_in_name {
+                    let key = crate::validate::sign_in_key(name);
+                    if state.sign_in_index.get(&key) == Some(user) {
+                        state.sign_in_index.remove(&key);
+                    }
+                }
             }
             for a in accounts {
                 if let Some(acc) = state.accounts.get_mut(&a) {

@@ -47,6 +47,9 @@ pub(crate) fn apply_personal(profile: &mut Profile, p: &PersonalData) {
     if let Some(v) = &p.external_id {
         profile.external_id = Some(v.clone());
     }
+    if let Some(v) = &p.sign_in_name {
+        profile.sign_in_name = Some(v.clone());
+    }
     for f in &p.cleared {
         match f {
             ProfileField::Name => profile.name = None,
@@ -55,6 +58,7 @@ pub(crate) fn apply_personal(profile: &mut Profile, p: &PersonalData) {
             ProfileField::JobTitle => profile.job_title = None,
             ProfileField::Picture => profile.picture = None,
             ProfileField::ExternalId => profile.external_id = None,
+            ProfileField::SignInName => profile.sign_in_name = None,
             // The email is required; it is never cleared, only replaced.
             ProfileField::Email => {}
         }
@@ -68,6 +72,50 @@ fn refresh_orphan(state: &mut Organization, number: &PhoneNumber) {
     } else {
         state.orphaned_index.remove(number);
     }
+}
+
+/// Indexes `user` under `email` (R-USR-01). An empty email — erased, its
+/// key shredded (R-LIFE-06), or never given (R-USR-04) — names nobody and
+/// is not indexed; the snapshot reader does the same.
+fn index_email(state: &mut Organization, email: &str, user: UserId) {
+    let key = crate::validate::email_key(email);
+    if !key.is_empty() {
+        state.email_index.insert(key, user);
+    }
+}
+
+/// Keeps the sign-in index (R-USR-03) in step with a user's profile after an
+/// event changed it; `before` is the sign-in name the profile held before.
+/// Only the user's own entry moves: decide never lets a name be taken twice.
+fn reindex_sign_in(state: &mut Organization, user: UserId, before: Option<String>) {
+    let after = state
+        .users
+        .get(&user)
+        .and_then(|u| u.profile.as_ref())
+        .and_then(|p| p.sign_in_name.as_deref())
+        .map(crate::validate::sign_in_key);
+    let before = before.as_deref().map(crate::validate::sign_in_key);
+    if before == after {
+        return;
+    }
+    if let Some(k) = before {
+        if state.sign_in_index.get(&k) == Some(&user) {
+            state.sign_in_index.remove(&k);
+        }
+    }
+    if let Some(k) = after {
+        state.sign_in_index.insert(k, user);
+    }
+}
+
+/// The sign-in name a user's profile holds now, to hand to
+/// [`reindex_sign_in`] after the event.
+fn sign_in_of(state: &Organization, user: UserId) -> Option<String> {
+    state
+        .users
+        .get(&user)
+        .and_then(|u| u.profile.as_ref())
+        .and_then(|p| p.sign_in_name.clone())
 }
 
 fn new_user_from_personal(id: UserId, status: UserStatus, p: &PersonalData) -> User {
@@ -150,6 +198,7 @@ pub fn evolve(state: &mut Organization, event: &Event) {
         | Event::RoleChanged { .. }
         | Event::AccessRemoved { .. } => access::apply(state, event),
         Event::UserInvited { .. }
+        | Event::UserProvisioned { .. }
         | Event::InvitationLinkCreated { .. }
         | Event::UserReinvited { .. }
         | Event::InvitationAccepted { .. }

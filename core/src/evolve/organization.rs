@@ -33,11 +33,13 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             );
             let mut user = new_user_from_personal(*owner, UserStatus::Active, owner_personal);
             user.agency_admin = true;
-            state.email_index.insert(
-                crate::validate::email_key(&owner_personal.email.clone().unwrap_or_default()),
+            index_email(
+                state,
+                owner_personal.email.as_deref().unwrap_or_default(),
                 *owner,
             );
             state.users.insert(*owner, Box::new(user));
+            reindex_sign_in(state, *owner, None);
             state.agency_admin_index.insert(*owner);
             grant_access(state, *owner, *root_account, RoleId::new(RoleId::OWNER));
         }

@@ -11,6 +11,7 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             default_country,
             notifications,
         } => {
+            let sign_in_before = sign_in_of(state, *user);
             let Some(u) = state.users.get_mut(user) else {
                 return;
             };
@@ -28,8 +29,9 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             let new_key = crate::validate::email_key(&p.email);
             if new_key != old_key {
                 state.email_index.remove(&old_key);
-                state.email_index.insert(new_key, *user);
+                index_email(state, &new_key, *user);
             }
+            reindex_sign_in(state, *user, sign_in_before);
         }
         Event::DeviceSignedOut { user, device } => {
             if let Some(u) = state.users.get_mut(user) {

@@ -1,4 +1,4 @@
-//! The binary form of a snapshot (schema 3): an [`Organization`] written
+//! The binary form of a snapshot (schema 3 and later): an [`Organization`] written
 //! with `postcard` straight from the state's own types — no intermediate
 //! JSON tree — with each user's personal data (profile and device names)
 //! as one sealed blob.
@@ -382,9 +382,19 @@ impl OrgIn {
             // The email index, as `evolve` keeps it: every live user whose
             // profile is readable.
             if let (Some(p), false) = (&user.profile, user.status == UserStatus::Deleted) {
-                state
-                    .email_index
-                    .insert(crate::validate::email_key(&p.email), user.id);
+                // An empty email (erased, or never given: R-USR-04) is not
+                // indexed.
+                if !crate::validate::email_key(&p.email).is_empty() {
+                    state
+                        .email_index
+                        .insert(crate::validate::email_key(&p.email), user.id);
+                }
+                // The sign-in index likewise (R-USR-03).
+                if let Some(name) = &p.sign_in_name {
+                    state
+                        .sign_in_index
+                        .insert(crate::validate::sign_in_key(name), user.id);
+                }
             }
             if user.agency_admin {
                 state.agency_admin_index.insert(user.id);
@@ -434,6 +444,7 @@ mod tests {
             p.name = Some("Ann".into());
             p.default_country = Some("US".into());
             p.job_title = Some("Agent".into());
+            p.sign_in_name = Some("Ann.Lee".into());
         }
         ann.memberships.insert(root, RoleId::new(RoleId::AGENT));
         for (n, name) in [(20, "Ann's phone"), (21, "Firefox")] {
@@ -463,6 +474,11 @@ mod tests {
                 state
                     .email_index
                     .insert(crate::validate::email_key(&p.email), u.id);
+                if let Some(name) = &p.sign_in_name {
+                    state
+                        .sign_in_index
+                        .insert(crate::validate::sign_in_key(name), u.id);
+                }
             }
             state.users.insert(u.id, Box::new(u));
         }
@@ -522,7 +538,8 @@ mod tests {
             }
             assert!(erased.devices.values().all(|d| d.name.is_empty()));
         }
-        assert!(back.email_index.keys().all(String::is_empty));
+        assert!(back.email_index.is_empty(), "an erased email is no key");
+        assert!(back.sign_in_index.is_empty(), "an erased name is no key");
     }
 
     #[test]

@@ -27,7 +27,8 @@ use crate::store::{Snapshot, Store, StoreError};
 /// 2: profiles sealed under their users' keys, no email index (JSON).
 /// 3: the same, in postcard's binary form, one sealed part per user.
 /// 4: profiles hold the identity provider's id (`external_id`).
-pub const SNAPSHOT_SCHEMA_VERSION: u32 = 4;
+/// 5: profiles hold the sign-in name (`sign_in_name`).
+pub const SNAPSHOT_SCHEMA_VERSION: u32 = 5;
 
 /// Whether a snapshot is due: at least `every` events since the last one at
 /// `snapshot_at`, and at least `per_entity` per entity of the organization

@@ -85,6 +85,43 @@ impl fmt::Debug for Em {
     }
 }
 
+/// A sign-in name: from a small pool (collisions, R-USR-03 is
+/// case-insensitive), an email of the email pool (R-USR-03: never another
+/// user's email), or blank (malformed).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Sn {
+    /// `agent{i}`, upper-cased when the flag is set.
+    Pool(u8, bool),
+    /// The email `p{i}@acme.example` of the email pool.
+    Email(u8),
+    /// Not a sign-in name.
+    Blank,
+}
+
+impl Sn {
+    pub fn text(&self) -> String {
+        match self {
+            Sn::Pool(i, false) => format!("agent{i}"),
+            Sn::Pool(i, true) => format!("AGENT{i}"),
+            Sn::Email(i) => Em::Pool(*i, false).text(),
+            Sn::Blank => " ".into(),
+        }
+    }
+    /// The case-insensitive key.
+    pub fn key(&self) -> Option<String> {
+        match self {
+            Sn::Blank => None,
+            other => Some(other.text().to_lowercase()),
+        }
+    }
+}
+
+impl fmt::Debug for Sn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.text())
+    }
+}
+
 pub const OWNER_EMAIL: &str = "owner@acme.example";
 
 /// A phone number of the pool (`+1415200000k`), possibly written with spaces
@@ -245,6 +282,17 @@ pub enum C {
         emails: Vec<Em>,
         grant: G,
     },
+    ProvisionUser {
+        sign_in: Option<Sn>,
+        email: Option<Em>,
+        /// `Some(false)`: a blank name.
+        name: Option<bool>,
+        mobile: Option<Mob>,
+        country: Option<&'static str>,
+        leader: Option<usize>,
+        deactivated: bool,
+        grant: G,
+    },
     CreateInvitationLink {
         grant: G,
     },
@@ -289,6 +337,10 @@ pub enum C {
     SetExternalId {
         user: usize,
         external_id: Ed<bool>,
+    },
+    SetSignInName {
+        user: usize,
+        sign_in_name: Ed<Sn>,
     },
     RequestPasswordReset {
         user: usize,
@@ -404,6 +456,8 @@ pub struct MUser {
     pub status: UserStatus,
     /// Lower-cased email; `None` once erased.
     pub email: Option<String>,
+    /// Lower-cased sign-in name (R-USR-03); `None` when unset or erased.
+    pub sign_in: Option<String>,
     pub has_name: bool,
     pub has_mobile: bool,
     pub has_country: bool,
@@ -422,6 +476,7 @@ impl MUser {
         Self {
             status,
             email: Some(email),
+            sign_in: None,
             has_name: false,
             has_mobile: false,
             has_country: false,
@@ -702,6 +757,12 @@ impl Model {
         self.users
             .iter()
             .position(|u| u.status != UserStatus::Deleted && u.email.as_deref() == Some(key))
+    }
+    /// The live user holding a sign-in name key (R-USR-03).
+    fn by_sign_in(&self, key: &str) -> Option<usize> {
+        self.users
+            .iter()
+            .position(|u| u.status != UserStatus::Deleted && u.sign_in.as_deref() == Some(key))
     }
     fn active(&self, i: usize) -> bool {
         self.users
@@ -1096,12 +1157,72 @@ impl Model {
                         Some(k) => {
                             if !seen.insert(k.clone()) {
                                 b.push(RuleId::InviteMany, S::Email(k));
-                            } else if let Some(holder) = self.by_email(&k) {
-                                // R-INV-06 points at the user who has the address.
-                                b.push(RuleId::InviteExistingEmail, S::User(holder));
+                            } else {
+                                if let Some(holder) = self.by_email(&k) {
+                                    // R-INV-06 points at the user who has the address.
+                                    b.push(RuleId::InviteExistingEmail, S::User(holder));
+                                }
+                                // R-USR-03: nor may it be someone's sign-in name.
+                                if let Some(holder) = self.by_sign_in(&k) {
+                                    b.push(RuleId::UniqueSignInName, S::User(holder));
+                                }
                             }
                         }
                     }
+                }
+            }
+            C::ProvisionUser {
+                sign_in,
+                email,
+                name,
+                mobile,
+                country,
+                leader,
+                grant,
+                ..
+            } => {
+                self.check_grant(a, grant, b);
+                if country.is_some_and(|c| !country_ok(c)) {
+                    b.push(RuleId::MobileAndCountry, field("default_country"));
+                }
+                if let Some(l) = leader {
+                    self.check_leader(*l, b);
+                }
+                if *name == Some(false) {
+                    b.push(RuleId::Input, field("name"));
+                }
+                if *mobile == Some(Mob::Invalid) {
+                    b.push(RuleId::MobileAndCountry, field("mobile"));
+                }
+                if sign_in.is_none() && email.is_none() {
+                    b.push(RuleId::Provisioning, field("sign_in_name"));
+                }
+                match email {
+                    Some(Em::Invalid) => b.push(RuleId::InviteMany, field("email")),
+                    Some(e) => {
+                        let k = e.key().unwrap_or_default();
+                        if let Some(holder) = self.by_email(&k) {
+                            b.push(RuleId::UniqueEmail, S::User(holder));
+                        }
+                        if let Some(holder) = self.by_sign_in(&k) {
+                            b.push(RuleId::UniqueSignInName, S::User(holder));
+                        }
+                    }
+                    None => {}
+                }
+                match sign_in {
+                    Some(Sn::Blank) => b.push(RuleId::Input, field("sign_in_name")),
+                    Some(n) => {
+                        let k = n.key().unwrap_or_default();
+                        let holder = [self.by_sign_in(&k), self.by_email(&k)]
+                            .into_iter()
+                            .flatten()
+                            .next();
+                        if let Some(holder) = holder {
+                            b.push(RuleId::UniqueSignInName, S::User(holder));
+                        }
+                    }
+                    None => {}
                 }
             }
             C::CreateInvitationLink { grant } => self.check_grant(a, grant, b),
@@ -1194,8 +1315,12 @@ impl Model {
                         None => b.push(RuleId::InvitationToken, field("email")),
                         Some(Em::Invalid) => b.push(RuleId::InviteMany, field("email")),
                         Some(e) => {
-                            if let Some(holder) = self.by_email(&e.key().unwrap_or_default()) {
+                            let k = e.key().unwrap_or_default();
+                            if let Some(holder) = self.by_email(&k) {
                                 b.push(RuleId::UniqueEmail, S::User(holder));
+                            }
+                            if let Some(holder) = self.by_sign_in(&k) {
+                                b.push(RuleId::UniqueSignInName, S::User(holder));
                             }
                         }
                     },
@@ -1251,11 +1376,12 @@ impl Model {
                 match email {
                     Some(Em::Invalid) => b.push(RuleId::InviteMany, field("email")),
                     Some(e) => {
-                        if let Some(holder) = self
-                            .by_email(&e.key().unwrap_or_default())
-                            .filter(|o| o != user)
-                        {
+                        let k = e.key().unwrap_or_default();
+                        if let Some(holder) = self.by_email(&k).filter(|o| o != user) {
                             b.push(RuleId::UniqueEmail, S::User(holder))
+                        }
+                        if let Some(holder) = self.by_sign_in(&k).filter(|o| o != user) {
+                            b.push(RuleId::UniqueSignInName, S::User(holder))
                         }
                     }
                     None => {}
@@ -1320,6 +1446,26 @@ impl Model {
                 }
                 if *external_id == Ed::Set(false) {
                     b.push(RuleId::Input, field("external_id"));
+                }
+            }
+            C::SetSignInName { user, sign_in_name } => {
+                if let Some(u) = self.live(*user, RuleId::PersonalDataErased, b) {
+                    let named = [AdminField::SignInName];
+                    self.need_over_as(a, ManageUsers, u, Deny::Fields(*user, &named), b);
+                }
+                match sign_in_name {
+                    Ed::Set(Sn::Blank) => b.push(RuleId::Input, field("sign_in_name")),
+                    Ed::Set(n) => {
+                        let k = n.key().unwrap_or_default();
+                        let holder = [self.by_sign_in(&k), self.by_email(&k)]
+                            .into_iter()
+                            .flatten()
+                            .find(|h| h != user);
+                        if let Some(holder) = holder {
+                            b.push(RuleId::UniqueSignInName, S::User(holder));
+                        }
+                    }
+                    Ed::Clear => {}
                 }
             }
             C::RequestPasswordReset { user } => {
@@ -1809,7 +1955,7 @@ impl Model {
             b.push(RuleId::NoSelfRemoval, S::User(user));
         }
         // An erased (deleted) user has no profile to be incomplete: R-LIFE-02 says it all.
-        let erased = u.email.is_none();
+        let erased = u.status == UserStatus::Deleted;
         let missing = missing_after.unwrap_or_else(|| u.missing());
         if self.policies.require_complete_profile && !erased && !missing.is_empty() {
             b.push(
@@ -1892,6 +2038,33 @@ impl Model {
                     });
                     self.users.push(u);
                 }
+            }
+            C::ProvisionUser {
+                sign_in,
+                email,
+                name,
+                mobile,
+                country,
+                leader,
+                deactivated,
+                grant,
+            } => {
+                let status = if *deactivated {
+                    UserStatus::Deactivated
+                } else {
+                    UserStatus::Active
+                };
+                let mut u = MUser::new(status, String::new());
+                u.has_name = name.is_some();
+                u.has_mobile = mobile.is_some();
+                u.has_country = country.is_some();
+                u.leader = *leader;
+                u.email = email.and_then(|e| e.key());
+                u.sign_in = sign_in.and_then(|n| n.key());
+                let user = self.users.len();
+                self.users.push(u);
+                let g = self.grant(grant);
+                self.apply_grant(user, &g);
             }
             C::CreateInvitationLink { grant } => self.invitations.push(MInv {
                 user: None,
@@ -2000,6 +2173,12 @@ impl Model {
                 }
             }
             C::RequestPasswordReset { .. } | C::SetExternalId { .. } => {}
+            C::SetSignInName { user, sign_in_name } => {
+                self.users[*user].sign_in = match sign_in_name {
+                    Ed::Set(n) => n.key(),
+                    Ed::Clear => None,
+                };
+            }
             C::GrantAccess {
                 user,
                 role,
@@ -2190,6 +2369,7 @@ impl Model {
             let u = &mut self.users[user];
             u.status = UserStatus::Deleted;
             u.email = None;
+            u.sign_in = None;
             u.has_name = false;
             u.has_mobile = false;
             u.has_country = false;
@@ -2477,6 +2657,15 @@ fn email_s() -> BoxedStrategy<Em> {
     prop_oneof![10 => (0..EMAIL_POOL, prop::bool::weighted(0.2)).prop_map(|(i, u)| Em::Pool(i, u)), 1 => Just(Em::Invalid)].boxed()
 }
 
+fn sign_in_s() -> BoxedStrategy<Sn> {
+    prop_oneof![
+        8 => (0u8..3, prop::bool::weighted(0.2)).prop_map(|(i, u)| Sn::Pool(i, u)),
+        2 => (0..EMAIL_POOL).prop_map(Sn::Email),
+        1 => Just(Sn::Blank),
+    ]
+    .boxed()
+}
+
 fn number_s() -> BoxedStrategy<Num> {
     prop_oneof![12 => (0..NUMBER_POOL, prop::bool::weighted(0.2)).prop_map(|(k, s)| Num::N(k, s)), 1 => Just(Num::Invalid)].boxed()
 }
@@ -2712,6 +2901,13 @@ pub fn transitions(m: &Model) -> BoxedStrategy<T> {
                 C::DefineRole { role, invalid_slug, permissions }
             }),
         10 => (prop::collection::vec(email_s(), 0..3), grant_s(&m1)).prop_map(|(emails, grant)| C::InviteUsers { emails, grant }),
+        3 => (prop::option::weighted(0.7, sign_in_s()), prop::option::weighted(0.6, email_s()), grant_s(&m1))
+            .prop_map(|(sign_in, email, grant)| (sign_in, email, grant))
+            .prop_flat_map({ let leader_s = leader_s.clone(); move |(sign_in, email, grant)| {
+                let mobile = prop_oneof![4 => (0u8..9).prop_map(Mob::Valid), 1 => Just(Mob::Invalid)];
+                (prop::option::weighted(0.5, prop::bool::weighted(0.9)), prop::option::weighted(0.5, mobile), prop::option::weighted(0.3, leader_s.clone()), prop::bool::weighted(0.2), prop::option::weighted(0.5, select(COUNTRIES.to_vec())))
+                    .prop_map(move |(name, mobile, leader, deactivated, country)| C::ProvisionUser { sign_in, email, name, mobile, country, leader, deactivated, grant: grant.clone() })
+            }}),
         3 => grant_s(&m2).prop_map(|grant| C::CreateInvitationLink { grant }),
         3 => inv().prop_map(|invitation| C::Reinvite { invitation }),
         2 => inv().prop_map(|invitation| C::RevokeInvitation { invitation }),
@@ -2729,6 +2925,8 @@ pub fn transitions(m: &Model) -> BoxedStrategy<T> {
             .prop_map(|(user, job_title, picture, admin_access)| C::UpdateAdminFields { user, job_title, picture, admin_access }),
         2 => (u(), prop_oneof![5 => Just(Ed::Set(true)), 1 => Just(Ed::Set(false)), 1 => Just(Ed::Clear)])
             .prop_map(|(user, external_id)| C::SetExternalId { user, external_id }),
+        2 => (u(), prop_oneof![6 => sign_in_s().prop_map(Ed::Set), 1 => Just(Ed::Clear)])
+            .prop_map(|(user, sign_in_name)| C::SetSignInName { user, sign_in_name }),
         1 => u().prop_map(|user| C::RequestPasswordReset { user }),
         5 => (u(), role_s(), prop_oneof![4 => acc().prop_map(|a| vec![a]), 1 => account_list(&m3)])
             .prop_map(|(user, role, accounts)| C::GrantAccess { user, role, accounts }),
