@@ -298,8 +298,8 @@ async fn scim_users(s: Server) {
     assert_eq!(ada["phoneNumbers"][0]["value"], "+14155550101");
     assert_eq!(ada["active"], true);
     assert_eq!(
-        ada["urn:switchboard:params:scim:schemas:extension:2.0:User"]["status"],
-        "Invited"
+        ada["urn:switchboard:params:scim:schemas:extension:2.0:User"]["status"], "Active",
+        "provisioned, not invited (R-USR-04)"
     );
     assert_eq!(ada["meta"]["resourceType"], "User");
     assert_eq!(
@@ -508,7 +508,8 @@ async fn scim_users(s: Server) {
         "{}",
         r.body
     );
-    // active: false on a pending user revokes the invitation; true re-invites.
+    // active: false on Ada, whose profile lacks a default sending country:
+    // refused by R-LIFE-04, nothing changed.
     let r = s
         .patch(
             A,
@@ -516,14 +517,41 @@ async fn scim_users(s: Server) {
             json!([{"op": "replace", "path": "active", "value": false}]),
         )
         .await;
+    let detail = scim_error(&r, 400, Some("mutability"));
+    assert!(detail.contains("R-LIFE-04"), "{detail}");
+    assert_eq!(s.get(A, &path).await.body["active"], true);
+    // active: false on a pending user (invited by an administrator) revokes
+    // the invitation; true re-invites.
+    let root = s.root_account(A, &s.owner_a).await;
+    let invited = s
+        .command(A, json!({"command": "InviteUsers", "emails": "pia@acme.example",
+            "grant": {"role": "agent", "accounts": [raw(&root)], "agency_admin": false, "clients": []}}))
+        .await;
+    let pia = invited["created"]["users"][0]
+        .as_str()
+        .expect("user")
+        .to_owned();
+    let pia_path = format!("/scim/v2/Users/{pia}");
+    assert_eq!(s.get(A, &pia_path).await.body["active"], true, "pending");
+    let r = s
+        .patch(
+            A,
+            &pia_path,
+            json!([{"op": "replace", "path": "active", "value": false}]),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["active"], false);
+    assert_eq!(
+        r.body["urn:switchboard:params:scim:schemas:extension:2.0:User"]["status"],
+        "Invited"
+    );
     let r = list("filter=active%20eq%20false").await;
     assert_eq!(r.body["totalResults"], 1);
     let r = s
         .patch(
             A,
-            &path,
+            &pia_path,
             json!([{"op": "Replace", "value": {"active": "True"}}]),
         )
         .await;
@@ -657,6 +685,238 @@ async fn scim_external_id(s: Server) {
     assert!(r.body.get("externalId").is_none(), "{}", r.body);
 }
 
+/// `userName` is the user's sign-in name (R-USR-03) and need not be an
+/// email: the email comes from `emails`. It is unique whatever the case, and
+/// never another user's email; a taken one creates nobody. A `userName` that
+/// is the email address is no separate name.
+async fn scim_user_name_is_a_sign_in_name(s: Server) {
+    let r = s
+        .post(
+            A,
+            "/scim/v2/Users",
+            json!({"schemas": [USER], "userName": "Ada.King",
+            "emails": [{"value": "home@acme.example", "type": "home"},
+                       {"value": "ada@acme.example", "type": "work", "primary": true}],
+            "name": {"formatted": "Ada King"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["userName"], "Ada.King");
+    assert_eq!(
+        r.body["emails"][0]["value"], "ada@acme.example",
+        "the primary one"
+    );
+    let id = r.body["id"].as_str().expect("id").to_owned();
+    let path = format!("/scim/v2/Users/{id}");
+    let r = s
+        .get(A, "/scim/v2/Users?filter=userName%20eq%20%22ada.king%22")
+        .await;
+    assert_eq!(r.body["totalResults"], 1, "caseExact false: {}", r.body);
+    assert_eq!(r.body["Resources"][0]["id"], id.as_str());
+    let r = s
+        .get(B, "/scim/v2/Users?filter=userName%20eq%20%22ada.king%22")
+        .await;
+    assert_eq!(
+        r.body["totalResults"], 0,
+        "another organization: {}",
+        r.body
+    );
+    // The admin API shows it beside the email.
+    let r = s.get(A, &format!("/api/v1/users/{id}")).await;
+    assert_eq!(r.body["sign_in_name"], "Ada.King", "{}", r.body);
+
+    let before = s.get(A, "/scim/v2/Users").await.body["totalResults"].clone();
+    // Taken, in another case, or someone's email: 409, and nobody created.
+    for (user_name, email) in [
+        ("ADA.KING", "other@acme.example"),
+        ("ada@acme.example", "other@acme.example"),
+    ] {
+        let r = s
+            .post(
+                A,
+                "/scim/v2/Users",
+                json!({"schemas": [USER], "userName": user_name, "emails": [{"value": email}]}),
+            )
+            .await;
+        let detail = scim_error(&r, 409, Some("uniqueness"));
+        assert!(detail.contains("R-USR-03"), "{detail}");
+        assert!(
+            !detail.to_lowercase().contains("ada.king"),
+            "no name in: {detail}"
+        );
+    }
+    // An email that is Ada's sign-in name cannot be someone's email.
+    let r = s
+        .post(
+            A,
+            "/scim/v2/Users",
+            json!({"schemas": [USER], "userName": "Grace", "emails": [{"value": "grace@acme.example"}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let grace = r.body["id"].as_str().expect("id").to_owned();
+    let r = s
+        .patch(
+            A,
+            &path,
+            json!([{"op": "replace", "path": "userName", "value": "grace@acme.example"}]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "Grace's email: {}", r.body);
+    // No email anywhere: provisioned all the same (R-USR-04), without
+    // `emails`.
+    let r = s
+        .post(
+            A,
+            "/scim/v2/Users",
+            json!({"schemas": [USER], "userName": "nomail"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["userName"], "nomail");
+    assert!(r.body.get("emails").is_none(), "{}", r.body);
+    // Malformed sign-in name: 400, nobody created.
+    let r = s
+        .post(
+            A,
+            "/scim/v2/Users",
+            json!({"schemas": [USER], "userName": "bad\u{7}name", "emails": [{"value": "bad@acme.example"}]}),
+        )
+        .await;
+    scim_error(&r, 400, Some("invalidValue"));
+    // A POST is one command: a refused mobile number (R-USR-02) or a
+    // manager who leads no team (R-TEAM-01) creates nobody.
+    let r = s
+        .post(
+            A,
+            "/scim/v2/Users",
+            json!({"schemas": [USER], "userName": "mob", "phoneNumbers": [{"value": "12345", "type": "mobile"}]}),
+        )
+        .await;
+    let detail = scim_error(&r, 400, Some("invalidValue"));
+    assert!(detail.contains("R-USR-02"), "{detail}");
+    let r = s
+        .post(
+            A,
+            "/scim/v2/Users",
+            json!({"schemas": [USER, ENTERPRISE], "userName": "led",
+                ENTERPRISE: {"manager": {"value": grace.as_str()}}}),
+        )
+        .await;
+    let detail = scim_error(&r, 400, Some("mutability"));
+    assert!(detail.contains("R-TEAM-01"), "{detail}");
+    let after = s.get(A, "/scim/v2/Users").await.body["totalResults"].clone();
+    assert_eq!(
+        after.as_u64(),
+        before.as_u64().map(|n| n + 2),
+        "only Grace and nomail were created"
+    );
+    // A PATCH of the email keeps a separate userName.
+    let r = s
+        .patch(A, &path, json!([{"op": "replace", "path": "emails[type eq \"work\"].value", "value": "ada.k@acme.example"}]))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(
+        (
+            r.body["userName"].clone(),
+            r.body["emails"][0]["value"].clone()
+        ),
+        (json!("Ada.King"), json!("ada.k@acme.example"))
+    );
+    // A PUT whose userName is the email clears the separate name; the old
+    // name is free again for Grace.
+    let r = s
+        .call(
+            Some(A),
+            Method::PUT,
+            &path,
+            Some(json!({"schemas": [USER], "userName": "ada.k@acme.example",
+                "name": {"formatted": "Ada King"}, "active": true})),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["userName"], "ada.k@acme.example");
+    let r = s
+        .patch(
+            A,
+            &format!("/scim/v2/Users/{grace}"),
+            json!([{"op": "replace", "path": "userName", "value": "ada.king"}]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["userName"], "ada.king");
+    // `active: false` on POST provisions the user deactivated; turning them
+    // active is reactivation, refused while the profile is incomplete
+    // (R-LIFE-04).
+    let r = s
+        .post(
+            A,
+            "/scim/v2/Users",
+            json!({"schemas": [USER], "userName": "dormant", "active": false}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["active"], false);
+    assert_eq!(
+        r.body["urn:switchboard:params:scim:schemas:extension:2.0:User"]["status"],
+        "Deactivated"
+    );
+    let dormant = format!("/scim/v2/Users/{}", r.body["id"].as_str().expect("id"));
+    let r = s
+        .patch(
+            A,
+            &dormant,
+            json!([{"op": "replace", "path": "active", "value": true}]),
+        )
+        .await;
+    let detail = scim_error(&r, 400, Some("mutability"));
+    assert!(detail.contains("R-LIFE-04"), "{detail}");
+}
+
+/// A user provisioned with a name, a mobile number and a country
+/// (`addresses[].country`, the default sending country) has a complete
+/// profile (R-LIFE-04), so the identity provider can deactivate and
+/// reactivate them.
+async fn scim_complete_profile_deactivates(s: Server) {
+    let r = s
+        .post(
+            A,
+            "/scim/v2/Users",
+            json!({"schemas": [USER], "userName": "zoe.k", "name": {"formatted": "Zoe K"},
+                "phoneNumbers": [{"value": "+14155550177", "type": "mobile"}],
+                "addresses": [{"type": "work", "country": "GB"}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    assert_eq!(r.body["addresses"][0]["country"], "GB", "{}", r.body);
+    let path = format!("/scim/v2/Users/{}", r.body["id"].as_str().expect("id"));
+    for (active, status) in [(false, "Deactivated"), (true, "Active")] {
+        let r = s
+            .patch(
+                A,
+                &path,
+                json!([{"op": "replace", "path": "active", "value": active}]),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        assert_eq!(
+            r.body["urn:switchboard:params:scim:schemas:extension:2.0:User"]["status"],
+            status
+        );
+    }
+    // A country that is no ISO 3166-1 code: refused (R-USR-02).
+    let r = s
+        .patch(
+            A,
+            &path,
+            json!([{"op": "replace", "path": "addresses[type eq \"work\"].country", "value": "Britain"}]),
+        )
+        .await;
+    let detail = scim_error(&r, 400, Some("invalidValue"));
+    assert!(detail.contains("R-USR-02"), "{detail}");
+}
+
 /// A PATCH path that is a whole extension's URN names the extension's
 /// object (RFC 7644 §3.5.2), for `add`, `replace` and `remove`; a search
 /// across every resource type is answered 501, as the RFC allows.
@@ -764,7 +1024,7 @@ async fn scim_refusals(s: Server) {
         scim_error(&r, 401, None);
         assert_eq!(r.headers["www-authenticate"], "Bearer");
     }
-    // 409 uniqueness: the email is taken (R-INV-06).
+    // 409 uniqueness: the email is taken (R-USR-01).
     s.scim_user(A, "dup@acme.example", "Dup").await;
     let r = s
         .post(
@@ -774,7 +1034,7 @@ async fn scim_refusals(s: Server) {
         )
         .await;
     let detail = scim_error(&r, 409, Some("uniqueness"));
-    assert!(detail.contains("R-INV-06"), "{detail}");
+    assert!(detail.contains("R-USR-01"), "{detail}");
     assert!(
         !detail.contains("dup@acme.example"),
         "no email in the detail: {detail}"
@@ -794,7 +1054,7 @@ async fn scim_refusals(s: Server) {
         .post(
             A,
             "/scim/v2/Users",
-            json!({"schemas": [USER], "userName": "not-an-email"}),
+            json!({"schemas": [USER], "userName": "x", "emails": [{"value": "not-an-email"}]}),
         )
         .await;
     let detail = scim_error(&r, 400, Some("invalidValue"));
@@ -1045,7 +1305,7 @@ async fn scim_groups(s: Server) {
 
 async fn scim_bulk(s: Server) {
     let op = |n: &str| json!({"method": "POST", "path": "/Users", "bulkId": n, "data": {"schemas": [USER], "userName": format!("{n}@acme.example")}});
-    let bad = json!({"method": "POST", "path": "/Users", "bulkId": "bad", "data": {"schemas": [USER], "userName": "not-an-email"}});
+    let bad = json!({"method": "POST", "path": "/Users", "bulkId": "bad", "data": {"schemas": [USER], "userName": "bad", "emails": [{"value": "not-an-email"}]}});
     let patch = json!({"method": "PATCH", "path": "/Users/bulkId:u1", "data": {"schemas": [PATCH], "Operations": [{"op": "add", "path": "title", "value": "Lead"}]}});
     let request = |fail: Option<u64>, ops: Vec<Value>| {
         let mut r = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": ops});
@@ -1146,13 +1406,17 @@ async fn scim_bulk(s: Server) {
 async fn admin_api(s: Server) {
     let sam = s.active_user("sam@acme.example", "Sam Carter").await;
     s.scim_user(A, "pat@acme.example", "Pat").await;
+    let root = s.root_account(A, &s.owner_a).await;
+    s.command(A, json!({"command": "InviteUsers", "emails": "ivy@acme.example",
+        "grant": {"role": "agent", "accounts": [raw(&root)], "agency_admin": false, "clients": []}}))
+        .await;
     let r = s.get(A, "/api/v1/users").await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_eq!(r.body["counts"], json!({"Active": 2, "Invited": 1}));
-    assert_eq!(r.body["total"], 3);
+    assert_eq!(r.body["counts"], json!({"Active": 3, "Invited": 1}));
+    assert_eq!(r.body["total"], 4);
     let r = s.get(A, "/api/v1/users?status=Invited").await;
     assert_eq!(r.body["total"], 1);
-    assert_eq!(r.body["users"][0]["email"], "pat@acme.example");
+    assert_eq!(r.body["users"][0]["email"], "ivy@acme.example");
     let r = s.get(A, "/api/v1/users?q=carter&status=active").await;
     assert_eq!(
         r.body["users"],
@@ -1324,7 +1588,7 @@ async fn admin_api(s: Server) {
             &format!("/api/v1/audit/state?at={}", at(chrono::Utc::now())),
         )
         .await;
-    assert_eq!(r.body["users_total"], 3);
+    assert_eq!(r.body["users_total"], 4);
     assert_eq!(
         s.get(A, "/api/v1/audit/state?at=yesterday").await.status,
         StatusCode::BAD_REQUEST
@@ -1823,6 +2087,8 @@ on_both_stores!(
     scim_users,
     scim_deactivate_active_user,
     scim_external_id,
+    scim_user_name_is_a_sign_in_name,
+    scim_complete_profile_deactivates,
     scim_extension_paths,
     scim_manager,
     scim_refusals,

@@ -23,7 +23,7 @@ use switchboard::audit::{AsOf, Subject};
 use switchboard::service::{CommandRequest, ServiceError};
 use switchboard::store::Position;
 use switchboard::{
-    AccountId, Blocker, BulkMode, Command, CommandId, Offboarding, Organization, PhoneNumber,
+    AccountId, Blocker, BulkMode, Command, CommandId, Offboarding, Organization, PhoneNumber, User,
     UserId, UserStatus,
 };
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -211,6 +211,22 @@ pub struct UserRow {
     pub email: Option<String>,
     /// Name.
     pub name: Option<String>,
+    /// The name the user signs in with when it is not their email (R-USR-03).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sign_in_name: Option<String>,
+}
+
+impl UserRow {
+    fn of(u: &User) -> Self {
+        let p = u.profile.as_ref();
+        Self {
+            id: u.id.to_string(),
+            status: u.status.to_string(),
+            email: u.email().map(str::to_owned),
+            name: p.and_then(|p| p.name.clone()),
+            sign_in_name: p.and_then(|p| p.sign_in_name.clone()),
+        }
+    }
 }
 
 /// Users by status with the counts of every tab.
@@ -272,12 +288,7 @@ async fn list_users(
             .into_iter()
             .skip(offset)
             .take(limit)
-            .map(|u| UserRow {
-                id: u.id.to_string(),
-                status: u.status.to_string(),
-                email: u.email().map(str::to_owned),
-                name: u.profile.as_ref().and_then(|p| p.name.clone()),
-            })
+            .map(UserRow::of)
             .collect(),
     }))
 }
@@ -366,12 +377,7 @@ async fn user_details(
         })
         .collect();
     Ok(Json(UserDetails {
-        user: UserRow {
-            id: id.to_string(),
-            status: u.status.to_string(),
-            email: u.email().map(str::to_owned),
-            name: u.profile.as_ref().and_then(|p| p.name.clone()),
-        },
+        user: UserRow::of(u),
         accounts,
         numbers_assigned: u.assigned_numbers.iter().map(|n| n.to_string()).collect(),
         numbers_forwarded: u.forwarded_numbers.iter().map(|n| n.to_string()).collect(),
@@ -807,12 +813,7 @@ async fn state_as_of(
             .users
             .values()
             .take(MAX_PAGE)
-            .map(|u| UserRow {
-                id: u.id.to_string(),
-                status: u.status.to_string(),
-                email: u.email().map(str::to_owned),
-                name: u.profile.as_ref().and_then(|p| p.name.clone()),
-            })
+            .map(|u| UserRow::of(u))
             .collect(),
         accounts: then
             .accounts

@@ -6,27 +6,40 @@
 //! commands, acting as the token's actor and checked by the same rules as
 //! any other caller; nothing is written around them.
 //!
-//! * **Users are provisioned as invitations.** The domain has one way in for
-//!   a person: an invitation (R-INV-01). `POST /Users` is `InviteUsers` for
-//!   `userName` (which must be the email address: the domain identifies
-//!   people by email, R-USR-01) with the *Agent* role on the root account;
-//!   the invitation token is not returned over SCIM (the person signs in
-//!   through the identity provider). Name, mobile number, title and manager
-//!   are then set with `UpdateProfile`, `UpdateAdminFields` and
-//!   `SetReportingLine` — which the bootstrap organization allows because
-//!   it lets administrators edit profiles (R-AUTH-02, `SelfOrAdmin`).
-//! * **Pending users are `active` while their invitation is.** `active` is
-//!   the administrative switch "may this person sign in"; a pending
-//!   (invited) user may as long as their invitation is pending (or
-//!   accepted), and their first sign-in activates them (R-INV-04). Their
-//!   domain status is visible in the read-only extension attribute
+//! * **Users are provisioned, not invited.** `POST /Users` is
+//!   `ProvisionUser` (R-USR-04) with the *Agent* role on the root account:
+//!   no invitation goes out — the person signs in through the identity
+//!   provider — and the user is `Active` at once. The email is the
+//!   `primary` one of `emails`, else the `work` one, else the first; without
+//!   `emails`, a `userName` that is an address; and a user may have none
+//!   at all (RFC 7643 requires only `userName`). Later changes of name,
+//!   mobile number, country (`addresses[].country`, the default sending
+//!   country of R-USR-02), title and manager are `UpdateProfile`,
+//!   `UpdateAdminFields` and `SetReportingLine` — which the bootstrap
+//!   organization allows because it lets administrators edit profiles
+//!   (R-AUTH-02, `SelfOrAdmin`).
+//! * **`userName` is the sign-in name.** A `userName` other than the email
+//!   is the user's sign-in name (R-USR-03; `SetSignInName` changes it): any
+//!   string without control characters or white space at its ends, unique
+//!   whatever the case and never another user's email, so `userName` is
+//!   unique as RFC 7643 §4.1.1 asks. A user without one (invited by email,
+//!   or provisioned with their address as `userName`) shows their email as
+//!   `userName`, and a PATCH of their email changes it too.
+//! * **Users invited by an administrator are `active` while their
+//!   invitation is.** `active` is the administrative switch "may this
+//!   person sign in"; a pending (invited, through the admin API) user may
+//!   as long as their invitation is pending (or accepted), and their first
+//!   sign-in activates them (R-INV-04). The domain status is visible in the
+//!   read-only extension attribute
 //!   `urn:switchboard:params:scim:schemas:extension:2.0:User:status`
 //!   (`Invited`, `Active`, `Deactivated`). Only active users can be
 //!   deactivated (R-LIFE-01), so `active: false` on a pending user revokes
 //!   their invitation (`RevokeInvitation`, R-INV-07) and `active: true`
 //!   issues a new one (`Reinvite`, R-INV-05); a lapsed invitation reads as
-//!   `active: false`. A `POST` with `active: false` is refused
-//!   (`mutability`): a user is provisioned by inviting them.
+//!   `active: false`. A `POST` with `active: false` provisions the user
+//!   deactivated (`ProvisionUser { deactivated: true }`); turning them
+//!   `active` later is reactivation, which needs a complete profile
+//!   (R-LIFE-04).
 //! * **`active: false` is deactivation, `DELETE` is deletion.** For an
 //!   active user, `active: false` sends `Deactivate` (R-LIFE-01; reversible with
 //!   `active: true`, `Reactivate`, R-LIFE-02). `DELETE` sends `Delete` with
@@ -68,29 +81,30 @@
 //!   per-entity version to append against).
 //! * **Names are never cleared.** A `PUT` without `name` keeps the name:
 //!   the domain has no command that removes one.
-//! * **A `POST` is two steps.** The invitation is one command, the profile
-//!   the next ones: if the rules refuse the profile (an invalid mobile
-//!   number, R-USR-02), the user exists and the error says so, naming the
-//!   user and every blocker.
+//! * **A `POST` is one command.** `ProvisionUser` carries the sign-in name,
+//!   email, name, mobile number, title, `externalId` and manager: if the
+//!   rules refuse any of them (an invalid mobile number, R-USR-02; a
+//!   manager who is no team leader, R-TEAM-01), nobody is created.
 //! * **`externalId`** is the user's `external_id`, an admin-managed field
 //!   of the profile (`SetExternalId`, R-AUTH-03): kept exactly as sent,
 //!   compared case-sensitively in filters (`caseExact`), cleared by a `PUT`
 //!   without it, and erased with the profile on `DELETE` (R-LIFE-06).
 //! * **Checked by a third party.** `scim2-tester` 0.5.2 (PyPI, the
 //!   python-scim project's RFC 7643/7644 checker), run against a fresh
-//!   server with the memory store: with its random `userName`s, every user
-//!   check fails at creation (the domain's `userName` is the email address);
-//!   with `userName`s that are email addresses, 42 checks pass, 1 is skipped
-//!   (`POST /.search` across resource types: 501) and 28 fail, each on a
-//!   decision written above or a refusal by a rule: random digits as a
-//!   mobile number (R-USR-02), an invited user as a manager (R-TEAM-01), a
-//!   `POST` with `active: false` (R-LIFE-01), `name.givenName`/`familyName`
-//!   and `displayName` folded into the one name the domain keeps, the
-//!   read-only status extension, groups without `externalId`, a group's
-//!   agency administrators that cannot be removed from it (R-MEM-05), and
-//!   no group deletion. It found two defects, since fixed and tested: a PATCH
-//!   path naming a whole extension (`urn:…:enterprise:2.0:User`) was refused,
-//!   and `POST /.search` answered 404 instead of 501.
+//!   server with the memory store and its own random `userName`s (users
+//!   with no email, some posted `active: false`): 44 checks pass, 1 is
+//!   skipped (`POST /.search` across resource types: 501) and 26 fail,
+//!   each on a decision written here or a refusal by a rule: random strings
+//!   as a mobile number (R-USR-02), a random user as a manager (R-TEAM-01),
+//!   `name.givenName`/`familyName` and `displayName` folded into the one
+//!   name the domain keeps, an email's `primary: false` (the one email is
+//!   the primary one), the read-only status extension, groups without
+//!   `externalId`, a group's agency administrators that cannot be removed
+//!   from it (R-MEM-05), and no group deletion. Before sign-in names and
+//!   provisioning (R-USR-03, R-USR-04), every user check failed at creation
+//!   (29 passed). Earlier runs found two defects, since fixed and tested: a
+//!   PATCH path naming a whole extension (`urn:…:enterprise:2.0:User`) was
+//!   refused, and `POST /.search` answered 404 instead of 501.
 //! * **Not supported**, because the domain has no place for it:
 //!   passwords, `meta.created`/`meta.lastModified`, sorting (`sortBy` is
 //!   400), value paths inside list filters (`emails[type eq "work"]` in a
@@ -230,6 +244,7 @@ pub fn blocker_class(b: &Blocker) -> (StatusCode, Option<&'static str>) {
         | NotPrimaryOwner { .. } => (StatusCode::FORBIDDEN, None),
         NotFound { .. } => (StatusCode::NOT_FOUND, None),
         EmailInUse { .. }
+        | SignInNameInUse { .. }
         | DuplicateEmail { .. }
         | AlreadyMember { .. }
         | NumberExists { .. }
@@ -508,16 +523,22 @@ pub fn user_json(org: &Organization, u: &User, base: &str) -> Value {
     let mut v = json!({
         "schemas": [USER_SCHEMA, ENTERPRISE, SWITCHBOARD],
         "id": u.id.to_string(),
-        "userName": p.map(|p| p.email.clone()),
-        "emails": [{"value": p.map(|p| p.email.clone()), "type": "work", "primary": true}],
+        "userName": p.map(|p| p.sign_in_name.clone().unwrap_or_else(|| p.email.clone())),
         "active": is_active(org, u),
     });
+    // A user provisioned without an email has none to show (R-USR-04).
+    if let Some(email) = u.email() {
+        v["emails"] = json!([{"value": email, "type": "work", "primary": true}]);
+    }
     if let Some(name) = p.and_then(|p| p.name.clone()) {
         v["name"] = json!({ "formatted": name });
         v["displayName"] = json!(name);
     }
     if let Some(m) = p.and_then(|p| p.mobile.clone()) {
         v["phoneNumbers"] = json!([{"value": m.as_str(), "type": "mobile"}]);
+    }
+    if let Some(c) = p.and_then(|p| p.default_country.clone()) {
+        v["addresses"] = json!([{"type": "work", "country": c, "primary": true}]);
     }
     if let Some(t) = p.and_then(|p| p.job_title.clone()) {
         v["title"] = json!(t);
@@ -562,9 +583,14 @@ pub fn user_json(org: &Organization, u: &User, base: &str) -> Value {
 /// What a SCIM user document asks of the domain.
 #[derive(Debug, Default)]
 struct UserWanted {
-    email: String,
+    /// The email, when the document has one (R-USR-04: it may not).
+    email: Option<String>,
+    /// `userName` when it is not the email: the sign-in name (R-USR-03).
+    sign_in_name: Option<String>,
     name: Option<String>,
     mobile: Option<String>,
+    /// `addresses[].country`: the default sending country (R-USR-02).
+    country: Option<String>,
     title: Option<String>,
     external_id: Option<String>,
     manager: Option<String>,
@@ -597,19 +623,42 @@ fn boolean(v: Option<&Value>) -> Result<Option<bool>, ScimError> {
     }
 }
 
-fn wanted_user(v: &Value) -> Result<UserWanted, ScimError> {
-    let email = text(field(v, "userName")).ok_or_else(|| {
-        ScimError::bad("invalidValue", "userName (the email address) is required")
-    })?;
-    if email
-        .chars()
-        .any(|c| c.is_whitespace() || c == ',' || c == ';')
-    {
-        return Err(ScimError::bad(
-            "invalidValue",
-            "userName must be one email address (rule R-USR-01)",
-        ));
+/// The email of a user document: the primary one of `emails`, else the
+/// work one, else the first; without any, `userName` when it is an address.
+fn wanted_email(v: &Value, user_name: &str) -> Option<String> {
+    let emails: Vec<&Value> = field(v, "emails")
+        .and_then(Value::as_array)
+        .map(|e| {
+            e.iter()
+                .filter(|e| text(field(e, "value")).is_some())
+                .collect()
+        })
+        .unwrap_or_default();
+    let primary = emails
+        .iter()
+        .find(|e| field(e, "primary") == Some(&Value::Bool(true)))
+        .or_else(|| {
+            emails
+                .iter()
+                .find(|e| text(field(e, "type")).is_some_and(|t| t.eq_ignore_ascii_case("work")))
+        })
+        .or_else(|| emails.first());
+    match primary {
+        Some(e) => text(field(e, "value")),
+        None => user_name.contains('@').then(|| user_name.to_owned()),
     }
+}
+
+fn wanted_user(v: &Value) -> Result<UserWanted, ScimError> {
+    let user_name = text(field(v, "userName"))
+        .ok_or_else(|| ScimError::bad("invalidValue", "userName is required"))?;
+    let email = wanted_email(v, &user_name);
+    // A `userName` that is the email address (in any case) is no separate
+    // sign-in name: the user signs in with their email.
+    let sign_in_name = match &email {
+        Some(e) if user_name.eq_ignore_ascii_case(e) => None,
+        _ => Some(user_name),
+    };
     let name_obj = field(v, "name");
     let name = text(name_obj.and_then(|n| field(n, "formatted")))
         .or_else(|| {
@@ -629,6 +678,19 @@ fn wanted_user(v: &Value) -> Result<UserWanted, ScimError> {
                 .or_else(|| numbers.first())
         })
         .and_then(|n| text(field(n, "value")));
+    let country = field(v, "addresses")
+        .and_then(Value::as_array)
+        .and_then(|a| {
+            a.iter()
+                .find(|x| field(x, "primary") == Some(&Value::Bool(true)))
+                .or_else(|| {
+                    a.iter().find(|x| {
+                        text(field(x, "type")).is_some_and(|t| t.eq_ignore_ascii_case("work"))
+                    })
+                })
+                .or_else(|| a.first())
+        })
+        .and_then(|x| text(field(x, "country")));
     let manager = field(v, ENTERPRISE)
         .and_then(|e| field(e, "manager"))
         .and_then(|m| match m {
@@ -638,8 +700,10 @@ fn wanted_user(v: &Value) -> Result<UserWanted, ScimError> {
         .filter(|s| !s.trim().is_empty());
     Ok(UserWanted {
         email,
+        sign_in_name,
         name,
         mobile,
+        country,
         title: text(field(v, "title")),
         // Exactly as sent: not trimmed (caseExact, and the provider looks the
         // user up by this very string); a blank one is refused by the rules.
@@ -670,21 +734,32 @@ fn commands_for(
         .as_ref()
         .ok_or_else(|| ScimError::not_found("user"))?;
     let mut out = Vec::new();
-    let email = (!p.email.eq_ignore_ascii_case(&want.email)).then(|| want.email.clone());
+    // The domain never removes an email (a user provisioned without one may
+    // be given one): a document without one keeps the email there is.
+    let email = want
+        .email
+        .clone()
+        .filter(|e| !p.email.eq_ignore_ascii_case(e));
     let name = want.name.clone().filter(|n| Some(n) != p.name.as_ref());
+    // The domain never clears a default sending country; a document without
+    // one keeps it.
+    let default_country = want
+        .country
+        .clone()
+        .filter(|c| Some(c) != p.default_country.as_ref());
     let mobile = match (&want.mobile, &p.mobile) {
         (Some(w), Some(c)) if w == c.as_str() => None,
         (Some(w), _) => Some(Edit::Set(w.clone())),
         (None, Some(_)) => Some(Edit::Clear),
         (None, None) => None,
     };
-    if email.is_some() || name.is_some() || mobile.is_some() {
+    if email.is_some() || name.is_some() || mobile.is_some() || default_country.is_some() {
         out.push(Command::UpdateProfile {
             user: u.id,
             name,
             email,
             mobile,
-            default_country: None,
+            default_country,
             notifications: None,
         });
     }
@@ -697,6 +772,15 @@ fn commands_for(
             }),
             picture: None,
             admin_access: None,
+        });
+    }
+    if want.sign_in_name != p.sign_in_name {
+        out.push(Command::SetSignInName {
+            user: u.id,
+            sign_in_name: match &want.sign_in_name {
+                Some(x) => Edit::Set(x.clone()),
+                None => Edit::Clear,
+            },
         });
     }
     if want.external_id != p.external_id {
@@ -762,41 +846,36 @@ fn agent_grant(root: AccountId) -> Grant {
 
 async fn create_user(ctx: &Ctx, body: Value) -> Result<Done, ScimError> {
     let want = wanted_user(&body)?;
-    if !want.active {
-        return Err(ScimError::bad(
-            "mutability",
-            "a provisioned user starts pending and only active users are deactivated (rule R-LIFE-01)",
-        ));
-    }
     let org = ctx.org().await?;
     let root = org
         .root_account
         .ok_or_else(|| ScimError::not_found("organization"))?;
+    let reports_to = match &want.manager {
+        Some(m) => Some(
+            m.parse::<UserId>()
+                .ok()
+                .ok_or_else(|| ScimError::bad("invalidValue", "manager.value is not a user id"))?,
+        ),
+        None => None,
+    };
+    // One command: the user is created whole, or not at all.
     let handled = ctx
-        .send(Command::InviteUsers {
-            emails: want.email.clone(),
+        .send(Command::ProvisionUser {
+            sign_in_name: want.sign_in_name.clone(),
+            email: want.email.clone(),
+            name: want.name.clone(),
+            mobile: want.mobile.clone(),
+            default_country: want.country.clone(),
+            job_title: want.title.clone(),
+            external_id: want.external_id.clone(),
+            reports_to,
+            deactivated: !want.active,
             grant: agent_grant(root),
         })
         .await?;
     let id = *handled.created().users.first().ok_or_else(|| {
         ScimError::new(StatusCode::INTERNAL_SERVER_ERROR, None, "no user created")
     })?;
-    let org = ctx.org().await?;
-    let user = org
-        .user(id)
-        .cloned()
-        .ok_or_else(|| ScimError::not_found("user"))?;
-    let commands = commands_for(&org, &user, &want)?;
-    if let Err(e) = ctx.send_all(commands).await {
-        return Err(ScimError::new(
-            e.status,
-            e.scim_type,
-            format!(
-                "user {id} was created, but its attributes were not set: {}",
-                e.detail
-            ),
-        ));
-    }
     current_user(ctx, &id.to_string(), StatusCode::CREATED).await
 }
 
@@ -842,7 +921,8 @@ async fn modify_user(
     }
     let before = doc.clone();
     apply_patch(&mut doc, &body)?;
-    // The email is `userName`; a PATCH that changes only the work email
+    // Without a sign-in name, `userName` is the email: a PATCH that changes
+    // only the work email changes it too.
     // changes it too.
     let email_of = |d: &Value| {
         field(d, "emails")
@@ -850,7 +930,13 @@ async fn modify_user(
             .and_then(|e| e.first())
             .and_then(|e| text(field(e, "value")))
     };
-    if field(&doc, "userName") == field(&before, "userName") && email_of(&doc) != email_of(&before)
+    let user_name_is_email = user
+        .profile
+        .as_ref()
+        .is_some_and(|p| p.sign_in_name.is_none());
+    if user_name_is_email
+        && field(&doc, "userName") == field(&before, "userName")
+        && email_of(&doc) != email_of(&before)
     {
         if let Some(email) = email_of(&doc) {
             doc["userName"] = json!(email);
@@ -2128,6 +2214,18 @@ fn all_schemas(base: &str) -> Vec<Value> {
                     false,
                     rw,
                     value_type(&["mobile"]),
+                ),
+                attr(
+                    "addresses",
+                    "complex",
+                    true,
+                    false,
+                    rw,
+                    vec![
+                        attr("country", "string", false, false, rw, vec![]),
+                        attr("type", "string", false, false, rw, vec![]),
+                        attr("primary", "boolean", false, false, rw, vec![]),
+                    ],
                 ),
                 attr(
                     "groups",
