@@ -53,27 +53,15 @@ pub fn describe(event: &Event, state: Option<&Organization>) -> String {
             expires_at,
             ..
         } => format!(
-            "{} invited as {} to {} account(s){}; invitation expires {}",
+            "{} invited as {}; invitation expires {}",
             w(*user),
-            grant.role,
-            grant.accounts.len(),
-            if grant.agency_admin {
-                " with agency administrator access"
-            } else {
-                ""
-            },
+            granted(grant),
             expires_at.format("%Y-%m-%d %H:%M UTC")
         ),
         Event::UserProvisioned { user, grant, .. } => format!(
-            "{} provisioned by the identity provider as {} on {} account(s){}",
+            "{} provisioned by the identity provider as {}",
             w(*user),
-            grant.role,
-            grant.accounts.len(),
-            if grant.agency_admin {
-                " with agency administrator access"
-            } else {
-                ""
-            },
+            granted(grant)
         ),
         Event::InvitationLinkCreated {
             invitation,
@@ -204,4 +192,19 @@ pub fn describe(event: &Event, state: Option<&Organization>) -> String {
             sessions_ended.len()
         ),
     }
+}
+
+/// What a grant gives, in words: "agent to 2 account(s)", with the agency
+/// administrator access when it has it.
+fn granted(grant: &crate::Grant) -> String {
+    format!(
+        "{} to {} account(s){}",
+        grant.role,
+        grant.accounts.len(),
+        if grant.agency_admin {
+            " with agency administrator access"
+        } else {
+            ""
+        }
+    )
 }

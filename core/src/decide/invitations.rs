@@ -112,18 +112,10 @@ pub(super) fn provision(s: &Organization, ctx: &Context<'_>, command: &Command) 
             reason: "a provisioned user needs a sign-in name or an email to sign in with".into(),
         });
     }
-    let mut personal = PersonalData::default();
-    if let Some(e) = email.and_then(|e| check(validate::email(e), &mut b)) {
-        if let Some(existing) = s.user_by_email(&e) {
-            b.push(Blocker::EmailInUse {
-                email: e.clone(),
-                user: existing.id,
-                rule: RuleId::UniqueEmail,
-            });
-        }
-        b.extend(super::profile::email_names_someone_else(s, None, &e));
-        personal.email = Some(e);
-    }
+    let mut personal = PersonalData {
+        email: email.and_then(|e| super::profile::checked_email(s, None, e, &mut b)),
+        ..PersonalData::default()
+    };
     if let Some(name) = sign_in_name.and_then(|n| check(validate::sign_in_name(n), &mut b)) {
         let holder = [s.user_by_sign_in_name(&name), s.user_by_email(&name)]
             .into_iter()
@@ -434,19 +426,7 @@ pub(super) fn accept_invitation(
                     field: "email".into(),
                     reason: "accepting a link invitation needs an email".into(),
                 }),
-                Some(e) => {
-                    if let Some(e) = check(validate::email(e), &mut b) {
-                        if let Some(existing) = s.user_by_email(&e) {
-                            b.push(Blocker::EmailInUse {
-                                email: e.clone(),
-                                user: existing.id,
-                                rule: RuleId::UniqueEmail,
-                            });
-                        }
-                        b.extend(super::profile::email_names_someone_else(s, None, &e));
-                        personal.email = Some(e);
-                    }
-                }
+                Some(e) => personal.email = super::profile::checked_email(s, None, e, &mut b),
             }
             (None, true)
         }

@@ -66,18 +66,7 @@ pub(crate) fn profile_events(
         ..PersonalData::default()
     };
     if let Some(e) = change.email {
-        if let Some(e) = check(validate::email(e), b) {
-            match s.user_by_email(&e) {
-                Some(other) if other.id != user => b.push(Blocker::EmailInUse {
-                    email: e.clone(),
-                    user: other.id,
-                    rule: RuleId::UniqueEmail,
-                }),
-                _ => {}
-            }
-            b.extend(email_names_someone_else(s, Some(user), &e));
-            personal.email = Some(e);
-        }
+        personal.email = checked_email(s, Some(user), e, b);
     }
     match change.mobile {
         Some(Edit::Set(m)) => {
@@ -307,6 +296,27 @@ pub(super) fn set_external_id(
         default_country: None,
         notifications: None,
     }])
+}
+
+/// R-USR-01, R-USR-03: an email about to be `user`'s (`None`: a
+/// newcomer's), valid, and neither another live user's email nor their
+/// sign-in name. The email, when valid; blockers go to `b`.
+pub(super) fn checked_email(
+    s: &Organization,
+    user: Option<UserId>,
+    raw: &str,
+    b: &mut Vec<Blocker>,
+) -> Option<String> {
+    let e = check(validate::email(raw), b)?;
+    if let Some(other) = s.user_by_email(&e).filter(|o| Some(o.id) != user) {
+        b.push(Blocker::EmailInUse {
+            email: e.clone(),
+            user: other.id,
+            rule: RuleId::UniqueEmail,
+        });
+    }
+    b.extend(email_names_someone_else(s, user, &e));
+    Some(e)
 }
 
 /// R-USR-03: an email about to be `user`'s (`None`: a newcomer's) must not

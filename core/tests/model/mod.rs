@@ -758,6 +758,19 @@ impl Model {
             .iter()
             .position(|u| u.status != UserStatus::Deleted && u.email.as_deref() == Some(key))
     }
+    /// R-INV-01, R-USR-01, R-USR-03: an email about to be `user`'s (`None`:
+    /// a newcomer's).
+    fn check_email(&self, e: &Em, user: Option<usize>, b: &mut Bl) {
+        let Some(k) = e.key() else {
+            return b.push(RuleId::InviteMany, S::Field("email".to_owned()));
+        };
+        if let Some(holder) = self.by_email(&k).filter(|h| Some(*h) != user) {
+            b.push(RuleId::UniqueEmail, S::User(holder));
+        }
+        if let Some(holder) = self.by_sign_in(&k).filter(|h| Some(*h) != user) {
+            b.push(RuleId::UniqueSignInName, S::User(holder));
+        }
+    }
     /// The live user holding a sign-in name key (R-USR-03).
     fn by_sign_in(&self, key: &str) -> Option<usize> {
         self.users
@@ -1197,18 +1210,8 @@ impl Model {
                 if sign_in.is_none() && email.is_none() {
                     b.push(RuleId::Provisioning, field("sign_in_name"));
                 }
-                match email {
-                    Some(Em::Invalid) => b.push(RuleId::InviteMany, field("email")),
-                    Some(e) => {
-                        let k = e.key().unwrap_or_default();
-                        if let Some(holder) = self.by_email(&k) {
-                            b.push(RuleId::UniqueEmail, S::User(holder));
-                        }
-                        if let Some(holder) = self.by_sign_in(&k) {
-                            b.push(RuleId::UniqueSignInName, S::User(holder));
-                        }
-                    }
-                    None => {}
+                if let Some(e) = email {
+                    self.check_email(e, None, b);
                 }
                 match sign_in {
                     Some(Sn::Blank) => b.push(RuleId::Input, field("sign_in_name")),
@@ -1313,16 +1316,7 @@ impl Model {
                     }
                     Some(_) => match email {
                         None => b.push(RuleId::InvitationToken, field("email")),
-                        Some(Em::Invalid) => b.push(RuleId::InviteMany, field("email")),
-                        Some(e) => {
-                            let k = e.key().unwrap_or_default();
-                            if let Some(holder) = self.by_email(&k) {
-                                b.push(RuleId::UniqueEmail, S::User(holder));
-                            }
-                            if let Some(holder) = self.by_sign_in(&k) {
-                                b.push(RuleId::UniqueSignInName, S::User(holder));
-                            }
-                        }
+                        Some(e) => self.check_email(e, None, b),
                     },
                     None => {}
                 }
@@ -1373,18 +1367,8 @@ impl Model {
                 if *name == Some(false) {
                     b.push(RuleId::Input, field("name"));
                 }
-                match email {
-                    Some(Em::Invalid) => b.push(RuleId::InviteMany, field("email")),
-                    Some(e) => {
-                        let k = e.key().unwrap_or_default();
-                        if let Some(holder) = self.by_email(&k).filter(|o| o != user) {
-                            b.push(RuleId::UniqueEmail, S::User(holder))
-                        }
-                        if let Some(holder) = self.by_sign_in(&k).filter(|o| o != user) {
-                            b.push(RuleId::UniqueSignInName, S::User(holder))
-                        }
-                    }
-                    None => {}
+                if let Some(e) = email {
+                    self.check_email(e, Some(*user), b);
                 }
                 if *mobile == Some(Ed::Set(Mob::Invalid)) {
                     b.push(RuleId::MobileAndCountry, field("mobile"));
