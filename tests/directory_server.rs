@@ -917,6 +917,65 @@ async fn scim_complete_profile_deactivates(s: Server) {
     assert!(detail.contains("R-USR-02"), "{detail}");
 }
 
+/// A user's `meta` carries the instants of the events that created and last
+/// changed them, and a version that names the organization version of the
+/// last change; a change moves both.
+async fn scim_meta_times_and_versions(s: Server) {
+    let r = s
+        .post(
+            A,
+            "/scim/v2/Users",
+            json!({"schemas": [USER], "userName": "tess", "name": {"formatted": "Tess"}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let meta = r.body["meta"].clone();
+    let time = |v: &Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().expect("a time")).expect("RFC 3339")
+    };
+    let version_of = |m: &Value| -> u64 {
+        let tag = m["version"].as_str().expect("version");
+        tag.trim_start_matches("W/\"")
+            .split('-')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .expect("W/\"<version>-<digest>\"")
+    };
+    assert_eq!(
+        time(&meta["created"]),
+        time(&meta["lastModified"]),
+        "{meta}"
+    );
+    let path = format!("/scim/v2/Users/{}", r.body["id"].as_str().expect("id"));
+    let r = s
+        .patch(
+            A,
+            &path,
+            json!([{"op": "replace", "path": "title", "value": "Lead"}]),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let after = r.body["meta"].clone();
+    assert_eq!(after["created"], meta["created"]);
+    assert!(time(&after["lastModified"]) >= time(&meta["lastModified"]));
+    assert!(version_of(&after) > version_of(&meta), "{meta} -> {after}");
+    // The old version is a 412; the list shows the same meta.
+    let r = s
+        .call(
+            Some(A),
+            Method::PATCH,
+            &path,
+            Some(json!({"schemas": [PATCH], "Operations": [{"op": "remove", "path": "title"}]})),
+            &[("if-match", meta["version"].as_str().expect("version"))],
+        )
+        .await;
+    scim_error(&r, 412, None);
+    let r = s
+        .get(A, "/scim/v2/Users?filter=userName%20eq%20%22tess%22")
+        .await;
+    assert_eq!(r.body["Resources"][0]["meta"], after, "{}", r.body);
+}
+
 /// A PATCH path that is a whole extension's URN names the extension's
 /// object (RFC 7644 §3.5.2), for `add`, `replace` and `remove`; a search
 /// across every resource type is answered 501, as the RFC allows.
@@ -2089,6 +2148,7 @@ on_both_stores!(
     scim_external_id,
     scim_user_name_is_a_sign_in_name,
     scim_complete_profile_deactivates,
+    scim_meta_times_and_versions,
     scim_extension_paths,
     scim_manager,
     scim_refusals,

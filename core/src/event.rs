@@ -511,10 +511,17 @@ impl Event {
 
     /// The users this event is about, for entity trails.
     pub fn users(&self) -> Vec<UserId> {
+        self.user_pair().into_iter().flatten().collect()
+    }
+
+    /// The users this event is about: never more than two, so `evolve` can
+    /// stamp them without allocating.
+    pub(crate) fn user_pair(&self) -> [Option<UserId>; 2] {
         use Event::*;
+        let one = |u: &UserId| [Some(*u), None];
         match self {
-            OrganizationCreated { owner, .. } => vec![*owner],
-            PrimaryOwnershipTransferred { from, to } => vec![*from, *to],
+            OrganizationCreated { owner, .. } => one(owner),
+            PrimaryOwnershipTransferred { from, to } => [Some(*from), Some(*to)],
             UserInvited { user, .. }
             | UserProvisioned { user, .. }
             | UserReinvited { user, .. }
@@ -533,16 +540,12 @@ impl Event {
             | PasswordResetIssued { user, .. }
             | UserDeactivated { user, .. }
             | UserReactivated { user }
-            | UserDeleted { user, .. } => vec![*user],
-            NumberForwarded { to, .. } => vec![*to],
-            ReportingLineChanged { user, leader } => {
-                let mut v = vec![*user];
-                v.extend(*leader);
-                v
-            }
-            WorkItemCreated { owner, .. } => vec![*owner],
-            WorkTransferred { from, to, .. } => vec![*from, *to],
-            _ => vec![],
+            | UserDeleted { user, .. } => one(user),
+            NumberForwarded { to, .. } => one(to),
+            ReportingLineChanged { user, leader } => [Some(*user), *leader],
+            WorkItemCreated { owner, .. } => one(owner),
+            WorkTransferred { from, to, .. } => [Some(*from), Some(*to)],
+            _ => [None, None],
         }
     }
 }

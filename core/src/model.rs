@@ -340,6 +340,15 @@ pub struct User {
     pub invitation_accepted: bool,
     /// An outstanding password reset.
     pub password_reset: Option<PasswordReset>,
+    /// The organization version whose event created the user. With
+    /// [`User::changed_version`], what an outside copy of the user (a SCIM
+    /// client's `meta.version`) compares against: kept by `evolve` alone.
+    #[serde(default)]
+    pub created_version: u64,
+    /// The organization version of the last event about the user (any
+    /// event naming them, or revoking or expiring their invitation).
+    #[serde(default)]
+    pub changed_version: u64,
 }
 
 impl User {
@@ -360,6 +369,8 @@ impl User {
             invitation: None,
             invitation_accepted: false,
             password_reset: None,
+            created_version: 0,
+            changed_version: 0,
         }
     }
 

@@ -901,3 +901,76 @@ async fn a_spawner_that_cannot_start_a_task_costs_only_the_snapshot() {
         10
     );
 }
+
+/// An `If-Match` that holds atomically: the precondition is checked on the
+/// state the command is decided on and appended against. A rival change to
+/// the user that lands between the check and the append makes the append
+/// conflict; the retry finds the precondition broken and records nothing.
+#[tokio::test]
+async fn a_precondition_is_checked_again_after_a_conflict() {
+    let t = Interloping::new(ServiceConfig::default().max_attempts).await;
+    let state = t.service.state(t.f.org).await.unwrap();
+    let seen = state.user(t.owner).unwrap().changed_version;
+    assert!(seen > 0, "the owner was created by a versioned event");
+    let rename = |name: &str| Command::UpdateProfile {
+        user: t.owner,
+        name: Some(name.into()),
+        email: None,
+        mobile: None,
+        default_country: None,
+        notifications: None,
+    };
+    // A stale version is refused at once.
+    let stale =
+        t.f.request(Actor::user(t.owner), rename("Early"))
+            .if_unchanged(t.owner, seen - 1);
+    assert!(matches!(
+        t.service.handle(stale).await,
+        Err(ServiceError::PreconditionFailed { .. })
+    ));
+    // The rival renames the owner just before our append.
+    t.store
+        .rivals
+        .lock()
+        .unwrap()
+        .push_back(t.f.request(Actor::user(t.owner), rename("Rival")));
+    let before = t.f.store.stream_version(t.f.org).await.unwrap();
+    let mine =
+        t.f.request(Actor::user(t.owner), rename("Mine"))
+            .if_unchanged(t.owner, seen);
+    let err = t.service.handle(mine.clone()).await.unwrap_err();
+    assert_eq!(
+        err,
+        ServiceError::PreconditionFailed {
+            precondition: Precondition::UserUnchangedSince {
+                user: t.owner,
+                version: seen
+            }
+        }
+    );
+    // Only the rival's event was recorded, and it stamped the owner.
+    let after = t.f.store.stream_version(t.f.org).await.unwrap();
+    assert_eq!(after, before + 1);
+    let state = t.service.state(t.f.org).await.unwrap();
+    let owner = state.user(t.owner).unwrap();
+    assert_eq!(
+        owner.profile.as_ref().unwrap().name.as_deref(),
+        Some("Rival")
+    );
+    assert_eq!(owner.changed_version, after);
+    assert!(owner.created_version > 0 && owner.created_version <= seen);
+    // At the new version the same request goes through, and sending it
+    // again (same command id) is the recorded success, not a failure.
+    let retry =
+        t.f.request(Actor::user(t.owner), rename("Mine"))
+            .if_unchanged(t.owner, after);
+    let handled = t.service.handle(retry.clone()).await.unwrap();
+    assert!(!handled.duplicate);
+    let again = t.service.handle(retry).await.unwrap();
+    assert!(again.duplicate, "{again:?}");
+    // The dry run checks it too.
+    assert!(matches!(
+        t.service.dry_run(&mine).await,
+        Err(ServiceError::PreconditionFailed { .. })
+    ));
+}

@@ -38,6 +38,64 @@ pub const MAX_CSV_BODY_BYTES: usize = switchboard::bulk::MAX_CSV_BYTES + 1024;
 /// subscription that reads the store, so they are counted; one more is 503.
 pub const MAX_LIVE_FEEDS: usize = 64;
 
+/// Limit: instants of organization versions kept by [`VersionTimes`]. A
+/// version's instant never changes, so the cache is only ever stale by
+/// being absent; at the limit it starts over (32 bytes an entry: about
+/// 3 MiB).
+pub const MAX_VERSION_TIMES: usize = 100_000;
+
+/// When each organization version was recorded (its event's
+/// `occurred_at`), for SCIM's `meta.created` and `meta.lastModified`: a
+/// user knows the versions that created and last changed them; the instant
+/// is one indexed read of that event, cached here under the organization
+/// and the version.
+#[derive(Clone, Default)]
+pub struct VersionTimes {
+    times: Arc<std::sync::Mutex<HashMap<(OrgId, u64), Instant>>>,
+}
+
+/// An instant, as events record it.
+type Instant = chrono::DateTime<chrono::Utc>;
+
+impl VersionTimes {
+    /// The instant of each of `versions` of `org` that has an event.
+    pub async fn of(
+        &self,
+        store: &SharedStore,
+        org: OrgId,
+        versions: impl IntoIterator<Item = u64>,
+    ) -> Result<HashMap<u64, Instant>, switchboard::store::StoreError> {
+        use switchboard::store::EventStore;
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        {
+            let times = self.times.lock().unwrap_or_else(|e| e.into_inner());
+            for v in versions {
+                match times.get(&(org, v)) {
+                    Some(t) => {
+                        found.insert(v, *t);
+                    }
+                    None if v > 0 => missing.push(v),
+                    None => {}
+                }
+            }
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        for v in missing {
+            if let Some(e) = store.read_stream(org, v, Some(v), 1).await?.first() {
+                found.insert(v, e.metadata.occurred_at);
+                let mut times = self.times.lock().unwrap_or_else(|e| e.into_inner());
+                if times.len() >= MAX_VERSION_TIMES {
+                    times.clear();
+                }
+                times.insert((org, v), e.metadata.occurred_at);
+            }
+        }
+        Ok(found)
+    }
+}
+
 /// Who a bearer token acts as.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tenant {
@@ -54,6 +112,8 @@ pub struct AppState {
     pub service: Arc<CommandService<SharedStore>>,
     /// The store, for the event feed.
     pub store: SharedStore,
+    /// Instants of organization versions (SCIM's `meta` times).
+    pub times: VersionTimes,
     /// Tenants by the SHA-256 of their token: the tokens themselves are not
     /// kept, and a lookup's timing depends on the digest, not on how much
     /// of a guessed token is right.
@@ -75,6 +135,7 @@ impl AppState {
         Self {
             service: Arc::new(production_service(store.clone())),
             store,
+            times: VersionTimes::default(),
             tokens: Arc::default(),
             feeds: Arc::new(tokio::sync::Semaphore::new(MAX_LIVE_FEEDS)),
             shutdown: Arc::new(tokio::sync::watch::Sender::new(false)),

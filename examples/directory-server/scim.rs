@@ -73,12 +73,21 @@
 //!   limits, 400 `mutability` for every other business rule ("the current
 //!   state" does not allow it). The `detail` names every blocker with its
 //!   rule id, e.g. `[R-LIFE-04] usr_… profile lacks [Mobile]`.
-//! * **`meta.version`** is a weak ETag over the resource's representation;
+//! * **`meta.version`** of a user is a weak ETag `W/"<version>-<digest>"`:
+//!   the organization version that last changed the user
+//!   (`User::changed_version`) and a digest of the representation.
 //!   `If-Match` on `PUT`, `PATCH` and `DELETE` (and `version` in Bulk) must
-//!   match it or the request fails with 412; `If-None-Match` on `GET`
-//!   answers 304 while it matches. The check and the commands are not one
-//!   transaction: a change between them is not detected (the library has no
-//!   per-entity version to append against).
+//!   match it or the request fails with 412; the version is then checked
+//!   again, atomically, with the first command the request sends
+//!   (`CommandRequest::if_unchanged`), so a change that lands between the
+//!   check and that command is a 412 too, never overwritten. (A request of
+//!   several commands is atomic up to its first.) A group's is a digest
+//!   only, checked before its commands. `If-None-Match` on `GET` answers 304
+//!   while it matches.
+//! * **`meta.created` and `meta.lastModified`** of a user are the instants
+//!   of the events that created and last changed them (one cached read of
+//!   each event, `app::VersionTimes`); filters cannot name them. Groups have
+//!   none (accounts carry no versions).
 //! * **Names are never cleared.** A `PUT` without `name` keeps the name:
 //!   the domain has no command that removes one.
 //! * **A `POST` is one command.** `ProvisionUser` carries the sign-in name,
@@ -106,7 +115,7 @@
 //!   PATCH path naming a whole extension (`urn:…:enterprise:2.0:User`) was
 //!   refused, and `POST /.search` answered 404 instead of 501.
 //! * **Not supported**, because the domain has no place for it:
-//!   passwords, `meta.created`/`meta.lastModified`, sorting (`sortBy` is
+//!   passwords, a group's `meta.created`/`meta.lastModified`, sorting (`sortBy` is
 //!   400), value paths inside list filters (`emails[type eq "work"]` in a
 //!   `filter`; they work in PATCH paths).
 
@@ -288,6 +297,7 @@ impl From<ServiceError> for ScimError {
     fn from(e: ServiceError) -> Self {
         match e {
             ServiceError::Rejected(r) => refusal(&r.blockers),
+            ServiceError::PreconditionFailed { .. } => changed(),
             ServiceError::Contention { .. } => ScimError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 None,
@@ -382,10 +392,21 @@ impl Ctx {
 
     /// Dry-runs every command against the current state and reports the
     /// blockers of all of them; sends them in order only if none is refused.
-    async fn send_all(&self, commands: Vec<Command>) -> Result<(), ScimError> {
+    /// With `unchanged`, the first command is decided only while that user
+    /// is still at that organization version (an atomic `If-Match`); the
+    /// later ones follow it.
+    async fn send_all(
+        &self,
+        commands: Vec<Command>,
+        unchanged: Option<(UserId, u64)>,
+    ) -> Result<(), ScimError> {
+        let request = |i: usize, c: Command| match unchanged {
+            Some((user, version)) if i == 0 => self.request(c).if_unchanged(user, version),
+            _ => self.request(c),
+        };
         let mut blockers = Vec::new();
-        for c in &commands {
-            match self.state.service.dry_run(&self.request(c.clone())).await {
+        for (i, c) in commands.iter().enumerate() {
+            match self.state.service.dry_run(&request(i, c.clone())).await {
                 Ok(_) => {}
                 Err(ServiceError::Rejected(r)) => blockers.extend(r.blockers),
                 Err(e) => return Err(e.into()),
@@ -394,8 +415,8 @@ impl Ctx {
         if !blockers.is_empty() {
             return Err(refusal(&blockers));
         }
-        for c in commands {
-            self.send(c).await?;
+        for (i, c) in commands.into_iter().enumerate() {
+            self.state.service.handle(request(i, c)).await?;
         }
         Ok(())
     }
@@ -420,30 +441,40 @@ fn if_match(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn check_version(current: &str, wanted: Option<&str>) -> Result<(), ScimError> {
-    match wanted {
-        None => Ok(()),
-        Some(w)
-            if w.split(',')
-                .map(str::trim)
-                .any(|t| t == "*" || t == current) =>
-        {
-            Ok(())
-        }
-        Some(_) => Err(ScimError::new(
-            StatusCode::PRECONDITION_FAILED,
-            None,
-            "the resource changed: its version no longer matches If-Match",
-        )),
+/// Checks `If-Match` against the current version; answers the organization
+/// version the first command must still find the user at (when a version,
+/// not `*`, was named), so that the check holds atomically with it.
+fn check_version(current: &str, wanted: Option<&str>) -> Result<Option<u64>, ScimError> {
+    let Some(w) = wanted else { return Ok(None) };
+    let mut tags = w.split(',').map(str::trim);
+    if tags.clone().any(|t| t == "*") {
+        return Ok(None);
     }
+    if tags.any(|t| t == current) {
+        return Ok(version_in_tag(current));
+    }
+    Err(changed())
+}
+
+/// 412: the resource is not at the version the client named.
+fn changed() -> ScimError {
+    ScimError::new(
+        StatusCode::PRECONDITION_FAILED,
+        None,
+        "the resource changed: its version no longer matches If-Match",
+    )
+}
+
+/// A digest of a representation (without `meta`): 16 hex digits.
+fn digest_of(v: &Value) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(v.to_string().as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A weak ETag over a representation (without `meta`).
 fn etag_of(v: &Value) -> String {
-    use sha2::Digest;
-    let digest = sha2::Sha256::digest(v.to_string().as_bytes());
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("W/\"{hex}\"")
+    format!("W/\"{}\"", digest_of(v))
 }
 
 /// A successful operation: status, resource, version.
@@ -571,13 +602,66 @@ pub fn user_json(org: &Organization, u: &User, base: &str) -> Value {
         v["schemas"] = json!([USER_SCHEMA, SWITCHBOARD]);
     }
     v[SWITCHBOARD] = json!({ "status": u.status.to_string() });
-    let version = etag_of(&v);
+    // The organization version that last changed the user, checked
+    // atomically by `If-Match`, and a digest of the representation, which
+    // also moves with what no event about the user changes (an invitation
+    // lapsing, an account created for an agency administrator).
+    let version = format!("W/\"{}-{}\"", u.changed_version, digest_of(&v));
     v["meta"] = json!({
         "resourceType": "User",
         "location": format!("{base}/Users/{}", u.id),
         "version": version,
     });
     v
+}
+
+/// The organization version in a user's `meta.version` (`W/"<version>-…"`).
+fn version_in_tag(tag: &str) -> Option<u64> {
+    tag.strip_prefix("W/\"")?.split('-').next()?.parse().ok()
+}
+
+/// Adds `meta.created` and `meta.lastModified` to the user resources in
+/// `docs`: the instants of the versions that created and last changed each
+/// (one cached read per version, [`crate::app::VersionTimes`]).
+async fn add_times(
+    ctx: &Ctx,
+    org: &Organization,
+    docs: &mut [&mut Value],
+) -> Result<(), ScimError> {
+    let users: Vec<Option<&User>> = docs
+        .iter()
+        .map(|d| {
+            d["id"]
+                .as_str()
+                .and_then(|id| id.parse::<UserId>().ok())
+                .and_then(|id| org.user(id))
+        })
+        .collect();
+    let versions = users
+        .iter()
+        .flatten()
+        .flat_map(|u| [u.created_version, u.changed_version]);
+    let times = ctx
+        .state
+        .times
+        .of(&ctx.state.store, ctx.tenant.org, versions)
+        .await
+        .map_err(|e| ScimError::from(ServiceError::from(e)))?;
+    let rfc3339 = |v: u64| {
+        times
+            .get(&v)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    };
+    for (doc, user) in docs.iter_mut().zip(users) {
+        let Some(u) = user else { continue };
+        if let (Some(created), Some(modified)) =
+            (rfc3339(u.created_version), rfc3339(u.changed_version))
+        {
+            doc["meta"]["created"] = json!(created);
+            doc["meta"]["lastModified"] = json!(modified);
+        }
+    }
+    Ok(())
 }
 
 /// What a SCIM user document asks of the domain.
@@ -884,7 +968,9 @@ async fn create_user(ctx: &Ctx, body: Value) -> Result<Done, ScimError> {
 async fn current_user(ctx: &Ctx, id: &str, status: StatusCode) -> Result<Done, ScimError> {
     let org = ctx.org().await?;
     let user = live_user(&org, id)?;
-    Ok(Done::resource(status, user_json(&org, &user, &ctx.base)))
+    let mut v = user_json(&org, &user, &ctx.base);
+    add_times(ctx, &org, &mut [&mut v]).await?;
+    Ok(Done::resource(status, v))
 }
 
 async fn replace_user(
@@ -895,14 +981,18 @@ async fn replace_user(
 ) -> Result<Done, ScimError> {
     let org = ctx.org().await?;
     let user = live_user(&org, id)?;
-    check_version(
+    let since = check_version(
         user_json(&org, &user, &ctx.base)["meta"]["version"]
             .as_str()
             .unwrap_or(""),
         version,
     )?;
     let want = wanted_user(&body)?;
-    ctx.send_all(commands_for(&org, &user, &want)?).await?;
+    ctx.send_all(
+        commands_for(&org, &user, &want)?,
+        since.map(|v| (user.id, v)),
+    )
+    .await?;
     current_user(ctx, id, StatusCode::OK).await
 }
 
@@ -915,7 +1005,7 @@ async fn modify_user(
     let org = ctx.org().await?;
     let user = live_user(&org, id)?;
     let mut doc = user_json(&org, &user, &ctx.base);
-    check_version(doc["meta"]["version"].as_str().unwrap_or(""), version)?;
+    let since = check_version(doc["meta"]["version"].as_str().unwrap_or(""), version)?;
     if doc.get(ENTERPRISE).is_none() {
         doc[ENTERPRISE] = json!({});
     }
@@ -923,7 +1013,6 @@ async fn modify_user(
     apply_patch(&mut doc, &body)?;
     // Without a sign-in name, `userName` is the email: a PATCH that changes
     // only the work email changes it too.
-    // changes it too.
     let email_of = |d: &Value| {
         field(d, "emails")
             .and_then(Value::as_array)
@@ -943,25 +1032,32 @@ async fn modify_user(
         }
     }
     let want = wanted_user(&doc)?;
-    ctx.send_all(commands_for(&org, &user, &want)?).await?;
+    ctx.send_all(
+        commands_for(&org, &user, &want)?,
+        since.map(|v| (user.id, v)),
+    )
+    .await?;
     current_user(ctx, id, StatusCode::OK).await
 }
 
 async fn remove_user(ctx: &Ctx, id: &str, version: Option<&str>) -> Result<Done, ScimError> {
     let org = ctx.org().await?;
     let user = live_user(&org, id)?;
-    check_version(
+    let since = check_version(
         user_json(&org, &user, &ctx.base)["meta"]["version"]
             .as_str()
             .unwrap_or(""),
         version,
     )?;
-    ctx.send(Command::Delete {
-        user: user.id,
-        acknowledgement: switchboard::DeletionAcknowledgement::ALL,
-        forward_numbers_to: None,
-        reassign_reports: None,
-    })
+    ctx.send_all(
+        vec![Command::Delete {
+            user: user.id,
+            acknowledgement: switchboard::DeletionAcknowledgement::ALL,
+            forward_numbers_to: None,
+            reassign_reports: None,
+        }],
+        since.map(|v| (user.id, v)),
+    )
     .await?;
     Ok(Done {
         status: StatusCode::NO_CONTENT,
@@ -1005,6 +1101,7 @@ async fn get_user(
             if let Some(done) = not_modified(&headers, &v) {
                 return Ok(done);
             }
+            add_times(&ctx, &org, &mut [&mut v]).await?;
             project(&mut v, &q);
             Ok(Done::resource(StatusCode::OK, v))
         }
@@ -1040,7 +1137,16 @@ async fn list_users(ctx: Ctx, Query(q): Query<BTreeMap<String, String>>) -> Resp
                 .filter(|u| u.status != UserStatus::Deleted && u.profile.is_some())
                 .map(|u| user_json(&org, u, &ctx.base))
                 .collect();
-            list(resources, &q)
+            let mut done = list(resources, &q)?;
+            // The times of the page only: one cached read per version.
+            if let Some(page) = done
+                .body
+                .as_mut()
+                .and_then(|b| b["Resources"].as_array_mut())
+            {
+                add_times(&ctx, &org, &mut page.iter_mut().collect::<Vec<_>>()).await?;
+            }
+            Ok(done)
         }
         .await,
     )
@@ -1820,7 +1926,7 @@ async fn create_group(ctx: &Ctx, body: Value) -> Result<Done, ScimError> {
     })?;
     let org = ctx.org().await?;
     if let Err(e) = ctx
-        .send_all(membership_commands(&org, account, &members))
+        .send_all(membership_commands(&org, account, &members), None)
         .await
     {
         return Err(ScimError::new(
@@ -1864,7 +1970,9 @@ async fn change_group(
         }
     }
     let want = member_ids(&org, &doc)?;
-    ctx.send_all(membership_commands(&org, account, &want))
+    // Groups carry no organization version: their `If-Match` is checked
+    // against the representation only, before the commands.
+    ctx.send_all(membership_commands(&org, account, &want), None)
         .await?;
     let org = ctx.org().await?;
     Ok(Done::resource(

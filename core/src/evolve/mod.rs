@@ -74,6 +74,22 @@ fn refresh_orphan(state: &mut Organization, number: &PhoneNumber) {
     }
 }
 
+/// Stamps the users an event is about with the organization's version: the
+/// version that created them the first time, the last that changed them
+/// always.
+fn stamp_users(state: &mut Organization, event: &Event, invitee: Option<UserId>) {
+    let [a, b] = event.user_pair();
+    let version = state.version;
+    for id in [a, b, invitee].into_iter().flatten() {
+        if let Some(u) = state.users.get_mut(&id) {
+            if u.created_version == 0 {
+                u.created_version = version;
+            }
+            u.changed_version = version;
+        }
+    }
+}
+
 /// Indexes `user` under `email` (R-USR-01). An empty email — erased, its
 /// key shredded (R-LIFE-06), or never given (R-USR-04) — names nobody and
 /// is not indexed; the snapshot reader does the same.
@@ -185,6 +201,14 @@ fn insert_invitation(state: &mut Organization, inv: Invitation) {
 /// Applies one event to the state.
 pub fn evolve(state: &mut Organization, event: &Event) {
     state.version += 1;
+    // Before the event: a revocation or an expiry names the invitation,
+    // whose user must be found while it still points at them.
+    let invitee = match event {
+        Event::InvitationRevoked { invitation } | Event::InvitationExpired { invitation } => {
+            state.invitations.get(invitation).and_then(|i| i.user)
+        }
+        _ => None,
+    };
     // Exhaustive: a new event does not compile until it is routed.
     match event {
         Event::OrganizationCreated { .. }
@@ -222,4 +246,5 @@ pub fn evolve(state: &mut Organization, event: &Event) {
         Event::ReportingLineChanged { .. } => teams::apply(state, event),
         Event::WorkItemCreated { .. } | Event::WorkTransferred { .. } => work::apply(state, event),
     }
+    stamp_users(state, event, invitee);
 }

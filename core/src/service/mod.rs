@@ -96,6 +96,46 @@ pub struct CommandRequest {
     pub causation_id: Option<uuid::Uuid>,
     /// The conversation it belongs to; defaults to the command id.
     pub correlation_id: Option<uuid::Uuid>,
+    /// A condition the organization must meet for the command to be
+    /// decided at all (an `If-Match`), checked on the very state the command
+    /// is decided on and appended against: no change can slip in between.
+    pub precondition: Option<Precondition>,
+}
+
+/// What a [`CommandRequest`] can require of the organization before it is
+/// decided. Unmet, the request fails with
+/// [`ServiceError::PreconditionFailed`] and records nothing.
+///
+/// ```
+/// use switchboard_core::service::Precondition;
+/// use switchboard_core::{Organization, OrgId, UserId};
+/// let state = Organization::empty(OrgId::from_uuid(uuid::Uuid::from_u128(1)));
+/// let ann = UserId::from_uuid(uuid::Uuid::from_u128(2));
+/// let p = Precondition::UserUnchangedSince { user: ann, version: 7 };
+/// assert!(!p.holds(&state), "no such user");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Precondition {
+    /// The user exists and no event about them came after `version`
+    /// ([`User::changed_version`](crate::User::changed_version) equals it).
+    UserUnchangedSince {
+        /// The user.
+        user: UserId,
+        /// The organization version the caller saw them last changed at.
+        version: u64,
+    },
+}
+
+impl Precondition {
+    /// Whether `state` meets it.
+    pub fn holds(&self, state: &Organization) -> bool {
+        match self {
+            Precondition::UserUnchangedSince { user, version } => state
+                .user(*user)
+                .is_some_and(|u| u.changed_version == *version),
+        }
+    }
 }
 
 impl CommandRequest {
@@ -108,7 +148,15 @@ impl CommandRequest {
             command,
             causation_id: None,
             correlation_id: None,
+            precondition: None,
         }
+    }
+
+    /// The same request, decided only while `user` is unchanged since
+    /// `version` ([`Precondition::UserUnchangedSince`]).
+    pub fn if_unchanged(mut self, user: UserId, version: u64) -> Self {
+        self.precondition = Some(Precondition::UserUnchangedSince { user, version });
+        self
     }
 }
 
@@ -180,6 +228,13 @@ pub enum ServiceError {
     /// An event could not be encoded for the store; nothing was recorded.
     #[error(transparent)]
     Encode(#[from] codec::EncodeError),
+    /// The request's [`Precondition`] did not hold (the user changed since
+    /// the caller's version, or is unknown); nothing was recorded.
+    #[error("the precondition of the request does not hold: {precondition:?}")]
+    PreconditionFailed {
+        /// The precondition.
+        precondition: Precondition,
+    },
 }
 
 impl ServiceError {
@@ -192,6 +247,7 @@ impl ServiceError {
             ServiceError::IdempotencyKeyReused { .. } => "idempotency_key_reused",
             ServiceError::Decode(_) => "decode_error",
             ServiceError::Encode(_) => "encode_error",
+            ServiceError::PreconditionFailed { .. } => "precondition_failed",
         }
     }
 }
@@ -432,6 +488,14 @@ impl<S: Store> CommandService<S> {
                 ids: self.ids.as_ref(),
                 secrets: self.secrets.as_ref(),
             };
+            if let Some(precondition) = request.precondition.filter(|p| !p.holds(state)) {
+                // Unless this very command was recorded already (then the
+                // change it made is why the precondition fails).
+                if let Some(done) = self.recorded_before(request, digest, attempt).await? {
+                    return Ok(done);
+                }
+                return Err(ServiceError::PreconditionFailed { precondition });
+            }
             let decision = match decide(state, &request.command, &ctx) {
                 Ok(decision) => decision,
                 Err(refusal) => {
@@ -818,9 +882,12 @@ impl<S: Store> CommandService<S> {
             ids: self.ids.as_ref(),
             secrets: self.secrets.as_ref(),
         };
-        Ok(self
-            .read(request.org, |state| decide(state, &request.command, &ctx))
-            .await??)
+        let precondition = request.precondition;
+        self.read(request.org, |state| match precondition {
+            Some(p) if !p.holds(state) => Err(ServiceError::PreconditionFailed { precondition: p }),
+            _ => decide(state, &request.command, &ctx).map_err(ServiceError::from),
+        })
+        .await?
     }
 
     /// The organization's stream version as this service has folded it

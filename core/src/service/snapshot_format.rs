@@ -102,6 +102,8 @@ struct UserOut<'a> {
     invitation_accepted: bool,
     password_reset: &'a Option<PasswordReset>,
     personal: &'a Personal,
+    created_version: u64,
+    changed_version: u64,
 }
 
 #[derive(Deserialize)]
@@ -120,6 +122,8 @@ struct UserIn {
     invitation_accepted: bool,
     password_reset: Option<PasswordReset>,
     personal: Personal,
+    created_version: u64,
+    changed_version: u64,
 }
 
 /// A user's devices without their names.
@@ -156,6 +160,8 @@ impl Serialize for Users<'_> {
                 invitation_accepted: u.invitation_accepted,
                 password_reset: &u.password_reset,
                 personal,
+                created_version: u.created_version,
+                changed_version: u.changed_version,
             })?;
         }
         seq.end()
@@ -378,6 +384,8 @@ impl OrgIn {
                 invitation: u.invitation,
                 invitation_accepted: u.invitation_accepted,
                 password_reset: u.password_reset,
+                created_version: u.created_version,
+                changed_version: u.changed_version,
             };
             // The email index, as `evolve` keeps it: every live user whose
             // profile is readable.

@@ -28,7 +28,8 @@ use crate::store::{Snapshot, Store, StoreError};
 /// 3: the same, in postcard's binary form, one sealed part per user.
 /// 4: profiles hold the identity provider's id (`external_id`).
 /// 5: profiles hold the sign-in name (`sign_in_name`).
-pub const SNAPSHOT_SCHEMA_VERSION: u32 = 5;
+/// 6: users carry the versions that created and last changed them.
+pub const SNAPSHOT_SCHEMA_VERSION: u32 = 6;
 
 /// Whether a snapshot is due: at least `every` events since the last one at
 /// `snapshot_at`, and at least `per_entity` per entity of the organization
