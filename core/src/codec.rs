@@ -344,11 +344,14 @@ pub fn open_payload(
 /// Reads a recorded event as a current [`Event`], opening sealed personal
 /// data with `keys` (missing keys read as erased data, never an error).
 ///
-/// The payload is parsed once. A payload at its type's current schema
-/// version that holds no sealed field (nearly every event) is deserialized
-/// straight from its text into the event ([`decode_payload_raw`]); only an
-/// older version (upcasters work on a `Value`) or a payload that
-/// [`may_hold_sealed`] goes through a `Value` tree.
+/// A payload at its type's current schema version that holds no sealed
+/// field (nearly every event) is deserialized straight from its text into
+/// the event ([`decode_payload_raw`]), in one pass. One with sealed fields
+/// has them opened in its text (the plaintext spliced in place of each
+/// sealed object) and is then decoded the same way, with no `Value`. An
+/// older version (upcasters work on a `Value`), or a sealed payload in any
+/// shape but the one the sealing writes or that does not open, goes through
+/// a `Value` tree, which defines every result and error.
 pub fn decode_with(recorded: &RecordedEvent, keys: &KeyRing) -> Result<Event, DecodeError> {
     decode_parts(
         &recorded.event_type,
@@ -486,16 +489,15 @@ fn has_duplicate_key(fields: &[(Cow<'_, str>, &RawValue)]) -> bool {
         .any(|(i, (k, _))| fields[..i].iter().any(|(other, _)| other == k))
 }
 
-/// Writes a key as a JSON string: a borrowed key had no escape in the text,
-/// so it is copied as it was; an unescaped one is escaped again.
-fn push_key(out: &mut String, key: &Cow<'_, str>) -> Option<()> {
-    match key {
-        Cow::Borrowed(k) => {
-            out.push('"');
-            out.push_str(k);
-            out.push('"');
-        }
-        Cow::Owned(k) => out.push_str(&serde_json::to_string(k).ok()?),
+/// Writes a key as a JSON string: as it is when nothing in it needs an
+/// escape (the usual case), else escaped by serde_json.
+fn push_key(out: &mut String, key: &str) -> Option<()> {
+    if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(key);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(key).ok()?);
     }
     Some(())
 }
@@ -1045,6 +1047,8 @@ mod tests {
             r#"{"device_name": {"$sealed": 3}}"#.to_owned(),
             r#"{"a": {"b": {"$sealed": {}}}, "device_name": "n"}"#.to_owned(),
             "[{\"$sealed\": 1}]".to_owned(),
+            text.replace(r#""user":"#, r#""\u0075ser":"#),
+            text.replace(r#""user":"#, r#""us\"er":"#),
         ];
         let ring = KeyRing::new([(user, key.clone())].into());
         // Which are read from the text; the others go to the tree.
@@ -1056,11 +1060,15 @@ mod tests {
                 raw(text).as_raw(),
                 &ring,
             );
-            assert_eq!(opened.is_some(), [0, 1, 2, 15, 19].contains(&i), "{text}");
+            assert_eq!(
+                opened.is_some(),
+                [0, 1, 2, 15, 19, 23, 24].contains(&i),
+                "{text}"
+            );
             let subjects = sealed_subjects_text(text).is_some();
             assert_eq!(
                 subjects,
-                i < 3 || (5..=7).contains(&i) || (15..=19).contains(&i)
+                i < 3 || (5..=7).contains(&i) || (15..=19).contains(&i) || i > 22
             );
         }
         let rings = [ring, KeyRing::empty()];

@@ -293,9 +293,8 @@ pub(crate) fn open_bound<A: AsRef<[u8]>>(
 
 /// The plaintext of one sealed field, from the hex `nonce` and `ct` of its
 /// sealed object (`None` where missing or not a string; subject `subject`,
-/// its key at hand), bound to `aad`. For
-/// readers that take the sealed object apart themselves (the codec reads
-/// it from the payload's text).
+/// its key at hand), bound to `aad`. For readers that take the sealed
+/// object apart themselves (the codec reads it from the payload's text).
 pub(crate) fn open_hex(
     key: &DataKey,
     aad: &[u8],
