@@ -11,6 +11,7 @@ use serde::de::{self, IntoDeserializer};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// The claim namespace of phone numbers (R-NUM-06).
 pub const PHONE_NUMBER_CLAIM: &str = "phone_number";
@@ -247,11 +248,34 @@ pub fn sealed_subjects(payload: &RawPayload) -> Vec<UserId> {
     if !may_hold_sealed(payload.as_raw()) {
         return Vec::new();
     }
+    if let Some(subjects) = sealed_subjects_text(payload.get()) {
+        return subjects;
+    }
     match payload.to_value() {
         Ok(value) => sealed_subjects_value(&value),
         // Not JSON: the decoder reports it.
         Err(_) => Vec::new(),
     }
+}
+
+/// [`sealed_subjects`] read from the text, without a `Value`, when every
+/// field that may be sealed is in the shape [`erasure::seal`] writes and
+/// no key is given twice; `None` sends the payload to the tree. In the
+/// tree's order (by key).
+fn sealed_subjects_text(text: &str) -> Option<Vec<UserId>> {
+    let TopFields(fields) = serde_json::from_str(text).ok()?;
+    if has_duplicate_key(&fields) {
+        return None;
+    }
+    let mut found = Vec::new();
+    for (key, value) in &fields {
+        if may_be_sealed(value.get()) {
+            let SealedText(sealed) = serde_json::from_str(value.get()).ok()?;
+            found.push((key, sealed.subject));
+        }
+    }
+    found.sort_by(|a, b| a.0.cmp(b.0));
+    Some(found.into_iter().map(|(_, subject)| subject).collect())
 }
 
 /// [`sealed_subjects`] of a payload already parsed.
@@ -323,11 +347,14 @@ pub fn open_payload(
 /// Reads a recorded event as a current [`Event`], opening sealed personal
 /// data with `keys` (missing keys read as erased data, never an error).
 ///
-/// The payload is parsed once. A payload at its type's current schema
-/// version that holds no sealed field (nearly every event) is deserialized
-/// straight from its text into the event ([`decode_payload_raw`]); only an
-/// older version (upcasters work on a `Value`) or a payload that
-/// [`may_hold_sealed`] goes through a `Value` tree.
+/// A payload at its type's current schema version that holds no sealed
+/// field (nearly every event) is deserialized straight from its text into
+/// the event ([`decode_payload_raw`]), in one pass. One with sealed fields
+/// has them opened in its text (the plaintext spliced in place of each
+/// sealed object) and is then decoded the same way, with no `Value`. An
+/// older version (upcasters work on a `Value`), or a sealed payload in any
+/// shape but the one the sealing writes or that does not open, goes through
+/// a `Value` tree, which defines every result and error.
 pub fn decode_with(recorded: &RecordedEvent, keys: &KeyRing) -> Result<Event, DecodeError> {
     decode_parts(
         &recorded.event_type,
@@ -354,8 +381,18 @@ fn decode_parts(
     payload: &RawValue,
     keys: &KeyRing,
 ) -> Result<Event, DecodeError> {
-    if version == current_version(event_type) && !may_hold_sealed(payload) {
-        return decode_current_raw(event_type, version, payload);
+    if version == current_version(event_type) {
+        if !may_hold_sealed(payload) {
+            return decode_current_raw(event_type, version, payload.get());
+        }
+        // Sealed fields opened in the text, then the fast path; anything out
+        // of the ordinary (malformed, tampered, duplicate keys, a decoding
+        // error) is left to the tree below, which defines the result.
+        if let Some(opened) = open_in_text(event_type, org, event_id, payload, keys) {
+            if let Ok(event) = decode_current_raw(event_type, version, &opened) {
+                return Ok(event);
+            }
+        }
     }
     let mut value = parse_payload(event_type, version, payload)?;
     open_payload(&mut value, event_type, org, event_id, keys)?;
@@ -370,6 +407,196 @@ fn parse_payload(event_type: &str, version: u32, payload: &RawValue) -> Result<V
     })
 }
 
+/// A payload's text with its sealed top-level fields opened in place: the
+/// plaintext (JSON text itself) spliced where the sealed object was, or
+/// the erased value where the key is missing. Every other field is copied
+/// as it was written. `None` when the payload is out of the ordinary — not
+/// an object, a key given twice (the tree keeps the last, the text would
+/// refuse), a field that may be sealed but is not in the exact shape
+/// [`erasure::seal`] writes, a field that does not open or whose plaintext
+/// is not one JSON value —: the caller then takes the tree path, which
+/// reports or tolerates each case as it always did.
+///
+/// No `Value` is built: the top level is read as borrowed `&RawValue`s,
+/// the sealed object into borrowed slices, and the opened field is never
+/// parsed but for validation.
+fn open_in_text(
+    event_type: &str,
+    org: OrgId,
+    event_id: EventId,
+    payload: &RawValue,
+    keys: &KeyRing,
+) -> Option<String> {
+    let text = payload.get();
+    let TopFields(fields) = serde_json::from_str(text).ok()?;
+    if has_duplicate_key(&fields) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    out.push('{');
+    for (i, (key, value)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_key(&mut out, key)?;
+        out.push(':');
+        let raw = value.get();
+        if !may_be_sealed(raw) {
+            out.push_str(raw);
+            continue;
+        }
+        let SealedText(sealed) = serde_json::from_str(raw).ok()?;
+        if sealed.v != 1 {
+            return None;
+        }
+        let Some(key) = keys.get(sealed.subject) else {
+            out.push_str(erased_text(event_type));
+            continue;
+        };
+        let aad = erasure::associated_data(org, sealed.subject, event_id);
+        let plain = erasure::open_hex(
+            key,
+            &aad,
+            sealed.subject,
+            Some(sealed.nonce),
+            Some(sealed.ct),
+        )
+        .ok()?;
+        let plain = std::str::from_utf8(&plain).ok()?;
+        // One JSON value, nothing after it: what the tree path parses.
+        serde_json::from_str::<&RawValue>(plain).ok()?;
+        out.push_str(plain);
+    }
+    out.push('}');
+    Some(out)
+}
+
+/// Whether a top-level field's text may be a sealed object: an object
+/// that spells the tag plainly or may spell it through `\u` escapes.
+fn may_be_sealed(raw: &str) -> bool {
+    raw.trim_start().starts_with('{') && (raw.contains(erasure::SEALED_TAG) || raw.contains("\\u"))
+}
+
+/// [`erased_value`] as JSON text.
+fn erased_text(event_type: &str) -> &'static str {
+    match event_type {
+        "DeviceSignedIn" => "\"\"",
+        _ => "{}",
+    }
+}
+
+fn has_duplicate_key(fields: &[(Cow<'_, str>, &RawValue)]) -> bool {
+    fields
+        .iter()
+        .enumerate()
+        .any(|(i, (k, _))| fields[..i].iter().any(|(other, _)| other == k))
+}
+
+/// Writes a key as a JSON string: as it is when nothing in it needs an
+/// escape (the usual case), else escaped by serde_json.
+fn push_key(out: &mut String, key: &str) -> Option<()> {
+    if key.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push('"');
+        out.push_str(key);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::to_string(key).ok()?);
+    }
+    Some(())
+}
+
+/// The top-level fields of a payload object, in the order written: each
+/// key (borrowed from the text unless it holds an escape) and the value's text.
+struct TopFields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for TopFields<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> de::Visitor<'de> for Fields {
+            type Value = TopFields<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a payload object")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some(key) = map.next_key_seed(KeyText)? {
+                    fields.push((key, map.next_value::<&'de RawValue>()?));
+                }
+                Ok(TopFields(fields))
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+/// A map key, borrowed from the text when it can be.
+struct KeyText;
+
+impl<'de> de::DeserializeSeed<'de> for KeyText {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: de::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> de::Visitor<'de> for KeyText {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v))
+    }
+}
+
+/// A sealed object read from its text, in exactly the shape
+/// [`erasure::seal`] writes: `{"$sealed": {"v", "subject", "nonce", "ct"}}`,
+/// no other key, none twice, hex without escapes. Anything else fails, and
+/// the caller leaves the payload to the tree path.
+struct SealedText<'a>(SealedParts<'a>);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SealedParts<'a> {
+    v: u64,
+    subject: UserId,
+    nonce: &'a str,
+    ct: &'a str,
+}
+
+impl<'de> Deserialize<'de> for SealedText<'de> {
+    fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Sealed;
+        impl<'de> de::Visitor<'de> for Sealed {
+            type Value = SealedText<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sealed object")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                match map.next_key_seed(KeyText)? {
+                    Some(tag) if tag == erasure::SEALED_TAG => {}
+                    _ => return Err(de::Error::custom("not a sealed object")),
+                }
+                let parts: SealedParts<'de> = map.next_value()?;
+                if map.next_key::<de::IgnoredAny>()?.is_some() {
+                    return Err(de::Error::custom("not a sealed object"));
+                }
+                Ok(SealedText(parts))
+            }
+        }
+        deserializer.deserialize_map(Sealed)
+    }
+}
+
 /// Reads a stored raw payload of type `event_type` at `version` as a
 /// current [`Event`], without opening sealed fields (see [`decode_with`]).
 /// At the current version the text is deserialized straight into the
@@ -380,7 +607,7 @@ pub fn decode_payload_raw(
     payload: &RawValue,
 ) -> Result<Event, DecodeError> {
     if version == current_version(event_type) {
-        decode_current_raw(event_type, version, payload)
+        decode_current_raw(event_type, version, payload.get())
     } else {
         decode_payload_value(
             event_type,
@@ -393,17 +620,12 @@ pub fn decode_payload_raw(
 /// The fast path: a payload at the current version, deserialized from its
 /// text into the externally tagged twin [`crate::event::Tagged`] through
 /// [`OneVariant`], which presents `{"<type>": payload}` without building it.
-fn decode_current_raw(
-    event_type: &str,
-    version: u32,
-    payload: &RawValue,
-) -> Result<Event, DecodeError> {
+fn decode_current_raw(event_type: &str, version: u32, text: &str) -> Result<Event, DecodeError> {
     let malformed = |reason: String| DecodeError::Malformed {
         event_type: event_type.to_owned(),
         version,
         reason,
     };
-    let text = payload.get();
     // As on the `Value` path: only an object is a payload (serde would also
     // read a struct variant from an array, by position).
     if !text.trim_start().starts_with('{') {
@@ -811,6 +1033,117 @@ mod tests {
         let r = recorded("DeviceSignedIn", 2, sealed.payload.clone());
         assert_eq!(decode_with(&r, &ring), through_tree);
         assert_eq!(through_tree, Ok(e));
+    }
+
+    /// Sealed fields are opened in the payload's text when it is in the
+    /// shape the sealing writes; every other spelling goes to the tree.
+    /// Either way the result is the tree's, error or event, and so are the
+    /// subjects whose keys are asked for.
+    #[test]
+    fn opening_in_the_text_gives_what_the_tree_gives_for_any_input() {
+        let e = device_signed_in();
+        let user = UserId::from_uuid(uuid::Uuid::from_u128(1));
+        let key = DataKey::from_bytes([4; 32]);
+        let r = recorded("DeviceSignedIn", 2, raw("{}"));
+        let sealed = encode_sealed(
+            &e,
+            r.stream,
+            r.event_id,
+            r.metadata.clone(),
+            Sealing::Seal {
+                key: &key,
+                nonce: [1; 32],
+            },
+        )
+        .expect("encodes");
+        let text = sealed.payload.get().to_owned();
+        let tree = sealed.payload.to_value().expect("json");
+        let blob = tree["device_name"]["$sealed"].clone();
+        let ct = blob["ct"].as_str().expect("hex").to_owned();
+        let nonce = blob["nonce"].as_str().expect("hex").to_owned();
+        // A blob that opens to bytes that are not JSON, and one that is not UTF-8.
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let aad = erasure::associated_data(r.stream, user, r.event_id);
+        let bytes_blob = |msg: &[u8]| {
+            let (n, c) = erasure::seal_bytes(&key, &[2; 32], &aad, msg).expect("seals");
+            text.replace(&nonce, &hex(&n)).replace(&ct, &hex(&c))
+        };
+        let mut flipped = ct.clone();
+        flipped.replace_range(..1, if ct.starts_with('0') { "1" } else { "0" });
+        let variants = [
+            text.clone(),
+            text.replace("\"$sealed\"", r#""\u0024sealed""#),
+            serde_json::to_string_pretty(&tree).expect("json"),
+            text.replacen('{', r#"{"device_name": "x", "#, 1),
+            text.replacen('{', r#"{"device_name": "x", "#, 1).replacen(
+                r#""device_name":{"#,
+                r#""device_name":"y","z":{"#,
+                1,
+            ),
+            text.replace(&ct, &flipped),
+            text.replace(&ct, &ct.to_uppercase()),
+            text.replace("\"v\":1", "\"v\":2"),
+            text.replace("\"v\":1", "\"v\":1.0"),
+            text.replace("\"v\":1", "\"v\":1,\"extra\":0"),
+            text.replace("\"v\":1", "\"v\":1,\"v\":1"),
+            text.replace(r#"{"$sealed""#, r#"{"other":1,"$sealed""#),
+            text.replace(r#""nonce":""#, r#""nonce":"\u0030"#),
+            text.replace(r#""subject":""#, r#""subject":"x"#),
+            text.replace(r#","nonce":"#, r#","nonce":null,"n":"#),
+            bytes_blob(b"\"Pixel 9\""),
+            bytes_blob(b"\"Pixel 9\" trailing"),
+            bytes_blob(b"not json"),
+            bytes_blob(&[0xff, 0xfe]),
+            bytes_blob(b"{\"a\": 1, \"a\": 2}"),
+            r#"{"device_name": {"$sealed": 3}}"#.to_owned(),
+            r#"{"a": {"b": {"$sealed": {}}}, "device_name": "n"}"#.to_owned(),
+            "[{\"$sealed\": 1}]".to_owned(),
+            text.replace(r#""user":"#, r#""\u0075ser":"#),
+            text.replace(r#""user":"#, r#""us\"er":"#),
+        ];
+        let ring = KeyRing::new([(user, key.clone())].into());
+        // Which are read from the text; the others go to the tree.
+        for (i, text) in variants.iter().enumerate() {
+            let opened = open_in_text(
+                "DeviceSignedIn",
+                r.stream,
+                r.event_id,
+                raw(text).as_raw(),
+                &ring,
+            );
+            assert_eq!(
+                opened.is_some(),
+                [0, 1, 2, 15, 19, 23, 24].contains(&i),
+                "{text}"
+            );
+            let subjects = sealed_subjects_text(text).is_some();
+            assert_eq!(
+                subjects,
+                i < 3 || (5..=7).contains(&i) || (15..=19).contains(&i) || i > 22
+            );
+        }
+        let rings = [ring, KeyRing::empty()];
+        for text in variants {
+            let payload = raw(&text);
+            let value = payload.to_value().expect("json");
+            assert_eq!(
+                sealed_subjects(&payload),
+                sealed_subjects_value(&value),
+                "{text}"
+            );
+            for (event_id, ring) in [r.event_id, EventId::from_uuid(uuid::Uuid::from_u128(12))]
+                .into_iter()
+                .flat_map(|id| rings.iter().map(move |k| (id, k)))
+            {
+                let mut r = recorded("DeviceSignedIn", 2, payload.clone());
+                r.event_id = event_id;
+                let mut tree = value.clone();
+                let through_tree =
+                    open_payload(&mut tree, "DeviceSignedIn", r.stream, event_id, ring)
+                        .and_then(|()| decode_payload_value("DeviceSignedIn", 2, tree));
+                assert_eq!(decode_with(&r, ring), through_tree, "{text}");
+            }
+        }
     }
 
     #[test]

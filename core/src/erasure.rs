@@ -26,6 +26,8 @@ use crate::ids::{EventId, OrgId, UserId};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
+use serde::de::value::StrDeserializer;
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 
@@ -99,13 +101,19 @@ pub enum SealError {
     },
 }
 
-fn associated_data(org: OrgId, subject: UserId, event: EventId) -> Vec<u8> {
-    // Fixed-width binary ids: no ambiguity between fields.
-    let mut aad = Vec::with_capacity(16 + 48);
-    aad.extend_from_slice(b"switchboard/pd/v1");
-    aad.extend_from_slice(org.as_uuid().as_bytes());
-    aad.extend_from_slice(subject.as_uuid().as_bytes());
-    aad.extend_from_slice(event.as_uuid().as_bytes());
+const AAD_PREFIX: &[u8] = b"switchboard/pd/v1";
+const AAD_LEN: usize = AAD_PREFIX.len() + 48;
+
+/// The associated data of a sealed field of `subject` in event `event` of `org`.
+pub(crate) fn associated_data(org: OrgId, subject: UserId, event: EventId) -> [u8; AAD_LEN] {
+    // Fixed-width binary ids: no ambiguity between fields. On the stack:
+    // this runs once per sealed field read.
+    let mut aad = [0u8; AAD_LEN];
+    let (prefix, ids) = aad.split_at_mut(AAD_PREFIX.len());
+    prefix.copy_from_slice(AAD_PREFIX);
+    ids[..16].copy_from_slice(org.as_uuid().as_bytes());
+    ids[16..32].copy_from_slice(subject.as_uuid().as_bytes());
+    ids[32..].copy_from_slice(event.as_uuid().as_bytes());
     aad
 }
 
@@ -119,19 +127,32 @@ fn hex(bytes: &[u8]) -> String {
     s
 }
 
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// Lowercase hex into `out`, which it must fill exactly.
+fn unhex_into(s: &str, out: &mut [u8]) -> Option<()> {
+    if s.len() != 2 * out.len() {
+        return None;
+    }
+    for (o, p) in out.iter_mut().zip(s.as_bytes().chunks_exact(2)) {
+        *o = hex_digit(p[0])? << 4 | hex_digit(p[1])?;
+    }
+    Some(())
+}
+
 fn unhex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    let digit = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    s.as_bytes()
-        .chunks(2)
-        .map(|p| Some(digit(p[0])? << 4 | digit(p[1])?))
-        .collect()
+    let mut out = vec![0u8; s.len() / 2];
+    unhex_into(s, &mut out)?;
+    Some(out)
 }
 
 /// Seals a plain personal-data object for `subject` in event `event` of `org`.
@@ -236,10 +257,10 @@ pub fn open(
 }
 
 /// Opens a sealed object whose associated data `aad_for(subject)` gives.
-pub(crate) fn open_bound(
+pub(crate) fn open_bound<A: AsRef<[u8]>>(
     keys: &KeyRing,
     sealed: &Value,
-    aad_for: impl FnOnce(UserId) -> Vec<u8>,
+    aad_for: impl FnOnce(UserId) -> A,
 ) -> Result<Option<Value>, SealError> {
     let malformed = |what: &str| SealError::Malformed(what.to_owned());
     let inner = sealed
@@ -252,38 +273,48 @@ pub(crate) fn open_bound(
     }
     let subject: UserId = inner
         .get("subject")
-        .cloned()
-        .and_then(|s| serde_json::from_value(s).ok())
+        .and_then(Value::as_str)
+        .and_then(|s| UserId::deserialize(StrDeserializer::<serde::de::value::Error>::new(s)).ok())
         .ok_or_else(|| malformed("no subject"))?;
     let Some(key) = keys.get(subject) else {
         return Ok(None);
     };
-    let nonce = inner
-        .get("nonce")
-        .and_then(Value::as_str)
-        .and_then(unhex)
-        .filter(|n| n.len() == 12)
+    let plain = open_hex(
+        key,
+        aad_for(subject).as_ref(),
+        subject,
+        inner.get("nonce").and_then(Value::as_str),
+        inner.get("ct").and_then(Value::as_str),
+    )?;
+    serde_json::from_slice(&plain)
+        .map(Some)
+        .map_err(|e| SealError::Malformed(crate::codec::json_error_shape(&e)))
+}
+
+/// The plaintext of one sealed field, from the hex `nonce` and `ct` of its
+/// sealed object (`None` where missing or not a string; subject `subject`,
+/// its key at hand), bound to `aad`. For readers that take the sealed
+/// object apart themselves (the codec reads it from the payload's text).
+pub(crate) fn open_hex(
+    key: &DataKey,
+    aad: &[u8],
+    subject: UserId,
+    nonce: Option<&str>,
+    ct: Option<&str>,
+) -> Result<Vec<u8>, SealError> {
+    let malformed = |what: &str| SealError::Malformed(what.to_owned());
+    let mut n = [0u8; 12];
+    nonce
+        .and_then(|s| unhex_into(s, &mut n))
         .ok_or_else(|| malformed("bad nonce"))?;
-    let ct = inner
-        .get("ct")
-        .and_then(Value::as_str)
+    let ct = ct
         .filter(|c| c.len() <= 2 * (MAX_SEALED_BYTES + 16))
         .and_then(unhex)
         .ok_or_else(|| malformed("bad ciphertext"))?;
     let cipher = Aes256Gcm::new(key.expose_bytes().into());
-    let aad = aad_for(subject);
-    let plain = cipher
-        .decrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: &ct,
-                aad: &aad,
-            },
-        )
-        .map_err(|_| SealError::Tampered { subject })?;
-    serde_json::from_slice(&plain)
-        .map(Some)
-        .map_err(|e| SealError::Malformed(crate::codec::json_error_shape(&e)))
+    cipher
+        .decrypt(Nonce::from_slice(&n), Payload { msg: &ct, aad })
+        .map_err(|_| SealError::Tampered { subject })
 }
 
 #[cfg(test)]
