@@ -828,6 +828,21 @@ mod tests {
         ));
     }
 
+    /// `e` sealed under `key` for the place of `r` (its stream and event id).
+    fn sealed_under(e: &Event, r: &RecordedEvent, key: &DataKey) -> NewEvent {
+        encode_sealed(
+            e,
+            r.stream,
+            r.event_id,
+            r.metadata.clone(),
+            Sealing::Seal {
+                key,
+                nonce: [1; 32],
+            },
+        )
+        .expect("encodes")
+    }
+
     fn recorded(event_type: &str, version: u32, payload: RawPayload) -> RecordedEvent {
         RecordedEvent {
             stream: OrgId::from_uuid(uuid::Uuid::from_u128(10)),
@@ -917,17 +932,7 @@ mod tests {
         let user = UserId::from_uuid(uuid::Uuid::from_u128(1));
         let key = DataKey::from_bytes([4; 32]);
         let r = recorded("DeviceSignedIn", 2, raw("{}"));
-        let sealed = encode_sealed(
-            &e,
-            r.stream,
-            r.event_id,
-            r.metadata.clone(),
-            Sealing::Seal {
-                key: &key,
-                nonce: [1; 32],
-            },
-        )
-        .expect("encodes");
+        let sealed = sealed_under(&e, &r, &key);
         assert!(sealed.payload.get().contains(erasure::SEALED_TAG));
         // `$` written as an escape: no plain tag in the text, still sealed.
         let escaped = raw(&sealed
@@ -984,17 +989,7 @@ mod tests {
         assert_eq!(personal_field(e.event_type()), Some("personal"));
         let key = DataKey::from_bytes([4; 32]);
         let r = recorded("UserProvisioned", 1, raw("{}"));
-        let sealed = encode_sealed(
-            &e,
-            r.stream,
-            r.event_id,
-            r.metadata.clone(),
-            Sealing::Seal {
-                key: &key,
-                nonce: [1; 32],
-            },
-        )
-        .expect("encodes");
+        let sealed = sealed_under(&e, &r, &key);
         let text = sealed.payload.get();
         assert!(text.contains(erasure::SEALED_TAG), "{text}");
         assert!(!text.contains("dana"), "{text}");
@@ -1015,17 +1010,7 @@ mod tests {
         let user = UserId::from_uuid(uuid::Uuid::from_u128(1));
         let key = DataKey::from_bytes([4; 32]);
         let r = recorded("DeviceSignedIn", 2, raw("{}"));
-        let sealed = encode_sealed(
-            &e,
-            r.stream,
-            r.event_id,
-            r.metadata.clone(),
-            Sealing::Seal {
-                key: &key,
-                nonce: [1; 32],
-            },
-        )
-        .expect("encodes");
+        let sealed = sealed_under(&e, &r, &key);
         let ring = KeyRing::new([(user, key)].into());
         let mut tree = sealed.payload.to_value().expect("json");
         open_payload(&mut tree, "DeviceSignedIn", r.stream, r.event_id, &ring).expect("opens");
@@ -1045,17 +1030,7 @@ mod tests {
         let user = UserId::from_uuid(uuid::Uuid::from_u128(1));
         let key = DataKey::from_bytes([4; 32]);
         let r = recorded("DeviceSignedIn", 2, raw("{}"));
-        let sealed = encode_sealed(
-            &e,
-            r.stream,
-            r.event_id,
-            r.metadata.clone(),
-            Sealing::Seal {
-                key: &key,
-                nonce: [1; 32],
-            },
-        )
-        .expect("encodes");
+        let sealed = sealed_under(&e, &r, &key);
         let text = sealed.payload.get().to_owned();
         let tree = sealed.payload.to_value().expect("json");
         let blob = tree["device_name"]["$sealed"].clone();
