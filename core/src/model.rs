@@ -345,8 +345,10 @@ pub struct User {
     /// client's `meta.version`) compares against: kept by `evolve` alone.
     #[serde(default)]
     pub created_version: u64,
-    /// The organization version of the last event about the user (any
-    /// event naming them, or revoking or expiring their invitation).
+    /// The organization version of the last event about the user: any
+    /// event that changes their record (which includes moving a number, a
+    /// report or a work item away from them) or names them (a transfer of
+    /// primary ownership, the revocation or expiry of their invitation).
     #[serde(default)]
     pub changed_version: u64,
 }

@@ -6,13 +6,13 @@ use super::*;
 pub(super) fn apply(state: &mut Organization, event: &Event) {
     match event {
         Event::AgencyAdminGranted { user } => {
-            if let Some(u) = state.users.get_mut(user) {
+            if let Some(u) = user_mut(state, *user) {
                 u.agency_admin = true;
             }
             state.agency_admin_index.insert(*user);
         }
         Event::AgencyAdminRevoked { user } => {
-            if let Some(u) = state.users.get_mut(user) {
+            if let Some(u) = user_mut(state, *user) {
                 u.agency_admin = false;
             }
             state.agency_admin_index.remove(user);
@@ -25,12 +25,12 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
         Event::RoleChanged {
             user, account, to, ..
         } => {
-            if let Some(u) = state.users.get_mut(user) {
+            if let Some(u) = user_mut(state, *user) {
                 u.memberships.insert(*account, to.clone());
             }
         }
         Event::AccessRemoved { user, account } => {
-            if let Some(u) = state.users.get_mut(user) {
+            if let Some(u) = user_mut(state, *user) {
                 u.memberships.remove(account);
             }
             if let Some(a) = state.accounts.get_mut(account) {

@@ -15,11 +15,7 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
         } => {
             let mut u = new_user_from_personal(*user, UserStatus::Invited, personal);
             u.invitation = Some(*invitation);
-            if let Some(p) = &u.profile {
-                index_email(state, &p.email, *user);
-            }
-            state.users.insert(*user, Box::new(u));
-            reindex_sign_in(state, *user, None);
+            insert_user(state, u);
             insert_invitation(
                 state,
                 Invitation {
@@ -43,11 +39,7 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             if let Some(p) = u.profile.as_mut() {
                 p.default_country = default_country.clone();
             }
-            if let Some(p) = &u.profile {
-                index_email(state, &p.email, *user);
-            }
-            state.users.insert(*user, Box::new(u));
-            reindex_sign_in(state, *user, None);
+            insert_user(state, u);
             apply_grant(state, *user, grant);
         }
         Event::InvitationLinkCreated {
@@ -95,7 +87,7 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
                     },
                 );
             }
-            if let Some(u) = state.users.get_mut(user) {
+            if let Some(u) = user_mut(state, *user) {
                 u.invitation = Some(*invitation);
             }
         }
@@ -106,18 +98,7 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             personal,
             default_country,
         } => {
-            let sign_in_before = sign_in_of(state, *user);
-            if *new_user {
-                let u = new_user_from_personal(*user, UserStatus::Invited, personal);
-                if let Some(p) = &u.profile {
-                    index_email(state, &p.email, *user);
-                }
-                state.users.insert(*user, Box::new(u));
-            } else if let Some(p) = state.users.get_mut(user).and_then(|u| u.profile.as_mut()) {
-                apply_personal(p, personal);
-            }
-            reindex_sign_in(state, *user, sign_in_before);
-            if let Some(u) = state.users.get_mut(user) {
+            let accept = |u: &mut User| {
                 if let Some(p) = u.profile.as_mut() {
                     if default_country.is_some() {
                         p.default_country = default_country.clone();
@@ -125,6 +106,13 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
                 }
                 u.invitation = Some(*invitation);
                 u.invitation_accepted = true;
+            };
+            if *new_user {
+                let mut u = new_user_from_personal(*user, UserStatus::Invited, personal);
+                accept(&mut u);
+                insert_user(state, u);
+            } else {
+                update_user(state, *user, personal, accept);
             }
             set_invitation_status(state, *invitation, InvitationStatus::Accepted);
             let grant = state.invitations.get_mut(invitation).map(|i| {
@@ -135,11 +123,17 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
                 apply_grant(state, *user, &g);
             }
         }
-        Event::InvitationRevoked { invitation } => {
-            set_invitation_status(state, *invitation, InvitationStatus::Revoked)
-        }
-        Event::InvitationExpired { invitation } => {
-            set_invitation_status(state, *invitation, InvitationStatus::Expired)
+        Event::InvitationRevoked { invitation } | Event::InvitationExpired { invitation } => {
+            let status = match event {
+                Event::InvitationRevoked { .. } => InvitationStatus::Revoked,
+                _ => InvitationStatus::Expired,
+            };
+            set_invitation_status(state, *invitation, status);
+            // The invitee's record holds the invitation: their standing
+            // changed with it.
+            if let Some(u) = state.invitations.get(invitation).and_then(|i| i.user) {
+                user_mut(state, u);
+            }
         }
         Event::DeviceSignedIn {
             user,
@@ -147,7 +141,7 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             name,
             at,
         } => {
-            if let Some(u) = state.users.get_mut(user) {
+            if let Some(u) = user_mut(state, *user) {
                 u.devices.insert(
                     *device,
                     DeviceSession {
@@ -159,7 +153,7 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             }
         }
         Event::UserActivated { user } => {
-            if let Some(u) = state.users.get_mut(user) {
+            if let Some(u) = user_mut(state, *user) {
                 u.status = UserStatus::Active;
             }
         }

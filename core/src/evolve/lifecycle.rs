@@ -6,22 +6,22 @@ use super::*;
 pub(super) fn apply(state: &mut Organization, event: &Event) {
     match event {
         Event::UserDeactivated { user, .. } => {
-            end_sessions(state, *user);
-            if let Some(u) = state.users.get_mut(user) {
+            if let Some(u) = user_mut(state, *user) {
+                u.devices.clear();
                 u.status = UserStatus::Deactivated;
                 u.password_reset = None;
             }
         }
         Event::UserReactivated { user } => {
-            if let Some(u) = state.users.get_mut(user) {
+            if let Some(u) = user_mut(state, *user) {
                 u.status = UserStatus::Active;
             }
         }
         Event::UserDeleted { user, .. } => {
-            end_sessions(state, *user);
-            let Some(u) = state.users.get_mut(user) else {
+            let Some(u) = user_mut(state, *user) else {
                 return;
             };
+            u.devices.clear();
             u.status = UserStatus::Deleted;
             u.password_reset = None;
             let erased = u.profile.take();
@@ -45,7 +45,7 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
                     acc.members.remove(user);
                 }
             }
-            if let Some(l) = leader.and_then(|l| state.users.get_mut(&l)) {
+            if let Some(l) = leader.and_then(|l| user_mut(state, l)) {
                 l.direct_reports.remove(user);
             }
             state.agency_admin_index.remove(user);

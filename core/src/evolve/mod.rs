@@ -74,20 +74,32 @@ fn refresh_orphan(state: &mut Organization, number: &PhoneNumber) {
     }
 }
 
-/// Stamps the users an event is about with the organization's version: the
-/// version that created them the first time, the last that changed them
-/// always.
-fn stamp_users(state: &mut Organization, event: &Event, invitee: Option<UserId>) {
-    let [a, b] = event.user_pair();
+/// The user `id`, for the event being folded to change: every change to a
+/// user's record goes through here, which stamps it with the event's version
+/// ([`User::changed_version`]) in the look-up the change needs anyway.
+fn user_mut(state: &mut Organization, id: UserId) -> Option<&mut User> {
     let version = state.version;
-    for id in [a, b, invitee].into_iter().flatten() {
-        if let Some(u) = state.users.get_mut(&id) {
-            if u.created_version == 0 {
-                u.created_version = version;
-            }
-            u.changed_version = version;
+    let user = state.users.get_mut(&id)?;
+    user.changed_version = version;
+    Some(user)
+}
+
+/// Adds a user created by the event being folded: stamped with its version
+/// as created and changed, indexed by email (R-USR-01) and sign-in name
+/// (R-USR-03) from the record in hand.
+fn insert_user(state: &mut Organization, mut user: User) {
+    let id = user.id;
+    user.created_version = state.version;
+    user.changed_version = state.version;
+    if let Some(p) = &user.profile {
+        index_email(state, &p.email, id);
+        if let Some(name) = &p.sign_in_name {
+            state
+                .sign_in_index
+                .insert(crate::validate::sign_in_key(name), id);
         }
     }
+    state.users.insert(id, Box::new(user));
 }
 
 /// Indexes `user` under `email` (R-USR-01). An empty email — erased, its
@@ -100,17 +112,23 @@ fn index_email(state: &mut Organization, email: &str, user: UserId) {
     }
 }
 
-/// Keeps the sign-in index (R-USR-03) in step with a user's profile after an
-/// event changed it; `before` is the sign-in name the profile held before.
-/// Only the user's own entry moves: decide never lets a name be taken twice.
-fn reindex_sign_in(state: &mut Organization, user: UserId, before: Option<String>) {
-    let after = state
-        .users
-        .get(&user)
-        .and_then(|u| u.profile.as_ref())
-        .and_then(|p| p.sign_in_name.as_deref())
-        .map(crate::validate::sign_in_key);
-    let before = before.as_deref().map(crate::validate::sign_in_key);
+/// Whether folding `p` into a profile can change its sign-in name: only
+/// then do the sign-in index's keys need computing (R-USR-03).
+fn names_sign_in(p: &PersonalData) -> bool {
+    p.sign_in_name.is_some() || p.cleared.contains(&ProfileField::SignInName)
+}
+
+/// Moves `user`'s entry in the sign-in index (R-USR-03) from the name their
+/// profile held (`before`) to the one it holds (`after`). Only the user's
+/// own entry moves: decide never lets a name be taken twice.
+fn reindex_sign_in(
+    state: &mut Organization,
+    user: UserId,
+    before: Option<&str>,
+    after: Option<&str>,
+) {
+    let before = before.map(crate::validate::sign_in_key);
+    let after = after.map(crate::validate::sign_in_key);
     if before == after {
         return;
     }
@@ -124,14 +142,43 @@ fn reindex_sign_in(state: &mut Organization, user: UserId, before: Option<String
     }
 }
 
-/// The sign-in name a user's profile holds now, to hand to
-/// [`reindex_sign_in`] after the event.
-fn sign_in_of(state: &Organization, user: UserId) -> Option<String> {
-    state
-        .users
-        .get(&user)
-        .and_then(|u| u.profile.as_ref())
-        .and_then(|p| p.sign_in_name.clone())
+/// Folds personal data into `user`'s existing profile, then `then` into
+/// their record, in one look-up; keeps the email (R-USR-01) and sign-in
+/// (R-USR-03) indexes in step, computing keys only for the fields the event
+/// carries.
+fn update_user(
+    state: &mut Organization,
+    user: UserId,
+    personal: &PersonalData,
+    then: impl FnOnce(&mut User),
+) {
+    let Some(u) = user_mut(state, user) else {
+        return;
+    };
+    let mut emails = None;
+    let mut sign_ins = None;
+    if let Some(p) = u.profile.as_mut() {
+        let email_before = personal
+            .email
+            .as_ref()
+            .map(|_| crate::validate::email_key(&p.email));
+        let sign_in_before = names_sign_in(personal).then(|| p.sign_in_name.clone());
+        apply_personal(p, personal);
+        emails = email_before.map(|before| (before, crate::validate::email_key(&p.email)));
+        sign_ins = sign_in_before.map(|before| (before, p.sign_in_name.clone()));
+    }
+    then(u);
+    if let Some((before, after)) = emails {
+        if before != after {
+            if state.email_index.get(&before) == Some(&user) {
+                state.email_index.remove(&before);
+            }
+            index_email(state, &after, user);
+        }
+    }
+    if let Some((before, after)) = sign_ins {
+        reindex_sign_in(state, user, before.as_deref(), after.as_deref());
+    }
 }
 
 fn new_user_from_personal(id: UserId, status: UserStatus, p: &PersonalData) -> User {
@@ -141,7 +188,7 @@ fn new_user_from_personal(id: UserId, status: UserStatus, p: &PersonalData) -> U
 }
 
 fn grant_access(state: &mut Organization, user: UserId, account: AccountId, role: RoleId) {
-    if let Some(u) = state.users.get_mut(&user) {
+    if let Some(u) = user_mut(state, user) {
         u.memberships.insert(account, role);
     }
     if let Some(a) = state.accounts.get_mut(&account) {
@@ -154,7 +201,7 @@ fn apply_grant(state: &mut Organization, user: UserId, grant: &Grant) {
         grant_access(state, user, *a, grant.role.clone());
     }
     if grant.agency_admin {
-        if let Some(u) = state.users.get_mut(&user) {
+        if let Some(u) = user_mut(state, user) {
             u.agency_admin = true;
         }
         state.agency_admin_index.insert(user);
@@ -169,17 +216,11 @@ fn move_work(state: &mut Organization, item: WorkItemId, to: UserId) {
         return;
     };
     let from = std::mem::replace(&mut w.owner, to);
-    if let Some(u) = state.users.get_mut(&from) {
+    if let Some(u) = user_mut(state, from) {
         u.work.remove(&item);
     }
-    if let Some(u) = state.users.get_mut(&to) {
+    if let Some(u) = user_mut(state, to) {
         u.work.insert(item);
-    }
-}
-
-fn end_sessions(state: &mut Organization, user: UserId) {
-    if let Some(u) = state.users.get_mut(&user) {
-        u.devices.clear();
     }
 }
 
@@ -201,14 +242,6 @@ fn insert_invitation(state: &mut Organization, inv: Invitation) {
 /// Applies one event to the state.
 pub fn evolve(state: &mut Organization, event: &Event) {
     state.version += 1;
-    // Before the event: a revocation or an expiry names the invitation,
-    // whose user must be found while it still points at them.
-    let invitee = match event {
-        Event::InvitationRevoked { invitation } | Event::InvitationExpired { invitation } => {
-            state.invitations.get(invitation).and_then(|i| i.user)
-        }
-        _ => None,
-    };
     // Exhaustive: a new event does not compile until it is routed.
     match event {
         Event::OrganizationCreated { .. }
@@ -246,5 +279,60 @@ pub fn evolve(state: &mut Organization, event: &Event) {
         Event::ReportingLineChanged { .. } => teams::apply(state, event),
         Event::WorkItemCreated { .. } | Event::WorkTransferred { .. } => work::apply(state, event),
     }
-    stamp_users(state, event, invitee);
+}
+
+#[cfg(all(test, feature = "proptest"))]
+mod tests {
+    use super::*;
+
+    /// The record of a user without its version stamps, to compare what an
+    /// event changed.
+    fn unstamped(u: &User) -> User {
+        let mut u = u.clone();
+        u.created_version = 0;
+        u.changed_version = 0;
+        u
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Per-user versions (`User::changed_version`, what a SCIM
+        /// `If-Match` compares): after every event of any generated history,
+        /// a user whose record changed, or whom the event names, carries the
+        /// event's version; nobody else's stamp moves; a new user is created
+        /// at it.
+        #[test]
+        fn every_user_an_event_changes_or_names_is_stamped(
+            h in crate::strategies::arb_history(40)
+        ) {
+            let mut state = Organization::empty(h.org_id);
+            for recorded in &h.events {
+                let event = recorded.event.clone();
+                let before = state.clone();
+                evolve(&mut state, &event);
+                let version = state.version;
+                let mut named: Vec<UserId> = event.user_pair().into_iter().flatten().collect();
+                if let Event::InvitationRevoked { invitation } | Event::InvitationExpired { invitation } = &event {
+                    named.extend(before.invitations.get(invitation).and_then(|i| i.user));
+                }
+                for (id, after) in &state.users {
+                    match before.users.get(id) {
+                        None => {
+                            proptest::prop_assert_eq!(after.created_version, version);
+                            proptest::prop_assert_eq!(after.changed_version, version);
+                        }
+                        Some(was) => {
+                            proptest::prop_assert_eq!(after.created_version, was.created_version);
+                            let changed = unstamped(was) != unstamped(after) || named.contains(id);
+                            let expected = if changed { version } else { was.changed_version };
+                            proptest::prop_assert_eq!(
+                                after.changed_version, expected,
+                                "{} at version {}", event.event_type(), version
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -22,7 +22,7 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
                 n.assigned_to = Some(*user);
                 n.ever_assigned = true;
             }
-            if let Some(u) = state.users.get_mut(user) {
+            if let Some(u) = user_mut(state, *user) {
                 u.assigned_numbers.insert(number.clone());
             }
             refresh_orphan(state, number);
@@ -31,7 +31,7 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             if let Some(n) = state.numbers.get_mut(number) {
                 n.assigned_to = None;
             }
-            if let Some(u) = state.users.get_mut(user) {
+            if let Some(u) = user_mut(state, *user) {
                 u.assigned_numbers.remove(number);
             }
             refresh_orphan(state, number);
@@ -41,10 +41,10 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
                 .numbers
                 .get_mut(number)
                 .and_then(|n| n.forwarded_to.replace(*to));
-            if let Some(p) = previous.and_then(|p| state.users.get_mut(&p)) {
+            if let Some(p) = previous.and_then(|p| user_mut(state, p)) {
                 p.forwarded_numbers.remove(number);
             }
-            if let Some(u) = state.users.get_mut(to) {
+            if let Some(u) = user_mut(state, *to) {
                 u.forwarded_numbers.insert(number.clone());
             }
             refresh_orphan(state, number);
@@ -54,7 +54,7 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
                 .numbers
                 .get_mut(number)
                 .and_then(|n| n.forwarded_to.take());
-            if let Some(p) = previous.and_then(|p| state.users.get_mut(&p)) {
+            if let Some(p) = previous.and_then(|p| user_mut(state, p)) {
                 p.forwarded_numbers.remove(number);
             }
             refresh_orphan(state, number);
@@ -62,7 +62,7 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
         Event::NumberReleased { number } => {
             if let Some(n) = state.numbers.remove(number) {
                 for u in [n.assigned_to, n.forwarded_to].into_iter().flatten() {
-                    if let Some(u) = state.users.get_mut(&u) {
+                    if let Some(u) = user_mut(state, u) {
                         u.assigned_numbers.remove(number);
                         u.forwarded_numbers.remove(number);
                     }

@@ -33,18 +33,18 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             );
             let mut user = new_user_from_personal(*owner, UserStatus::Active, owner_personal);
             user.agency_admin = true;
-            index_email(
-                state,
-                owner_personal.email.as_deref().unwrap_or_default(),
-                *owner,
-            );
-            state.users.insert(*owner, Box::new(user));
-            reindex_sign_in(state, *owner, None);
+            insert_user(state, user);
             state.agency_admin_index.insert(*owner);
             grant_access(state, *owner, *root_account, RoleId::new(RoleId::OWNER));
         }
         Event::PoliciesChanged { policies } => state.policies = policies.clone(),
-        Event::PrimaryOwnershipTransferred { to, .. } => state.primary_owner = Some(*to),
+        Event::PrimaryOwnershipTransferred { from, to } => {
+            state.primary_owner = Some(*to);
+            // Nothing in either record changes, but both users' standing
+            // does: an outside copy of either must not pass as current.
+            user_mut(state, *from);
+            user_mut(state, *to);
+        }
         Event::AccountCreated {
             account,
             name,

@@ -11,30 +11,20 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             default_country,
             notifications,
         } => {
-            let sign_in_before = sign_in_of(state, *user);
-            let Some(u) = state.users.get_mut(user) else {
-                return;
-            };
-            let Some(p) = u.profile.as_mut() else {
-                return;
-            };
-            let old_key = crate::validate::email_key(&p.email);
-            apply_personal(p, personal);
-            if let Some(c) = default_country {
-                p.default_country = Some(c.clone());
-            }
-            if let Some(n) = notifications {
-                p.notifications = n.clone();
-            }
-            let new_key = crate::validate::email_key(&p.email);
-            if new_key != old_key {
-                state.email_index.remove(&old_key);
-                index_email(state, &new_key, *user);
-            }
-            reindex_sign_in(state, *user, sign_in_before);
+            update_user(state, *user, personal, |u| {
+                let Some(p) = u.profile.as_mut() else {
+                    return;
+                };
+                if let Some(c) = default_country {
+                    p.default_country = Some(c.clone());
+                }
+                if let Some(n) = notifications {
+                    p.notifications = n.clone();
+                }
+            });
         }
         Event::DeviceSignedOut { user, device } => {
-            if let Some(u) = state.users.get_mut(user) {
+            if let Some(u) = user_mut(state, *user) {
                 u.devices.remove(device);
             }
         }
@@ -43,7 +33,7 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             token_hash,
             expires_at,
         } => {
-            if let Some(u) = state.users.get_mut(user) {
+            if let Some(u) = user_mut(state, *user) {
                 u.password_reset = Some(PasswordReset {
                     token_hash: token_hash.clone(),
                     expires_at: *expires_at,

@@ -6,14 +6,12 @@ use super::*;
 pub(super) fn apply(state: &mut Organization, event: &Event) {
     match event {
         Event::ReportingLineChanged { user, leader } => {
-            let previous = state
-                .users
-                .get_mut(user)
-                .and_then(|u| std::mem::replace(&mut u.reports_to, *leader));
-            if let Some(p) = previous.and_then(|p| state.users.get_mut(&p)) {
+            let previous =
+                user_mut(state, *user).and_then(|u| std::mem::replace(&mut u.reports_to, *leader));
+            if let Some(p) = previous.and_then(|p| user_mut(state, p)) {
                 p.direct_reports.remove(user);
             }
-            if let Some(l) = leader.and_then(|l| state.users.get_mut(&l)) {
+            if let Some(l) = leader.and_then(|l| user_mut(state, l)) {
                 l.direct_reports.insert(*user);
             }
         }

@@ -21,7 +21,7 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
                     cancelled: false,
                 },
             );
-            if let Some(u) = state.users.get_mut(owner) {
+            if let Some(u) = user_mut(state, *owner) {
                 u.work.insert(*item);
             }
         }
