@@ -1000,7 +1000,7 @@ fn check_invariants(s: &Organization) {
     assert_eq!(s.expiry_index(), &pending, "expiry index");
     for (h, id) in s.token_index() {
         assert_eq!(
-            s.invitations.get(id).map(|i| &i.token_hash),
+            s.invitations.get(&id).map(|i| &i.token_hash),
             Some(h),
             "token index"
         );
