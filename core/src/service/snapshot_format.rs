@@ -25,9 +25,11 @@ use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// A user's personal data as it is stored in a snapshot.
+/// A user's personal data as it is stored in a snapshot. `B` is the sealed
+/// bytes: owned when written, borrowed from the snapshot when read (postcard
+/// writes a `Vec<u8>` and a byte slice alike: a length, then the bytes).
 #[derive(Serialize, Deserialize)]
-pub(crate) enum Personal {
+pub(crate) enum Personal<B> {
     /// No profile and no device: nothing personal.
     Nothing,
     /// Sealed under the user's key; beside it, the profile fields that
@@ -37,7 +39,7 @@ pub(crate) enum Personal {
         /// AES-GCM nonce.
         nonce: [u8; 12],
         /// The sealed [`PlainOut`] (ciphertext and tag).
-        sealed: Vec<u8>,
+        sealed: B,
         /// The clear part of the profile, if there is a profile.
         public: Option<PublicProfile>,
     },
@@ -101,13 +103,13 @@ struct UserOut<'a> {
     invitation: Option<InvitationId>,
     invitation_accepted: bool,
     password_reset: &'a Option<PasswordReset>,
-    personal: &'a Personal,
+    personal: &'a Personal<Vec<u8>>,
     created_version: u64,
     changed_version: u64,
 }
 
 #[derive(Deserialize)]
-struct UserIn {
+struct UserIn<'a> {
     id: UserId,
     status: UserStatus,
     memberships: VecMap<AccountId, RoleId>,
@@ -121,7 +123,8 @@ struct UserIn {
     invitation: Option<InvitationId>,
     invitation_accepted: bool,
     password_reset: Option<PasswordReset>,
-    personal: Personal,
+    #[serde(borrow)]
+    personal: Personal<&'a [u8]>,
     created_version: u64,
     changed_version: u64,
 }
@@ -138,7 +141,7 @@ impl Serialize for Devices<'_> {
 /// The users, each beside its personal part (same order).
 struct Users<'a> {
     users: &'a BTreeMap<UserId, Box<User>>,
-    personal: &'a [Personal],
+    personal: &'a [Personal<Vec<u8>>],
 }
 
 impl Serialize for Users<'_> {
@@ -185,9 +188,10 @@ struct OrgOut<'a> {
     work_items: &'a BTreeMap<WorkItemId, WorkItem>,
 }
 
-/// A decoded snapshot whose personal parts are not opened yet.
+/// A decoded snapshot whose personal parts are not opened yet (they borrow
+/// from the snapshot's bytes).
 #[derive(Deserialize)]
-pub(crate) struct OrgIn {
+pub(crate) struct OrgIn<'a> {
     id: OrgId,
     created: bool,
     version: u64,
@@ -197,7 +201,8 @@ pub(crate) struct OrgIn {
     root_account: Option<AccountId>,
     accounts: BTreeMap<AccountId, Account>,
     roles: BTreeMap<RoleId, Role>,
-    users: Vec<UserIn>,
+    #[serde(borrow)]
+    users: Vec<UserIn<'a>>,
     numbers: BTreeMap<PhoneNumber, Number>,
     invitations: BTreeMap<InvitationId, Invitation>,
     work_items: BTreeMap<WorkItemId, WorkItem>,
@@ -268,7 +273,7 @@ pub(crate) fn encode(
 
 /// Decodes a snapshot's bytes; `None` when they are not a schema-3 state
 /// (trailing bytes included).
-pub(crate) fn decode(bytes: &[u8]) -> Option<OrgIn> {
+pub(crate) fn decode(bytes: &[u8]) -> Option<OrgIn<'_>> {
     match postcard::take_from_bytes::<OrgIn>(bytes) {
         Ok((org, [])) => Some(org),
         _ => None,
@@ -277,8 +282,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<OrgIn> {
 
 /// What opening a sealed part gave.
 pub(crate) enum Opened {
-    /// The plaintext.
-    Plain(Vec<u8>),
+    /// The plaintext is in the buffer passed to the opener.
+    Plain,
     /// The user's key is gone: the part reads as erased.
     KeyGone,
     /// The key is there and the part does not open: the snapshot is not
@@ -286,13 +291,14 @@ pub(crate) enum Opened {
     Failed,
 }
 
-impl OrgIn {
+impl OrgIn<'_> {
     /// Its organization and version.
     pub(crate) fn place(&self) -> (OrgId, u64) {
         (self.id, self.version)
     }
 
-    /// The users whose personal part is sealed (their keys are needed).
+    /// The users whose personal part is sealed (their keys are needed), in
+    /// the snapshot's order.
     pub(crate) fn sealed_subjects(&self) -> Vec<UserId> {
         self.users
             .iter()
@@ -301,12 +307,18 @@ impl OrgIn {
             .collect()
     }
 
-    /// The state, each sealed part opened by `open(user, nonce, sealed)`.
-    /// `None` when a part does not open or does not decode, or the state
-    /// is inconsistent (a user listed twice): the caller replays instead.
+    /// The state, each sealed part opened by `open(user, nonce, sealed,
+    /// plaintext)`, which writes the plaintext into the buffer it is given
+    /// (one buffer for every part: no allocation per user). `None` when a
+    /// part does not open or does not decode, or the state is not one the
+    /// encoder writes (users out of id order, or listed twice): the caller
+    /// replays instead.
+    ///
+    /// Every map and index is built from a vector in one go (sorted input
+    /// is bulk-loaded) rather than by one insertion per entry.
     pub(crate) fn into_state(
         self,
-        mut open: impl FnMut(UserId, &[u8; 12], &[u8]) -> Opened,
+        mut open: impl FnMut(UserId, &[u8; 12], &[u8], &mut Vec<u8>) -> Opened,
     ) -> Option<Organization> {
         let mut state = Organization::empty(self.id);
         state.created = self.created;
@@ -327,15 +339,29 @@ impl OrgIn {
             .map(|n| n.number.clone())
             .collect();
         state.numbers = self.numbers;
-        for inv in self.invitations.values() {
-            state.token_index.insert(inv.token_hash.clone(), inv.id);
-            if inv.status == InvitationStatus::Pending {
-                state.expiry_index.insert((inv.expires_at, inv.id));
-            }
-        }
+        state.token_index = self
+            .invitations
+            .values()
+            .map(|inv| (inv.token_hash.clone(), inv.id))
+            .collect();
+        state.expiry_index = self
+            .invitations
+            .values()
+            .filter(|inv| inv.status == InvitationStatus::Pending)
+            .map(|inv| (inv.expires_at, inv.id))
+            .collect();
         state.invitations = self.invitations;
         state.work_items = self.work_items;
+        let mut users = Vec::with_capacity(self.users.len());
+        let mut emails = Vec::with_capacity(self.users.len());
+        let mut sign_ins = Vec::new();
+        let mut admins = Vec::new();
+        let mut plaintext = Vec::new();
         for u in self.users {
+            // The encoder writes users in id order, each once.
+            if users.last().is_some_and(|(last, _)| *last >= u.id) {
+                return None;
+            }
             let (profile, names) = match u.personal {
                 Personal::Nothing => (None, Vec::new()),
                 Personal::Erased { public } => (public.map(PublicProfile::erased), Vec::new()),
@@ -343,9 +369,9 @@ impl OrgIn {
                     nonce,
                     sealed,
                     public,
-                } => match open(u.id, &nonce, &sealed) {
-                    Opened::Plain(bytes) => {
-                        let plain = decode_plain(&bytes)?;
+                } => match open(u.id, &nonce, sealed, &mut plaintext) {
+                    Opened::Plain => {
+                        let plain = decode_plain(&plaintext)?;
                         (plain.profile, plain.device_names)
                     }
                     Opened::KeyGone => (public.map(PublicProfile::erased), Vec::new()),
@@ -392,25 +418,27 @@ impl OrgIn {
             if let (Some(p), false) = (&user.profile, user.status == UserStatus::Deleted) {
                 // An empty email (erased, or never given: R-USR-04) is not
                 // indexed.
-                if !crate::validate::email_key(&p.email).is_empty() {
-                    state
-                        .email_index
-                        .insert(crate::validate::email_key(&p.email), user.id);
+                let key = crate::validate::email_key(&p.email);
+                if !key.is_empty() {
+                    emails.push((key, user.id));
                 }
                 // The sign-in index likewise (R-USR-03).
                 if let Some(name) = &p.sign_in_name {
-                    state
-                        .sign_in_index
-                        .insert(crate::validate::sign_in_key(name), user.id);
+                    sign_ins.push((crate::validate::sign_in_key(name), user.id));
                 }
             }
             if user.agency_admin {
-                state.agency_admin_index.insert(user.id);
+                admins.push(user.id);
             }
-            if state.users.insert(user.id, Box::new(user)).is_some() {
-                return None;
-            }
+            users.push((user.id, Box::new(user)));
         }
+        // Users and administrators are in id order: bulk-loaded. The
+        // indexes are sorted first; of two equal keys the later user is
+        // kept, as inserting them one by one would.
+        state.users = users.into_iter().collect();
+        state.agency_admin_index = admins.into_iter().collect();
+        state.email_index = emails.into_iter().collect();
+        state.sign_in_index = sign_ins.into_iter().collect();
         Some(state)
     }
 }
@@ -500,6 +528,13 @@ mod tests {
         Some(([7; 12], plain.to_vec()))
     }
 
+    /// The opener of [`frame`]d parts.
+    fn unframe(_: UserId, _: &[u8; 12], sealed: &[u8], plain: &mut Vec<u8>) -> Opened {
+        plain.clear();
+        plain.extend_from_slice(sealed);
+        Opened::Plain
+    }
+
     #[test]
     fn a_state_round_trips_through_the_format() {
         let state = sample();
@@ -507,7 +542,7 @@ mod tests {
         let bytes = encode(&state, frame).expect("encodes");
         let back = decode(&bytes)
             .expect("decodes")
-            .into_state(|_, _, sealed| Opened::Plain(sealed.to_vec()))
+            .into_state(unframe)
             .expect("opens");
         assert_eq!(back, state);
     }
@@ -522,7 +557,7 @@ mod tests {
             let bytes = encode(&h.state, frame).expect("encodes");
             let back = decode(&bytes)
                 .expect("decodes")
-                .into_state(|_, _, sealed| Opened::Plain(sealed.to_vec()))
+                .into_state(unframe)
                 .expect("opens");
             proptest::prop_assert_eq!(back, h.state);
         }
@@ -534,7 +569,7 @@ mod tests {
         let bytes = encode(&state, |_, _| None).expect("encodes");
         let back = decode(&bytes)
             .expect("decodes")
-            .into_state(|_, _, _| Opened::Failed)
+            .into_state(|_, _, _, _| Opened::Failed)
             .expect("nothing sealed, nothing to open");
         for (id, user) in &state.users {
             let erased = &back.users[id];
@@ -556,7 +591,20 @@ mod tests {
         let bytes = encode(&state, frame).expect("encodes");
         let decoded = decode(&bytes).expect("decodes");
         assert!(!decoded.sealed_subjects().is_empty());
-        assert!(decoded.into_state(|_, _, _| Opened::Failed).is_none());
+        assert!(decoded.into_state(|_, _, _, _| Opened::Failed).is_none());
+    }
+
+    #[test]
+    fn users_out_of_order_or_twice_make_the_snapshot_unusable() {
+        let state = sample();
+        let bytes = encode(&state, frame).expect("encodes");
+        let mut swapped = decode(&bytes).expect("decodes");
+        swapped.users.swap(0, 1);
+        assert!(swapped.into_state(unframe).is_none());
+        let mut twice = decode(&bytes).expect("decodes");
+        let again = decode(&bytes).expect("decodes").users.remove(0);
+        twice.users.insert(1, again);
+        assert!(twice.into_state(unframe).is_none());
     }
 
     #[test]
