@@ -11,9 +11,10 @@
 //! writer and a deletion can store a deleted user in clear.
 //!
 //! Snapshots of older schemas (1: JSON with profiles in clear; 2: JSON with
-//! sealed profiles) are ignored on load — the stream is replayed instead,
-//! and the next snapshot due replaces them — and the Postgres migration
-//! that introduced schema 3 removed them.
+//! sealed profiles; 3 to 6: the binary form with fewer fields, or
+//! timestamps as text) are ignored on load — the stream is replayed
+//! instead, and the next snapshot due replaces them — and the Postgres
+//! migration that introduced schema 3 removed those of schemas 1 and 2.
 
 use super::snapshot_format::{self, Opened};
 use super::{CommandService, ServiceError};
@@ -29,7 +30,8 @@ use crate::store::{Snapshot, Store, StoreError};
 /// 4: profiles hold the identity provider's id (`external_id`).
 /// 5: profiles hold the sign-in name (`sign_in_name`).
 /// 6: users carry the versions that created and last changed them.
-pub const SNAPSHOT_SCHEMA_VERSION: u32 = 6;
+/// 7: timestamps as seconds and nanoseconds, invitations as a sequence.
+pub const SNAPSHOT_SCHEMA_VERSION: u32 = 7;
 
 /// Whether a snapshot is due: at least `every` events since the last one at
 /// `snapshot_at`, and at least `per_entity` per entity of the organization
