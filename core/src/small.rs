@@ -12,7 +12,7 @@
 //! they hold, which is bounded per user by the limits of `validate.rs`; the
 //! organization-wide maps stay `BTreeMap`s.
 
-use serde::de::{Deserialize, Deserializer};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde::ser::{Serialize, Serializer};
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
@@ -159,14 +159,28 @@ impl<K: Ord, V> VecMap<K, V> {
     }
 }
 
+impl<K: Ord, V> VecMap<K, V> {
+    /// The map of `entries` in any order: sorted, and of equal keys the last
+    /// value wins, as collecting into a `BTreeMap` does. Entries already in
+    /// strictly increasing order (as every serialized map is) cost one pass
+    /// and no allocation.
+    fn from_entries(mut entries: Vec<(K, V)>) -> Self {
+        if !entries.windows(2).all(|w| w[0].0 < w[1].0) {
+            // A stable sort keeps equal keys in their order; reversed, the
+            // first of each run is the last given, which `dedup_by` keeps.
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            entries.reverse();
+            entries.dedup_by(|later, kept| later.0 == kept.0);
+            entries.reverse();
+        }
+        entries.shrink_to_fit();
+        Self { entries }
+    }
+}
+
 impl<K: Ord, V> FromIterator<(K, V)> for VecMap<K, V> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        // Through a BTreeMap: sorted, and the last value of a key wins, as
-        // collecting into a BTreeMap does.
-        let sorted: BTreeMap<K, V> = iter.into_iter().collect();
-        Self {
-            entries: sorted.into_iter().collect(),
-        }
+        Self::from_entries(iter.into_iter().collect())
     }
 }
 
@@ -213,9 +227,27 @@ impl<K: Serialize, V: Serialize> Serialize for VecMap<K, V> {
 }
 
 impl<'de, K: Ord + Deserialize<'de>, V: Deserialize<'de>> Deserialize<'de> for VecMap<K, V> {
+    /// As a `BTreeMap` deserializes (a map; of equal keys the last value
+    /// wins), straight into the vector.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let map = BTreeMap::<K, V>::deserialize(d)?;
-        Ok(map.into())
+        struct Entries<K, V>(std::marker::PhantomData<(K, V)>);
+        impl<'de, K: Deserialize<'de>, V: Deserialize<'de>> Visitor<'de> for Entries<K, V> {
+            type Value = Vec<(K, V)>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                // The announced length is the input's word: capped, so
+                // that a forged one cannot reserve much memory.
+                let mut entries = Vec::with_capacity(map.size_hint().unwrap_or(0).min(256));
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(entries)
+            }
+        }
+        let entries = d.deserialize_map(Entries(std::marker::PhantomData))?;
+        Ok(Self::from_entries(entries))
     }
 }
 
@@ -319,12 +351,23 @@ impl<T: Ord> VecSet<T> {
     }
 }
 
+impl<T: Ord> VecSet<T> {
+    /// The set of `items` in any order: sorted, and of equal items the
+    /// first kept, as collecting into a `BTreeSet` does. Items already in
+    /// strictly increasing order cost one pass and no allocation.
+    fn from_items(mut items: Vec<T>) -> Self {
+        if !items.windows(2).all(|w| w[0] < w[1]) {
+            items.sort();
+            items.dedup();
+        }
+        items.shrink_to_fit();
+        Self { items }
+    }
+}
+
 impl<T: Ord> FromIterator<T> for VecSet<T> {
     fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
-        let sorted: BTreeSet<T> = iter.into_iter().collect();
-        Self {
-            items: sorted.into_iter().collect(),
-        }
+        Self::from_items(iter.into_iter().collect())
     }
 }
 
@@ -367,9 +410,10 @@ impl<T: Serialize> Serialize for VecSet<T> {
 }
 
 impl<'de, T: Ord + Deserialize<'de>> Deserialize<'de> for VecSet<T> {
+    /// As a `BTreeSet` deserializes (a sequence; of equal items the first
+    /// is kept), straight into the vector.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let set = BTreeSet::<T>::deserialize(d)?;
-        Ok(set.into())
+        Ok(Self::from_items(Vec::<T>::deserialize(d)?))
     }
 }
 
@@ -415,6 +459,39 @@ mod tests {
             }
             prop_assert!(ours.iter().eq(theirs.iter()));
             prop_assert_eq!(serde_json::to_string(&ours).unwrap(), serde_json::to_string(&theirs).unwrap());
+        }
+
+        /// Collected or deserialized from entries in any order, repeated
+        /// keys included, a `VecMap` is what a `BTreeMap` would be (of equal
+        /// keys the last value wins), in postcard and in JSON; a `VecSet`
+        /// likewise (the first of equal items is kept).
+        #[test]
+        fn vec_map_and_set_collect_and_decode_as_btree_ones(entries in proptest::collection::vec((0u8..20, any::<u16>()), 0..60)) {
+            let theirs: BTreeMap<u8, u16> = entries.iter().copied().collect();
+            let ours: VecMap<u8, u16> = entries.iter().copied().collect();
+            prop_assert!(ours.iter().eq(theirs.iter()));
+            prop_assert_eq!(ours.entries.capacity(), ours.len());
+            // A map with repeated keys, as a forged input could hold.
+            let json = format!("{{{}}}", entries.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect::<Vec<_>>().join(","));
+            let from_json: VecMap<u8, u16> = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(&from_json, &ours);
+            let bytes = postcard::to_stdvec(&RepeatedMap(&entries)).unwrap();
+            let from_postcard: VecMap<u8, u16> = postcard::from_bytes(&bytes).unwrap();
+            prop_assert_eq!(&from_postcard, &ours);
+            let items: Vec<u8> = entries.iter().map(|(k, _)| *k).collect();
+            let set: VecSet<u8> = items.iter().copied().collect();
+            prop_assert!(set.iter().eq(items.iter().collect::<BTreeSet<_>>()));
+            let from_bytes: VecSet<u8> = postcard::from_bytes(&postcard::to_stdvec(&items).unwrap()).unwrap();
+            prop_assert_eq!(from_bytes, set);
+        }
+    }
+
+    /// Entries serialized as a map as they are, repeats and disorder kept.
+    struct RepeatedMap<'a>(&'a [(u8, u16)]);
+
+    impl Serialize for RepeatedMap<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
         }
     }
 

@@ -4,16 +4,23 @@
 //! as one sealed blob.
 //!
 //! Layout: the organization's fields in declaration order, the users as a
-//! sequence of [`UserOut`] (device names moved into the sealed part), and
+//! sequence of [`UserOut`] (device names moved into the sealed part), the
+//! invitations as a sequence of [`InvitationOut`], every timestamp outside
+//! the sealed parts as seconds and nanoseconds ([`stamp`], schema 7), and
 //! none of the organization's indexes: they are rebuilt on load as `evolve`
 //! keeps them (the email index because its keys are emails; the others —
 //! invitations by token and by expiry, orphaned numbers, agency
 //! administrators — because they repeat what the snapshot holds: the token
-//! index alone was a sixth of the size). The writer
-//! and the reader are two struct pairs ([`OrgOut`]/[`OrgIn`],
-//! [`UserOut`]/[`UserIn`]) that must list the same fields in the same
-//! order: postcard writes structs as tuples. The round-trip tests below
-//! fail when they drift apart.
+//! index alone was a sixth of the size). The writer and the reader are
+//! struct pairs ([`OrgOut`]/[`OrgIn`], [`UserOut`]/[`UserIn`],
+//! [`InvitationOut`]/[`InvitationIn`], [`ResetOut`]/[`ResetIn`]) that must
+//! list the same fields in the same order: postcard writes structs as
+//! tuples. The round-trip tests below fail when they drift apart.
+//!
+//! Loading is bounded by allocation: every string and every non-empty
+//! collection of the state is one. The sealed parts are read in place from
+//! the snapshot's bytes, opened into one reused buffer, and the maps built
+//! from vectors in one go.
 //!
 //! Pure: sealing and opening are closures the caller passes (they hold the
 //! keys and the nonce source).
@@ -25,9 +32,11 @@ use serde::ser::{SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// A user's personal data as it is stored in a snapshot.
+/// A user's personal data as it is stored in a snapshot. `B` is the sealed
+/// bytes: owned when written, borrowed from the snapshot when read (postcard
+/// writes a `Vec<u8>` and a byte slice alike: a length, then the bytes).
 #[derive(Serialize, Deserialize)]
-pub(crate) enum Personal {
+pub(crate) enum Personal<B> {
     /// No profile and no device: nothing personal.
     Nothing,
     /// Sealed under the user's key; beside it, the profile fields that
@@ -37,7 +46,7 @@ pub(crate) enum Personal {
         /// AES-GCM nonce.
         nonce: [u8; 12],
         /// The sealed [`PlainOut`] (ciphertext and tag).
-        sealed: Vec<u8>,
+        sealed: B,
         /// The clear part of the profile, if there is a profile.
         public: Option<PublicProfile>,
     },
@@ -86,6 +95,87 @@ struct PlainIn {
     device_names: Vec<String>,
 }
 
+/// Timestamps as seconds and nanoseconds since the Unix epoch (two
+/// varints), not chrono's RFC 3339 text: parsing that text was a tenth of a
+/// load. A pair out of chrono's range does not decode.
+mod stamp {
+    use chrono::{DateTime, Utc};
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        (t.timestamp(), t.timestamp_subsec_nanos()).serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let (secs, nanos) = <(i64, u32)>::deserialize(d)?;
+        DateTime::from_timestamp(secs, nanos).ok_or_else(|| D::Error::custom("time out of range"))
+    }
+
+    /// A timestamp beside a value (a device's sign-in, an invitation's expiry).
+    #[derive(Serialize, Deserialize)]
+    pub(super) struct Stamp(#[serde(with = "self")] pub(super) DateTime<Utc>);
+}
+use stamp::Stamp;
+
+/// A password reset with its expiry as a [`stamp`].
+#[derive(Serialize)]
+struct ResetOut<'a> {
+    token_hash: &'a TokenHash,
+    #[serde(with = "stamp")]
+    expires_at: DateTime<Utc>,
+}
+
+#[derive(Deserialize)]
+struct ResetIn {
+    token_hash: TokenHash,
+    #[serde(with = "stamp")]
+    expires_at: DateTime<Utc>,
+}
+
+/// An invitation with its expiry as a [`stamp`]; the invitations are
+/// written as a sequence in id order (each carries its id).
+#[derive(Serialize)]
+struct InvitationOut<'a> {
+    id: InvitationId,
+    delivery: Delivery,
+    user: Option<UserId>,
+    grant: &'a Grant,
+    token_hash: &'a TokenHash,
+    #[serde(with = "stamp")]
+    expires_at: DateTime<Utc>,
+    status: InvitationStatus,
+}
+
+#[derive(Deserialize)]
+struct InvitationIn {
+    id: InvitationId,
+    delivery: Delivery,
+    user: Option<UserId>,
+    grant: Grant,
+    token_hash: TokenHash,
+    #[serde(with = "stamp")]
+    expires_at: DateTime<Utc>,
+    status: InvitationStatus,
+}
+
+/// The invitations, in id order.
+struct Invitations<'a>(&'a BTreeMap<InvitationId, Invitation>);
+
+impl Serialize for Invitations<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.values().map(|i| InvitationOut {
+            id: i.id,
+            delivery: i.delivery,
+            user: i.user,
+            grant: &i.grant,
+            token_hash: &i.token_hash,
+            expires_at: i.expires_at,
+            status: i.status,
+        }))
+    }
+}
+
 #[derive(Serialize)]
 struct UserOut<'a> {
     id: UserId,
@@ -100,14 +190,14 @@ struct UserOut<'a> {
     devices: Devices<'a>,
     invitation: Option<InvitationId>,
     invitation_accepted: bool,
-    password_reset: &'a Option<PasswordReset>,
-    personal: &'a Personal,
+    password_reset: Option<ResetOut<'a>>,
+    personal: &'a Personal<Vec<u8>>,
     created_version: u64,
     changed_version: u64,
 }
 
 #[derive(Deserialize)]
-struct UserIn {
+struct UserIn<'a> {
     id: UserId,
     status: UserStatus,
     memberships: VecMap<AccountId, RoleId>,
@@ -117,11 +207,12 @@ struct UserIn {
     assigned_numbers: VecSet<PhoneNumber>,
     forwarded_numbers: VecSet<PhoneNumber>,
     work: VecSet<WorkItemId>,
-    devices: Vec<(DeviceId, DateTime<Utc>)>,
+    devices: Vec<(DeviceId, Stamp)>,
     invitation: Option<InvitationId>,
     invitation_accepted: bool,
-    password_reset: Option<PasswordReset>,
-    personal: Personal,
+    password_reset: Option<ResetIn>,
+    #[serde(borrow)]
+    personal: Personal<&'a [u8]>,
     created_version: u64,
     changed_version: u64,
 }
@@ -131,14 +222,14 @@ struct Devices<'a>(&'a VecMap<DeviceId, DeviceSession>);
 
 impl Serialize for Devices<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.values().map(|d| (d.id, d.signed_in_at)))
+        s.collect_seq(self.0.values().map(|d| (d.id, Stamp(d.signed_in_at))))
     }
 }
 
 /// The users, each beside its personal part (same order).
 struct Users<'a> {
     users: &'a BTreeMap<UserId, Box<User>>,
-    personal: &'a [Personal],
+    personal: &'a [Personal<Vec<u8>>],
 }
 
 impl Serialize for Users<'_> {
@@ -158,7 +249,10 @@ impl Serialize for Users<'_> {
                 devices: Devices(&u.devices),
                 invitation: u.invitation,
                 invitation_accepted: u.invitation_accepted,
-                password_reset: &u.password_reset,
+                password_reset: u.password_reset.as_ref().map(|r| ResetOut {
+                    token_hash: &r.token_hash,
+                    expires_at: r.expires_at,
+                }),
                 personal,
                 created_version: u.created_version,
                 changed_version: u.changed_version,
@@ -181,13 +275,14 @@ struct OrgOut<'a> {
     roles: &'a BTreeMap<RoleId, Role>,
     users: Users<'a>,
     numbers: &'a BTreeMap<PhoneNumber, Number>,
-    invitations: &'a BTreeMap<InvitationId, Invitation>,
+    invitations: Invitations<'a>,
     work_items: &'a BTreeMap<WorkItemId, WorkItem>,
 }
 
-/// A decoded snapshot whose personal parts are not opened yet.
+/// A decoded snapshot whose personal parts are not opened yet (they borrow
+/// from the snapshot's bytes).
 #[derive(Deserialize)]
-pub(crate) struct OrgIn {
+pub(crate) struct OrgIn<'a> {
     id: OrgId,
     created: bool,
     version: u64,
@@ -197,9 +292,10 @@ pub(crate) struct OrgIn {
     root_account: Option<AccountId>,
     accounts: BTreeMap<AccountId, Account>,
     roles: BTreeMap<RoleId, Role>,
-    users: Vec<UserIn>,
+    #[serde(borrow)]
+    users: Vec<UserIn<'a>>,
     numbers: BTreeMap<PhoneNumber, Number>,
-    invitations: BTreeMap<InvitationId, Invitation>,
+    invitations: Vec<InvitationIn>,
     work_items: BTreeMap<WorkItemId, WorkItem>,
 }
 
@@ -260,15 +356,15 @@ pub(crate) fn encode(
             personal: &personal,
         },
         numbers: &state.numbers,
-        invitations: &state.invitations,
+        invitations: Invitations(&state.invitations),
         work_items: &state.work_items,
     };
     postcard::to_stdvec(&out).map_err(FormatError::Encode)
 }
 
-/// Decodes a snapshot's bytes; `None` when they are not a schema-3 state
-/// (trailing bytes included).
-pub(crate) fn decode(bytes: &[u8]) -> Option<OrgIn> {
+/// Decodes a snapshot's bytes; `None` when they are not a state of this
+/// schema (trailing bytes included).
+pub(crate) fn decode(bytes: &[u8]) -> Option<OrgIn<'_>> {
     match postcard::take_from_bytes::<OrgIn>(bytes) {
         Ok((org, [])) => Some(org),
         _ => None,
@@ -277,8 +373,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<OrgIn> {
 
 /// What opening a sealed part gave.
 pub(crate) enum Opened {
-    /// The plaintext.
-    Plain(Vec<u8>),
+    /// The plaintext is in the buffer passed to the opener.
+    Plain,
     /// The user's key is gone: the part reads as erased.
     KeyGone,
     /// The key is there and the part does not open: the snapshot is not
@@ -286,13 +382,14 @@ pub(crate) enum Opened {
     Failed,
 }
 
-impl OrgIn {
+impl OrgIn<'_> {
     /// Its organization and version.
     pub(crate) fn place(&self) -> (OrgId, u64) {
         (self.id, self.version)
     }
 
-    /// The users whose personal part is sealed (their keys are needed).
+    /// The users whose personal part is sealed (their keys are needed), in
+    /// the snapshot's order.
     pub(crate) fn sealed_subjects(&self) -> Vec<UserId> {
         self.users
             .iter()
@@ -301,13 +398,23 @@ impl OrgIn {
             .collect()
     }
 
-    /// The state, each sealed part opened by `open(user, nonce, sealed)`.
-    /// `None` when a part does not open or does not decode, or the state
-    /// is inconsistent (a user listed twice): the caller replays instead.
+    /// The state, each sealed part opened by `open(user, nonce, sealed,
+    /// plaintext)`, which writes the plaintext into the buffer it is given
+    /// (one buffer for every part: no allocation per user). `None` when a
+    /// part does not open or does not decode, or the state is not one the
+    /// encoder writes (users or invitations out of id order, or listed
+    /// twice): the caller replays instead.
+    ///
+    /// Every map and index is built from a vector in one go (sorted input
+    /// is bulk-loaded) rather than by one insertion per entry.
     pub(crate) fn into_state(
         self,
-        mut open: impl FnMut(UserId, &[u8; 12], &[u8]) -> Opened,
+        mut open: impl FnMut(UserId, &[u8; 12], &[u8], &mut Vec<u8>) -> Opened,
     ) -> Option<Organization> {
+        // The encoder writes invitations in id order, each once.
+        if !self.invitations.windows(2).all(|w| w[0].id < w[1].id) {
+            return None;
+        }
         let mut state = Organization::empty(self.id);
         state.created = self.created;
         state.version = self.version;
@@ -327,15 +434,45 @@ impl OrgIn {
             .map(|n| n.number.clone())
             .collect();
         state.numbers = self.numbers;
-        for inv in self.invitations.values() {
-            state.token_index.insert(inv.token_hash.clone(), inv.id);
-            if inv.status == InvitationStatus::Pending {
-                state.expiry_index.insert((inv.expires_at, inv.id));
-            }
-        }
-        state.invitations = self.invitations;
+        state.token_index = self
+            .invitations
+            .iter()
+            .map(|inv| (inv.token_hash.clone(), inv.id))
+            .collect();
+        state.expiry_index = self
+            .invitations
+            .iter()
+            .filter(|inv| inv.status == InvitationStatus::Pending)
+            .map(|inv| (inv.expires_at, inv.id))
+            .collect();
+        // In id order: bulk-loaded.
+        state.invitations = self
+            .invitations
+            .into_iter()
+            .map(|i| {
+                let invitation = Invitation {
+                    id: i.id,
+                    delivery: i.delivery,
+                    user: i.user,
+                    grant: i.grant,
+                    token_hash: i.token_hash,
+                    expires_at: i.expires_at,
+                    status: i.status,
+                };
+                (invitation.id, invitation)
+            })
+            .collect();
         state.work_items = self.work_items;
+        let mut users = Vec::with_capacity(self.users.len());
+        let mut emails = Vec::with_capacity(self.users.len());
+        let mut sign_ins = Vec::new();
+        let mut admins = Vec::new();
+        let mut plaintext = Vec::new();
         for u in self.users {
+            // The encoder writes users in id order, each once.
+            if users.last().is_some_and(|(last, _)| *last >= u.id) {
+                return None;
+            }
             let (profile, names) = match u.personal {
                 Personal::Nothing => (None, Vec::new()),
                 Personal::Erased { public } => (public.map(PublicProfile::erased), Vec::new()),
@@ -343,9 +480,9 @@ impl OrgIn {
                     nonce,
                     sealed,
                     public,
-                } => match open(u.id, &nonce, &sealed) {
-                    Opened::Plain(bytes) => {
-                        let plain = decode_plain(&bytes)?;
+                } => match open(u.id, &nonce, sealed, &mut plaintext) {
+                    Opened::Plain => {
+                        let plain = decode_plain(&plaintext)?;
                         (plain.profile, plain.device_names)
                     }
                     Opened::KeyGone => (public.map(PublicProfile::erased), Vec::new()),
@@ -357,7 +494,7 @@ impl OrgIn {
             let devices = u
                 .devices
                 .into_iter()
-                .map(|(id, signed_in_at)| {
+                .map(|(id, Stamp(signed_in_at))| {
                     let name = names.next().unwrap_or_default();
                     (
                         id,
@@ -383,7 +520,10 @@ impl OrgIn {
                 devices,
                 invitation: u.invitation,
                 invitation_accepted: u.invitation_accepted,
-                password_reset: u.password_reset,
+                password_reset: u.password_reset.map(|r| PasswordReset {
+                    token_hash: r.token_hash,
+                    expires_at: r.expires_at,
+                }),
                 created_version: u.created_version,
                 changed_version: u.changed_version,
             };
@@ -392,25 +532,27 @@ impl OrgIn {
             if let (Some(p), false) = (&user.profile, user.status == UserStatus::Deleted) {
                 // An empty email (erased, or never given: R-USR-04) is not
                 // indexed.
-                if !crate::validate::email_key(&p.email).is_empty() {
-                    state
-                        .email_index
-                        .insert(crate::validate::email_key(&p.email), user.id);
+                let key = crate::validate::email_key(&p.email);
+                if !key.is_empty() {
+                    emails.push((key, user.id));
                 }
                 // The sign-in index likewise (R-USR-03).
                 if let Some(name) = &p.sign_in_name {
-                    state
-                        .sign_in_index
-                        .insert(crate::validate::sign_in_key(name), user.id);
+                    sign_ins.push((crate::validate::sign_in_key(name), user.id));
                 }
             }
             if user.agency_admin {
-                state.agency_admin_index.insert(user.id);
+                admins.push(user.id);
             }
-            if state.users.insert(user.id, Box::new(user)).is_some() {
-                return None;
-            }
+            users.push((user.id, Box::new(user)));
         }
+        // Users and administrators are in id order: bulk-loaded. The
+        // indexes are sorted first; of two equal keys the later user is
+        // kept, as inserting them one by one would.
+        state.users = users.into_iter().collect();
+        state.agency_admin_index = admins.into_iter().collect();
+        state.email_index = emails.into_iter().collect();
+        state.sign_in_index = sign_ins.into_iter().collect();
         Some(state)
     }
 }
@@ -500,6 +642,13 @@ mod tests {
         Some(([7; 12], plain.to_vec()))
     }
 
+    /// The opener of [`frame`]d parts.
+    fn unframe(_: UserId, _: &[u8; 12], sealed: &[u8], plain: &mut Vec<u8>) -> Opened {
+        plain.clear();
+        plain.extend_from_slice(sealed);
+        Opened::Plain
+    }
+
     #[test]
     fn a_state_round_trips_through_the_format() {
         let state = sample();
@@ -507,7 +656,7 @@ mod tests {
         let bytes = encode(&state, frame).expect("encodes");
         let back = decode(&bytes)
             .expect("decodes")
-            .into_state(|_, _, sealed| Opened::Plain(sealed.to_vec()))
+            .into_state(unframe)
             .expect("opens");
         assert_eq!(back, state);
     }
@@ -522,7 +671,7 @@ mod tests {
             let bytes = encode(&h.state, frame).expect("encodes");
             let back = decode(&bytes)
                 .expect("decodes")
-                .into_state(|_, _, sealed| Opened::Plain(sealed.to_vec()))
+                .into_state(unframe)
                 .expect("opens");
             proptest::prop_assert_eq!(back, h.state);
         }
@@ -534,7 +683,7 @@ mod tests {
         let bytes = encode(&state, |_, _| None).expect("encodes");
         let back = decode(&bytes)
             .expect("decodes")
-            .into_state(|_, _, _| Opened::Failed)
+            .into_state(|_, _, _, _| Opened::Failed)
             .expect("nothing sealed, nothing to open");
         for (id, user) in &state.users {
             let erased = &back.users[id];
@@ -556,7 +705,71 @@ mod tests {
         let bytes = encode(&state, frame).expect("encodes");
         let decoded = decode(&bytes).expect("decodes");
         assert!(!decoded.sealed_subjects().is_empty());
-        assert!(decoded.into_state(|_, _, _| Opened::Failed).is_none());
+        assert!(decoded.into_state(|_, _, _, _| Opened::Failed).is_none());
+    }
+
+    #[test]
+    fn users_out_of_order_or_twice_make_the_snapshot_unusable() {
+        let state = sample();
+        let bytes = encode(&state, frame).expect("encodes");
+        let mut swapped = decode(&bytes).expect("decodes");
+        swapped.users.swap(0, 1);
+        assert!(swapped.into_state(unframe).is_none());
+        let mut twice = decode(&bytes).expect("decodes");
+        let again = decode(&bytes).expect("decodes").users.remove(0);
+        twice.users.insert(1, again);
+        assert!(twice.into_state(unframe).is_none());
+    }
+
+    #[test]
+    fn invitations_out_of_order_or_twice_make_the_snapshot_unusable() {
+        let mut state = sample();
+        let at = Utc.with_ymd_and_hms(2026, 3, 9, 9, 0, 0).unwrap();
+        for n in [30, 31] {
+            let id = InvitationId::from_uuid(Uuid::from_u128(n));
+            let invitation = Invitation {
+                id,
+                delivery: Delivery::Link,
+                user: None,
+                grant: Grant {
+                    role: RoleId::new(RoleId::AGENT),
+                    accounts: Vec::new(),
+                    agency_admin: false,
+                    clients: Vec::new(),
+                },
+                token_hash: TokenHash(format!("{n:064}")),
+                expires_at: at,
+                status: InvitationStatus::Pending,
+            };
+            state.token_index.insert(invitation.token_hash.clone(), id);
+            state.expiry_index.insert((at, id));
+            state.invitations.insert(id, invitation);
+        }
+        let bytes = encode(&state, frame).expect("encodes");
+        let back = decode(&bytes).expect("decodes").into_state(unframe);
+        assert_eq!(back.as_ref(), Some(&state));
+        let mut swapped = decode(&bytes).expect("decodes");
+        swapped.invitations.swap(0, 1);
+        assert!(swapped.into_state(unframe).is_none());
+        let mut twice = decode(&bytes).expect("decodes");
+        let again = decode(&bytes).expect("decodes").invitations.remove(0);
+        twice.invitations.insert(1, again);
+        assert!(twice.into_state(unframe).is_none());
+    }
+
+    #[test]
+    fn a_time_out_of_range_does_not_decode() {
+        let bytes = postcard::to_stdvec(&(i64::MAX, 0u32)).expect("encodes");
+        assert!(postcard::from_bytes::<Stamp>(&bytes).is_err());
+        let bytes = postcard::to_stdvec(&(0i64, 3_000_000_000u32)).expect("encodes");
+        assert!(postcard::from_bytes::<Stamp>(&bytes).is_err());
+        let at =
+            Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap() + chrono::Duration::nanoseconds(7);
+        let bytes = postcard::to_stdvec(&Stamp(at)).expect("encodes");
+        assert_eq!(
+            postcard::from_bytes::<Stamp>(&bytes).expect("decodes").0,
+            at
+        );
     }
 
     #[test]

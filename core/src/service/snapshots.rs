@@ -11,13 +11,14 @@
 //! writer and a deletion can store a deleted user in clear.
 //!
 //! Snapshots of older schemas (1: JSON with profiles in clear; 2: JSON with
-//! sealed profiles) are ignored on load — the stream is replayed instead,
-//! and the next snapshot due replaces them — and the Postgres migration
-//! that introduced schema 3 removed them.
+//! sealed profiles; 3 to 6: the binary form with fewer fields, or
+//! timestamps as text) are ignored on load — the stream is replayed
+//! instead, and the next snapshot due replaces them — and the Postgres
+//! migration that introduced schema 3 removed those of schemas 1 and 2.
 
 use super::snapshot_format::{self, Opened};
 use super::{CommandService, ServiceError};
-use crate::erasure::{self, DataKey, KeyRing};
+use crate::erasure::{self, DataKey, MAX_KEYS_PER_LOAD};
 use crate::ids::{OrgId, UserId};
 use crate::model::Organization;
 use crate::store::{Snapshot, Store, StoreError};
@@ -29,7 +30,8 @@ use crate::store::{Snapshot, Store, StoreError};
 /// 4: profiles hold the identity provider's id (`external_id`).
 /// 5: profiles hold the sign-in name (`sign_in_name`).
 /// 6: users carry the versions that created and last changed them.
-pub const SNAPSHOT_SCHEMA_VERSION: u32 = 6;
+/// 7: timestamps as seconds and nanoseconds, invitations as a sequence.
+pub const SNAPSHOT_SCHEMA_VERSION: u32 = 7;
 
 /// Whether a snapshot is due: at least `every` events since the last one at
 /// `snapshot_at`, and at least `per_entity` per entity of the organization
@@ -47,13 +49,18 @@ pub(crate) fn snapshot_due(
     since >= every.max(per_entity.saturating_mul(state.entity_count()))
 }
 
+const PLACE_PREFIX: &[u8] = b"switchboard/snapshot/v3";
+const PLACE_LEN: usize = PLACE_PREFIX.len() + 40;
+
 /// The associated data that binds a sealed personal part to its snapshot.
-fn place(org: OrgId, version: u64, subject: UserId) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(24 + 40);
-    aad.extend_from_slice(b"switchboard/snapshot/v3");
-    aad.extend_from_slice(org.as_uuid().as_bytes());
-    aad.extend_from_slice(subject.as_uuid().as_bytes());
-    aad.extend_from_slice(&version.to_be_bytes());
+/// On the stack: this runs once per user sealed or opened.
+fn place(org: OrgId, version: u64, subject: UserId) -> [u8; PLACE_LEN] {
+    let mut aad = [0u8; PLACE_LEN];
+    let (prefix, rest) = aad.split_at_mut(PLACE_PREFIX.len());
+    prefix.copy_from_slice(PLACE_PREFIX);
+    rest[..16].copy_from_slice(org.as_uuid().as_bytes());
+    rest[16..32].copy_from_slice(subject.as_uuid().as_bytes());
+    rest[32..].copy_from_slice(&version.to_be_bytes());
     aad
 }
 
@@ -126,20 +133,42 @@ impl<S: Store> CommandService<S> {
         if decoded.place() != (org, version) {
             return Ok(None);
         }
-        let ring: KeyRing = self.load_ring(org, decoded.sealed_subjects()).await?;
-        let state = decoded.into_state(|subject, nonce, sealed| match ring.get(subject) {
-            None => Opened::KeyGone,
-            Some(key) => {
-                match erasure::open_bytes(key, nonce, &place(org, version, subject), sealed) {
-                    Some(plain) => Opened::Plain(plain),
-                    None => Opened::Failed,
-                }
+        let keys = self
+            .load_sorted_keys(org, decoded.sealed_subjects())
+            .await?;
+        let state = decoded.into_state(|subject, nonce, sealed, plain| {
+            let Ok(at) = keys.binary_search_by_key(&subject, |(id, _)| *id) else {
+                return Opened::KeyGone;
+            };
+            let aad = place(org, version, subject);
+            if erasure::open_bytes_into(&keys[at].1, nonce, &aad, sealed, plain) {
+                Opened::Plain
+            } else {
+                Opened::Failed
             }
         });
         if state.is_none() {
             tracing::warn!(%org, version, "snapshot does not open; replaying instead");
         }
         Ok(state)
+    }
+
+    /// The live keys of `subjects` (in any order, duplicates allowed),
+    /// loaded in bounded chunks, sorted by user: looked up by binary search,
+    /// which costs less than hashing every id into a map and again out of it.
+    async fn load_sorted_keys(
+        &self,
+        org: OrgId,
+        mut subjects: Vec<UserId>,
+    ) -> Result<Vec<(UserId, DataKey)>, ServiceError> {
+        subjects.sort_unstable();
+        subjects.dedup();
+        let mut keys = Vec::with_capacity(subjects.len());
+        for chunk in subjects.chunks(MAX_KEYS_PER_LOAD) {
+            keys.extend(self.store.load_keys(org, chunk).await?);
+        }
+        keys.sort_unstable_by_key(|(id, _)| *id);
+        Ok(keys)
     }
 
     /// Seals and saves a snapshot of `state`, which must be the fold of the
