@@ -506,6 +506,19 @@ impl TokenIndex {
     }
 }
 
+impl FromIterator<(TokenHash, InvitationId)> for TokenIndex {
+    /// Builds the index in one go (a sort and a bulk build of the B-tree),
+    /// as a snapshot load does.
+    fn from_iter<I: IntoIterator<Item = (TokenHash, InvitationId)>>(pairs: I) -> Self {
+        TokenIndex(
+            pairs
+                .into_iter()
+                .map(|(hash, id)| ((Self::head(&hash), hash), id))
+                .collect(),
+        )
+    }
+}
+
 impl Serialize for TokenIndex {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_map(self.iter())
@@ -514,12 +527,9 @@ impl Serialize for TokenIndex {
 
 impl<'de> Deserialize<'de> for TokenIndex {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let plain = BTreeMap::<TokenHash, InvitationId>::deserialize(d)?;
-        let mut index = TokenIndex::default();
-        for (hash, id) in plain {
-            index.insert(hash, id);
-        }
-        Ok(index)
+        Ok(BTreeMap::<TokenHash, InvitationId>::deserialize(d)?
+            .into_iter()
+            .collect())
     }
 }
 
