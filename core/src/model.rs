@@ -472,14 +472,16 @@ pub struct TokenHash(pub String);
 
 /// The index of invitation tokens (R-INV-03): token hash to invitation.
 ///
-/// Keyed by the hash's first 16 bytes read as one integer, then the hash: a
-/// search step compares integers held in the B-tree node and follows a
-/// hash's pointer only on a tie of 16 bytes. Keyed by the `String` alone,
-/// every step was a cache miss and a `memcmp` call, 17 % of `evolve`'s time
-/// over a 100 000-user history (BENCHMARKS.md §2). Serialized as the plain
-/// map of hash to invitation.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct TokenIndex(BTreeMap<(u128, TokenHash), InvitationId>);
+/// Holds, per invitation, the hash's first 16 bytes read as one integer and
+/// the invitation's id; a look-up takes the (almost always single) entry of
+/// that integer and compares the invitation's own hash in full, so the index
+/// is exact whatever the hashes look like. Keyed by the `String` itself,
+/// every search step was a cache miss and a `memcmp` call (17 % of
+/// `evolve`'s time over a 100 000-user history) and every invitation held its
+/// 64-character hash twice (BENCHMARKS.md §2, §5).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct TokenIndex(BTreeSet<(u128, InvitationId)>);
 
 impl TokenIndex {
     fn head(hash: &TokenHash) -> u128 {
@@ -491,45 +493,41 @@ impl TokenIndex {
     }
 
     /// Indexes `hash` as the token of `invitation`.
-    pub(crate) fn insert(&mut self, hash: TokenHash, invitation: InvitationId) {
-        self.0.insert((Self::head(&hash), hash), invitation);
+    pub(crate) fn insert(&mut self, hash: &TokenHash, invitation: InvitationId) {
+        self.0.insert((Self::head(hash), invitation));
     }
 
-    /// The invitation whose token hashes to `hash`.
-    pub(crate) fn get(&self, hash: &TokenHash) -> Option<&InvitationId> {
-        // Only this look-up, on the decide path, copies the hash.
-        self.0.get(&(Self::head(hash), hash.clone()))
+    /// The invitation of `invitations` whose token hashes to `hash`.
+    pub(crate) fn get(
+        &self,
+        hash: &TokenHash,
+        invitations: &BTreeMap<InvitationId, Invitation>,
+    ) -> Option<InvitationId> {
+        let head = Self::head(hash);
+        let first = InvitationId::from_uuid(uuid::Uuid::nil());
+        let last = InvitationId::from_uuid(uuid::Uuid::max());
+        self.0
+            .range((head, first)..=(head, last))
+            .map(|(_, id)| *id)
+            .find(|id| invitations.get(id).is_some_and(|i| &i.token_hash == hash))
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&TokenHash, InvitationId)> + '_ {
-        self.0.iter().map(|((_, hash), id)| (hash, *id))
+    /// The ids of the indexed invitations.
+    pub(crate) fn ids(&self) -> impl Iterator<Item = InvitationId> + '_ {
+        self.0.iter().map(|(_, id)| *id)
     }
 }
 
-impl FromIterator<(TokenHash, InvitationId)> for TokenIndex {
+impl<'a> FromIterator<(&'a TokenHash, InvitationId)> for TokenIndex {
     /// Builds the index in one go (a sort and a bulk build of the B-tree),
     /// as a snapshot load does.
-    fn from_iter<I: IntoIterator<Item = (TokenHash, InvitationId)>>(pairs: I) -> Self {
+    fn from_iter<I: IntoIterator<Item = (&'a TokenHash, InvitationId)>>(pairs: I) -> Self {
         TokenIndex(
             pairs
                 .into_iter()
-                .map(|(hash, id)| ((Self::head(&hash), hash), id))
+                .map(|(hash, id)| (Self::head(hash), id))
                 .collect(),
         )
-    }
-}
-
-impl Serialize for TokenIndex {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.iter())
-    }
-}
-
-impl<'de> Deserialize<'de> for TokenIndex {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(BTreeMap::<TokenHash, InvitationId>::deserialize(d)?
-            .into_iter()
-            .collect())
     }
 }
 
@@ -764,14 +762,16 @@ impl Organization {
     /// The invitation whose token hashes to `hash`, whatever its status.
     pub fn invitation_by_token(&self, hash: &TokenHash) -> Option<&Invitation> {
         self.token_index
-            .get(hash)
-            .and_then(|id| self.invitations.get(id))
+            .get(hash, &self.invitations)
+            .and_then(|id| self.invitations.get(&id))
     }
 
-    /// The index of invitation tokens, read-only: every token hash with its
-    /// invitation, in no promised order.
+    /// The index of invitation tokens, read-only: every indexed token hash
+    /// with its invitation, in no promised order.
     pub fn token_index(&self) -> impl Iterator<Item = (&TokenHash, InvitationId)> + '_ {
-        self.token_index.iter()
+        self.token_index
+            .ids()
+            .filter_map(|id| self.invitations.get(&id).map(|i| (&i.token_hash, id)))
     }
 
     /// The index of recorded-`Pending` invitations by expiry, read-only; see
@@ -812,9 +812,8 @@ impl Organization {
 mod tests {
     use super::*;
 
-    /// The token index finds exactly the hashes it was given, and serializes
-    /// as the plain map of hash to invitation, in the same (byte) order,
-    /// whatever the hashes look like: short, sharing 16 bytes, holding NULs.
+    /// The token index finds exactly the hashes it was given, whatever
+    /// they look like: short, sharing their first 16 bytes, holding NULs.
     #[test]
     fn the_token_index_is_an_exact_map_of_hashes() {
         let hashes = [
@@ -830,20 +829,44 @@ mod tests {
             "\u{7f}",
         ];
         let mut index = TokenIndex::default();
-        let mut plain = BTreeMap::new();
+        let mut invitations = BTreeMap::new();
         for (n, h) in hashes.iter().enumerate() {
-            let id = InvitationId::from_uuid(uuid::Uuid::from_u128(n as u128));
-            index.insert(TokenHash(h.to_string()), id);
-            plain.insert(TokenHash(h.to_string()), id);
+            let id = InvitationId::from_uuid(uuid::Uuid::from_u128(n as u128 + 1));
+            let hash = TokenHash(h.to_string());
+            index.insert(&hash, id);
+            invitations.insert(
+                id,
+                Invitation {
+                    id,
+                    delivery: Delivery::Link,
+                    user: None,
+                    grant: Grant {
+                        role: RoleId::new(RoleId::OWNER),
+                        accounts: vec![],
+                        agency_admin: false,
+                        clients: vec![],
+                    },
+                    token_hash: hash,
+                    expires_at: DateTime::<Utc>::UNIX_EPOCH,
+                    status: InvitationStatus::Pending,
+                },
+            );
         }
-        for (h, id) in &plain {
-            assert_eq!(index.get(h), Some(id), "{h:?}");
+        for (id, i) in &invitations {
+            assert_eq!(
+                index.get(&i.token_hash, &invitations),
+                Some(*id),
+                "{:?}",
+                i.token_hash
+            );
         }
-        assert_eq!(index.get(&TokenHash("a\0\0".into())), None);
-        assert_eq!(index.get(&TokenHash("0123456789abcdef2".into())), None);
-        let written = serde_json::to_string(&index).expect("serializes");
-        assert_eq!(written, serde_json::to_string(&plain).expect("serializes"));
-        let back: TokenIndex = serde_json::from_str(&written).expect("deserializes");
-        assert_eq!(back, index);
+        for missing in ["a\0\0", "0123456789abcdef2", "b"] {
+            assert_eq!(index.get(&TokenHash(missing.into()), &invitations), None);
+        }
+        let rebuilt: TokenIndex = invitations
+            .values()
+            .map(|i| (&i.token_hash, i.id))
+            .collect();
+        assert_eq!(rebuilt, index);
     }
 }

@@ -355,7 +355,10 @@ fn accept_invitation_checks(
         });
         return None;
     }
-    let Some(id) = s.token_index.get(&validate::token_hash(token)).copied() else {
+    let Some(id) = s
+        .token_index
+        .get(&validate::token_hash(token), &s.invitations)
+    else {
         b.push(Blocker::UnknownToken);
         return None;
     };

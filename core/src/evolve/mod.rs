@@ -234,7 +234,7 @@ fn set_invitation_status(state: &mut Organization, id: InvitationId, status: Inv
 }
 
 fn insert_invitation(state: &mut Organization, inv: Invitation) {
-    state.token_index.insert(inv.token_hash.clone(), inv.id);
+    state.token_index.insert(&inv.token_hash, inv.id);
     state.expiry_index.insert((inv.expires_at, inv.id));
     state.invitations.insert(inv.id, inv);
 }

@@ -437,7 +437,7 @@ impl OrgIn<'_> {
         state.token_index = self
             .invitations
             .iter()
-            .map(|inv| (inv.token_hash.clone(), inv.id))
+            .map(|inv| (&inv.token_hash, inv.id))
             .collect();
         state.expiry_index = self
             .invitations
@@ -741,7 +741,7 @@ mod tests {
                 expires_at: at,
                 status: InvitationStatus::Pending,
             };
-            state.token_index.insert(invitation.token_hash.clone(), id);
+            state.token_index.insert(&invitation.token_hash, id);
             state.expiry_index.insert((at, id));
             state.invitations.insert(id, invitation);
         }
