@@ -712,12 +712,21 @@ mod tests {
     fn users_out_of_order_or_twice_make_the_snapshot_unusable() {
         let state = sample();
         let bytes = encode(&state, frame).expect("encodes");
-        let mut swapped = decode(&bytes).expect("decodes");
-        swapped.users.swap(0, 1);
+        out_of_order_or_twice_is_unusable(&bytes, |s| &mut s.users);
+    }
+
+    /// The snapshot `bytes` with the first two entries of the list `list`
+    /// picks swapped, or its first entry listed twice, does not load.
+    fn out_of_order_or_twice_is_unusable<'b, T>(
+        bytes: &'b [u8],
+        list: impl for<'s> Fn(&'s mut OrgIn<'b>) -> &'s mut Vec<T>,
+    ) {
+        let mut swapped = decode(bytes).expect("decodes");
+        list(&mut swapped).swap(0, 1);
         assert!(swapped.into_state(unframe).is_none());
-        let mut twice = decode(&bytes).expect("decodes");
-        let again = decode(&bytes).expect("decodes").users.remove(0);
-        twice.users.insert(1, again);
+        let mut twice = decode(bytes).expect("decodes");
+        let again = list(&mut decode(bytes).expect("decodes")).remove(0);
+        list(&mut twice).insert(1, again);
         assert!(twice.into_state(unframe).is_none());
     }
 
@@ -748,13 +757,7 @@ mod tests {
         let bytes = encode(&state, frame).expect("encodes");
         let back = decode(&bytes).expect("decodes").into_state(unframe);
         assert_eq!(back.as_ref(), Some(&state));
-        let mut swapped = decode(&bytes).expect("decodes");
-        swapped.invitations.swap(0, 1);
-        assert!(swapped.into_state(unframe).is_none());
-        let mut twice = decode(&bytes).expect("decodes");
-        let again = decode(&bytes).expect("decodes").invitations.remove(0);
-        twice.invitations.insert(1, again);
-        assert!(twice.into_state(unframe).is_none());
+        out_of_order_or_twice_is_unusable(&bytes, |s| &mut s.invitations);
     }
 
     #[test]
