@@ -46,15 +46,29 @@ impl<S: Store> CommandService<S> {
     pub(crate) async fn load_ring(
         &self,
         org: OrgId,
-        mut subjects: Vec<UserId>,
+        subjects: Vec<UserId>,
     ) -> Result<KeyRing, ServiceError> {
+        let mut ring = KeyRing::empty();
+        self.load_keys_into(org, subjects, |keys| ring.extend(keys))
+            .await?;
+        Ok(ring)
+    }
+
+    /// Loads the live keys of `subjects` (in any order, duplicates allowed),
+    /// each asked for once, in chunks of at most [`MAX_KEYS_PER_LOAD`],
+    /// handing each chunk's keys to `take`.
+    pub(crate) async fn load_keys_into(
+        &self,
+        org: OrgId,
+        mut subjects: Vec<UserId>,
+        mut take: impl FnMut(HashMap<UserId, DataKey>) + Send,
+    ) -> Result<(), ServiceError> {
         subjects.sort_unstable();
         subjects.dedup();
-        let mut ring = KeyRing::empty();
         for chunk in subjects.chunks(MAX_KEYS_PER_LOAD) {
-            ring.extend(self.store.load_keys(org, chunk).await?);
+            take(self.store.load_keys(org, chunk).await?);
         }
-        Ok(ring)
+        Ok(())
     }
 
     /// Encodes events for one append: personal data sealed under its

@@ -18,7 +18,7 @@
 
 use super::snapshot_format::{self, Opened};
 use super::{CommandService, ServiceError};
-use crate::erasure::{self, DataKey, MAX_KEYS_PER_LOAD};
+use crate::erasure::{self, DataKey};
 use crate::ids::{OrgId, UserId};
 use crate::model::Organization;
 use crate::store::{Snapshot, Store, StoreError};
@@ -153,20 +153,17 @@ impl<S: Store> CommandService<S> {
         Ok(state)
     }
 
-    /// The live keys of `subjects` (in any order, duplicates allowed),
-    /// loaded in bounded chunks, sorted by user: looked up by binary search,
-    /// which costs less than hashing every id into a map and again out of it.
+    /// The live keys of `subjects`, sorted by user: looked up by binary
+    /// search, which costs less than hashing every id into a map and again
+    /// out of it.
     async fn load_sorted_keys(
         &self,
         org: OrgId,
-        mut subjects: Vec<UserId>,
+        subjects: Vec<UserId>,
     ) -> Result<Vec<(UserId, DataKey)>, ServiceError> {
-        subjects.sort_unstable();
-        subjects.dedup();
         let mut keys = Vec::with_capacity(subjects.len());
-        for chunk in subjects.chunks(MAX_KEYS_PER_LOAD) {
-            keys.extend(self.store.load_keys(org, chunk).await?);
-        }
+        self.load_keys_into(org, subjects, |chunk| keys.extend(chunk))
+            .await?;
         keys.sort_unstable_by_key(|(id, _)| *id);
         Ok(keys)
     }
