@@ -280,6 +280,49 @@ fn service_mix(c: &mut Criterion) {
     }
 }
 
+/// When a task started, and when it ended (`None` while it runs).
+type Window = (Instant, Option<Instant>);
+
+/// Spawns on the current tokio runtime, as `system::TokioSpawn` does, and
+/// records when each task started and ended.
+#[derive(Default)]
+struct TimedSpawn {
+    windows: Arc<std::sync::Mutex<Vec<Window>>>,
+}
+
+impl TimedSpawn {
+    fn windows(&self) -> Vec<Window> {
+        self.windows.lock().map(|w| w.clone()).unwrap_or_default()
+    }
+
+    fn running(&self) -> bool {
+        self.windows().iter().any(|(_, end)| end.is_none())
+    }
+}
+
+impl switchboard::service::Spawn for TimedSpawn {
+    fn spawn(&self, task: switchboard::service::BackgroundTask) -> bool {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        let windows = self.windows.clone();
+        let index = match windows.lock() {
+            Ok(mut w) => {
+                w.push((Instant::now(), None));
+                w.len() - 1
+            }
+            Err(_) => return false,
+        };
+        drop(runtime.spawn(async move {
+            task.await;
+            if let Ok(mut w) = windows.lock() {
+                w[index].1 = Some(Instant::now());
+            }
+        }));
+        true
+    }
+}
+
 /// A snapshot costs the size of the organization. This measures what a
 /// command waits at a snapshot point, with the snapshot written on the
 /// command path and in a background task (`with_background_snapshots`, as
@@ -287,8 +330,11 @@ fn service_mix(c: &mut Criterion) {
 /// machine's two cores). A snapshot is made due every 1 000 events (and not
 /// per entity), so that 300 rounds (2 700 commands) cross several due
 /// points at every size; the figures are the median and the worst round of
-/// 9 commands (the worst round bounds the worst command). Then it times
-/// one snapshot (seal + encode) and prints its size.
+/// 9 commands (the worst round bounds the worst command), and the five
+/// slowest rounds by index (when in the run they fell); with background
+/// snapshots, also the worst round that overlapped a snapshot task and the
+/// worst that did not. Then it times one snapshot (seal + encode) and
+/// prints its size.
 fn service_snapshot_stalls(_: &mut Criterion) {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -307,18 +353,57 @@ fn service_snapshot_stalls(_: &mut Criterion) {
         };
         for background in [false, true] {
             let mut service = warm_service(&rt, &pristine, config.clone());
+            let spawner = Arc::new(TimedSpawn::default());
             if background {
-                service = service.with_background_snapshots(Arc::new(system::TokioSpawn));
+                service = service.with_background_snapshots(spawner.clone());
             }
             let mut leaders = HashSet::new();
             let mut times = Vec::with_capacity(300);
+            let mut rounds = Vec::with_capacity(300);
             let first = rt.block_on(service.version(pristine.state.id)).unwrap_or(0);
             for round in 0..300 {
                 let start = Instant::now();
                 rt.block_on(service_round(&service, &pristine, round, &mut leaders));
                 times.push(start.elapsed());
+                rounds.push((start, start.elapsed()));
             }
             let last = rt.block_on(service.version(pristine.state.id)).unwrap_or(0);
+            // Wait for the last task, so that the next measurement starts
+            // on an idle runtime.
+            while spawner.running() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let mut slowest: Vec<(usize, Duration)> =
+                rounds.iter().map(|r| r.1).enumerate().collect();
+            slowest.sort_unstable_by_key(|(_, took)| std::cmp::Reverse(*took));
+            slowest.truncate(5);
+            println!(
+                "snapshot_wait/{users}/{}: slowest rounds (index, time) {slowest:?}",
+                if background {
+                    "background"
+                } else {
+                    "command_path"
+                }
+            );
+            if background {
+                // Attribution: the worst round that overlapped a snapshot
+                // task, and the worst that did not.
+                let tasks = spawner.windows();
+                let overlaps = |(start, took): &(Instant, Duration)| {
+                    let end = *start + *took;
+                    tasks
+                        .iter()
+                        .any(|(s, e)| *s < end && e.is_none_or(|e| e > *start))
+                };
+                let worst_in = rounds.iter().filter(|r| overlaps(r)).map(|r| r.1).max();
+                let worst_out = rounds.iter().filter(|r| !overlaps(r)).map(|r| r.1).max();
+                println!(
+                    "snapshot_wait/{users}/background: {} snapshot tasks; worst round during one {:?}, outside them {:?}",
+                    tasks.len(),
+                    worst_in.unwrap_or_default(),
+                    worst_out.unwrap_or_default(),
+                );
+            }
             times.sort_unstable();
             println!(
                 "snapshot_wait/{users}/{}: 300 rounds of 9 commands, {} events, due every 1 000: \

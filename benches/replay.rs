@@ -6,16 +6,21 @@
 //!
 //! The history is an organization of 100 000 users (invite, accept, sign in:
 //! 400 061 events) followed by rounds of the typical mix until it reaches
-//! 1 000 000 events. Three ways to fold it, one core:
-//! * `fold_decoded` — `evolve` only, the events already in memory as `Event`s;
+//! 1 000 000 events. Ways to fold it, one core:
+//! * `fold_decoded` — `fold`, i.e. `evolve` of each event by reference, the
+//!   events already in memory as `Event`s (`evolve` folds a copy);
+//! * `fold_owned` — `evolve_owned` of the same events by value, their
+//!   strings moved into the state (the copy of the events is made outside
+//!   the timing): the fold alone;
 //! * `decode_evolve` — what a reader of borrowed records does:
-//!   `codec::decode` (raw JSON text → `Event` in one pass, no `Value`) then `evolve`;
+//!   `codec::decode` (raw JSON text → `Event` in one pass, no `Value`) then
+//!   `evolve_owned` (the decoded event is not needed afterwards);
 //! * `decode_owned_evolve` — what the service's catch-up does with the page a
-//!   store returned: `codec::decode_owned` then `evolve` (the same work as
-//!   `decode_evolve` since payloads are raw text);
+//!   store returned: `codec::decode_owned` then `evolve_owned` (the same work
+//!   as `decode_evolve` since payloads are raw text);
 //! * `open_decode_evolve_sealed` — as the service reads what it wrote:
 //!   personal data sealed under per-user keys (R-LIFE-06), opened with
-//!   `codec::decode_with` and the key ring (keys already loaded), then `evolve`;
+//!   `codec::decode_with` and the key ring (keys already loaded), then `evolve_owned`;
 //! * `parse_decode_evolve` — as `decode_evolve` from the stored JSON bytes,
 //!   validated into a `Box<RawValue>` first as a store does when it reads
 //!   them (PostgreSQL's `jsonb` column), i.e. the whole read path after the
@@ -73,12 +78,25 @@ fn replay(c: &mut Criterion) {
     group.bench_function("fold_decoded", |b| {
         b.iter(|| fold(org, &events).version);
     });
+    group.bench_function("fold_owned", |b| {
+        b.iter_batched(
+            || events.clone(),
+            |owned| {
+                let mut state = Organization::empty(org);
+                for e in owned {
+                    evolve_owned(&mut state, e);
+                }
+                state.version
+            },
+            BatchSize::PerIteration,
+        );
+    });
     group.bench_function("decode_evolve", |b| {
         b.iter(|| {
             let mut state = Organization::empty(org);
             for r in &records {
                 if let Ok(e) = codec::decode(r) {
-                    evolve(&mut state, &e);
+                    evolve_owned(&mut state, e);
                 }
             }
             state.version
@@ -93,7 +111,7 @@ fn replay(c: &mut Criterion) {
                 let mut state = Organization::empty(org);
                 for r in owned {
                     if let Ok(e) = codec::decode_owned(r, &switchboard::erasure::KeyRing::empty()) {
-                        evolve(&mut state, &e);
+                        evolve_owned(&mut state, e);
                     }
                 }
                 state.version
@@ -109,7 +127,7 @@ fn replay(c: &mut Criterion) {
             let mut state = Organization::empty(org);
             for r in &sealed {
                 if let Ok(e) = codec::decode_with(r, &ring) {
-                    evolve(&mut state, &e);
+                    evolve_owned(&mut state, e);
                 }
             }
             state.version
@@ -133,7 +151,7 @@ fn replay(c: &mut Criterion) {
                 continue;
             };
             if let Ok(e) = codec::decode_payload_raw(ty, *version, &payload) {
-                evolve(&mut state, &e);
+                evolve_owned(&mut state, e);
             }
         }
         state.version

@@ -63,6 +63,6 @@ pub use decide::bulk;
 pub use decide::{decide, Decision, IssuedSecret};
 pub use error::{Blocker, CommandError, Missing};
 pub use event::{DeletionAcknowledgement, Event, PersonalData};
-pub use evolve::{evolve, fold};
+pub use evolve::{evolve, evolve_owned, fold};
 pub use model::*;
 pub use rule::{RuleId, UnknownRuleId};

@@ -3,7 +3,7 @@
 use crate::context::Actor;
 use crate::describe::describe;
 use crate::event::Event;
-use crate::evolve::evolve;
+use crate::evolve::{evolve, evolve_owned};
 use crate::ids::*;
 use crate::model::Organization;
 use crate::service::{CommandService, ServiceError};
@@ -229,18 +229,19 @@ impl<S: Store> CommandService<S> {
                 break;
             }
             for (r, e) in page {
-                if concerns(&e, &state, &subject) {
-                    if hits.len() < MAX_TRAIL_ENTRIES {
-                        hits.push((r.clone(), e.clone()));
-                    } else {
-                        truncated = true;
-                    }
+                let version = r.version;
+                let kept = concerns(&e, &state, &subject);
+                if kept && hits.len() < MAX_TRAIL_ENTRIES {
+                    evolve(&mut state, &e);
+                    hits.push((r, e));
+                } else {
+                    truncated |= kept;
+                    evolve_owned(&mut state, e);
                 }
-                evolve(&mut state, &e);
                 // Versions are dense; a gap would loop for ever, so stop on one.
-                if state.version != r.version {
+                if state.version != version {
                     return Err(crate::store::StoreError::Corrupt {
-                        reason: format!("stream {org} is not dense at version {}", r.version),
+                        reason: format!("stream {org} is not dense at version {version}"),
                         source: None,
                     }
                     .into());

@@ -3,7 +3,7 @@
 use super::*;
 
 /// Applies one event of this area; `evolve` routes only these here.
-pub(super) fn apply(state: &mut Organization, event: &Event) {
+pub(super) fn apply(state: &mut Organization, event: Event) {
     match event {
         Event::UserInvited {
             user,
@@ -13,18 +13,18 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             token_hash,
             expires_at,
         } => {
-            let mut u = new_user_from_personal(*user, UserStatus::Invited, personal);
-            u.invitation = Some(*invitation);
+            let mut u = new_user_from_personal(user, UserStatus::Invited, personal);
+            u.invitation = Some(invitation);
             insert_user(state, u);
             insert_invitation(
                 state,
                 Invitation {
-                    id: *invitation,
+                    id: invitation,
                     delivery: Delivery::Email,
-                    user: Some(*user),
-                    grant: grant.clone(),
-                    token_hash: token_hash.clone(),
-                    expires_at: *expires_at,
+                    user: Some(user),
+                    grant,
+                    token_hash,
+                    expires_at,
                     status: InvitationStatus::Pending,
                 },
             );
@@ -35,12 +35,12 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             default_country,
             grant,
         } => {
-            let mut u = new_user_from_personal(*user, UserStatus::Active, personal);
+            let mut u = new_user_from_personal(user, UserStatus::Active, personal);
             if let Some(p) = u.profile.as_mut() {
-                p.default_country = default_country.clone();
+                p.default_country = default_country;
             }
             insert_user(state, u);
-            apply_grant(state, *user, grant);
+            apply_grant(state, user, &grant);
         }
         Event::InvitationLinkCreated {
             invitation,
@@ -51,12 +51,12 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             insert_invitation(
                 state,
                 Invitation {
-                    id: *invitation,
+                    id: invitation,
                     delivery: Delivery::Link,
                     user: None,
-                    grant: grant.clone(),
-                    token_hash: token_hash.clone(),
-                    expires_at: *expires_at,
+                    grant,
+                    token_hash,
+                    expires_at,
                     status: InvitationStatus::Pending,
                 },
             );
@@ -68,27 +68,27 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             token_hash,
             expires_at,
         } => {
-            set_invitation_status(state, *previous, InvitationStatus::Superseded);
+            set_invitation_status(state, previous, InvitationStatus::Superseded);
             let old = state
                 .invitations
-                .get(previous)
+                .get(&previous)
                 .map(|i| (i.grant.clone(), i.delivery));
             if let Some((grant, delivery)) = old {
                 insert_invitation(
                     state,
                     Invitation {
-                        id: *invitation,
+                        id: invitation,
                         delivery,
-                        user: Some(*user),
+                        user: Some(user),
                         grant,
-                        token_hash: token_hash.clone(),
-                        expires_at: *expires_at,
+                        token_hash,
+                        expires_at,
                         status: InvitationStatus::Pending,
                     },
                 );
             }
-            if let Some(u) = user_mut(state, *user) {
-                u.invitation = Some(*invitation);
+            if let Some(u) = user_mut(state, user) {
+                u.invitation = Some(invitation);
             }
         }
         Event::InvitationAccepted {
@@ -98,42 +98,36 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             personal,
             default_country,
         } => {
-            let accept = |u: &mut User| {
+            let accept = move |u: &mut User| {
                 if let Some(p) = u.profile.as_mut() {
                     if default_country.is_some() {
-                        p.default_country = default_country.clone();
+                        p.default_country = default_country;
                     }
                 }
-                u.invitation = Some(*invitation);
+                u.invitation = Some(invitation);
                 u.invitation_accepted = true;
             };
-            if *new_user {
-                let mut u = new_user_from_personal(*user, UserStatus::Invited, personal);
+            if new_user {
+                let mut u = new_user_from_personal(user, UserStatus::Invited, personal);
                 accept(&mut u);
                 insert_user(state, u);
             } else {
-                update_user(state, *user, personal, accept);
+                update_user(state, user, personal, accept);
             }
-            set_invitation_status(state, *invitation, InvitationStatus::Accepted);
-            let grant = state.invitations.get_mut(invitation).map(|i| {
-                i.user = Some(*user);
+            set_invitation_status(state, invitation, InvitationStatus::Accepted);
+            let grant = state.invitations.get_mut(&invitation).map(|i| {
+                i.user = Some(user);
                 i.grant.clone()
             });
             if let Some(g) = grant {
-                apply_grant(state, *user, &g);
+                apply_grant(state, user, &g);
             }
         }
-        Event::InvitationRevoked { invitation } | Event::InvitationExpired { invitation } => {
-            let status = match event {
-                Event::InvitationRevoked { .. } => InvitationStatus::Revoked,
-                _ => InvitationStatus::Expired,
-            };
-            set_invitation_status(state, *invitation, status);
-            // The invitee's record holds the invitation: their standing
-            // changed with it.
-            if let Some(u) = state.invitations.get(invitation).and_then(|i| i.user) {
-                user_mut(state, u);
-            }
+        Event::InvitationRevoked { invitation } => {
+            end_invitation(state, invitation, InvitationStatus::Revoked);
+        }
+        Event::InvitationExpired { invitation } => {
+            end_invitation(state, invitation, InvitationStatus::Expired);
         }
         Event::DeviceSignedIn {
             user,
@@ -141,19 +135,19 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             name,
             at,
         } => {
-            if let Some(u) = user_mut(state, *user) {
+            if let Some(u) = user_mut(state, user) {
                 u.devices.insert(
-                    *device,
+                    device,
                     DeviceSession {
-                        id: *device,
-                        name: name.clone(),
-                        signed_in_at: *at,
+                        id: device,
+                        name,
+                        signed_in_at: at,
                     },
                 );
             }
         }
         Event::UserActivated { user } => {
-            if let Some(u) = user_mut(state, *user) {
+            if let Some(u) = user_mut(state, user) {
                 u.status = UserStatus::Active;
             }
         }
@@ -162,5 +156,14 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             "{} is not folded in evolve/invitations.rs",
             other.event_type()
         ),
+    }
+}
+
+/// Ends a pending invitation (revoked or expired). The invitee's record holds
+/// the invitation: their standing changed with it, so their stamp moves.
+fn end_invitation(state: &mut Organization, invitation: InvitationId, status: InvitationStatus) {
+    set_invitation_status(state, invitation, status);
+    if let Some(u) = state.invitations.get(&invitation).and_then(|i| i.user) {
+        user_mut(state, u);
     }
 }

@@ -2,6 +2,11 @@
 //! never refuses — events are facts. It keeps every index of
 //! [`Organization`] consistent; its cost is that of the entities the event names.
 //!
+//! [`evolve_owned`] is the same fold taking the event by value: the strings
+//! and collections it carries (emails, names, token hashes, grants) move into
+//! the state instead of being copied. A replay, which decodes each event only
+//! to fold it, uses it; `evolve` is `evolve_owned` of a copy.
+//!
 //! One file per area, mirroring `decide/`: `evolve` routes each event to the
 //! `apply` of its area; the helpers shared by several areas live here.
 
@@ -28,29 +33,30 @@ pub fn fold<'a>(id: OrgId, events: impl IntoIterator<Item = &'a Event>) -> Organ
     state
 }
 
-pub(crate) fn apply_personal(profile: &mut Profile, p: &PersonalData) {
-    if let Some(v) = &p.name {
-        profile.name = Some(v.clone());
+/// Moves the fields `p` carries into `profile`, then clears those it names.
+fn apply_personal(profile: &mut Profile, p: PersonalData) {
+    if p.name.is_some() {
+        profile.name = p.name;
     }
-    if let Some(v) = &p.email {
-        profile.email = v.clone();
+    if let Some(v) = p.email {
+        profile.email = v;
     }
-    if let Some(v) = &p.mobile {
-        profile.mobile = Some(v.clone());
+    if p.mobile.is_some() {
+        profile.mobile = p.mobile;
     }
-    if let Some(v) = &p.job_title {
-        profile.job_title = Some(v.clone());
+    if p.job_title.is_some() {
+        profile.job_title = p.job_title;
     }
-    if let Some(v) = &p.picture {
-        profile.picture = Some(v.clone());
+    if p.picture.is_some() {
+        profile.picture = p.picture;
     }
-    if let Some(v) = &p.external_id {
-        profile.external_id = Some(v.clone());
+    if p.external_id.is_some() {
+        profile.external_id = p.external_id;
     }
-    if let Some(v) = &p.sign_in_name {
-        profile.sign_in_name = Some(v.clone());
+    if p.sign_in_name.is_some() {
+        profile.sign_in_name = p.sign_in_name;
     }
-    for f in &p.cleared {
+    for f in p.cleared {
         match f {
             ProfileField::Name => profile.name = None,
             ProfileField::Mobile => profile.mobile = None,
@@ -149,7 +155,7 @@ fn reindex_sign_in(
 fn update_user(
     state: &mut Organization,
     user: UserId,
-    personal: &PersonalData,
+    personal: PersonalData,
     then: impl FnOnce(&mut User),
 ) {
     let Some(u) = user_mut(state, user) else {
@@ -162,7 +168,7 @@ fn update_user(
             .email
             .as_ref()
             .map(|_| crate::validate::email_key(&p.email));
-        let sign_in_before = names_sign_in(personal).then(|| p.sign_in_name.clone());
+        let sign_in_before = names_sign_in(&personal).then(|| p.sign_in_name.clone());
         apply_personal(p, personal);
         emails = email_before.map(|before| (before, crate::validate::email_key(&p.email)));
         sign_ins = sign_in_before.map(|before| (before, p.sign_in_name.clone()));
@@ -181,8 +187,8 @@ fn update_user(
     }
 }
 
-fn new_user_from_personal(id: UserId, status: UserStatus, p: &PersonalData) -> User {
-    let mut profile = Profile::with_email(p.email.clone().unwrap_or_default());
+fn new_user_from_personal(id: UserId, status: UserStatus, mut p: PersonalData) -> User {
+    let mut profile = Profile::with_email(p.email.take().unwrap_or_default());
     apply_personal(&mut profile, p);
     User::new(id, status, profile)
 }
@@ -239,8 +245,54 @@ fn insert_invitation(state: &mut Organization, inv: Invitation) {
     state.invitations.insert(inv.id, inv);
 }
 
-/// Applies one event to the state.
+/// Applies one event to the state: [`evolve_owned`] of a copy of it.
+///
+/// ```
+/// use switchboard_core::{evolve, Organization, OrgId, UserId, Event};
+/// use switchboard_core::ids::AccountId;
+/// use switchboard_core::event::PersonalData;
+/// # fn id() -> uuid::Uuid { uuid::Uuid::now_v7() }
+/// let mut state = Organization::empty(OrgId::from_uuid(id()));
+/// let owner = UserId::from_uuid(id());
+/// evolve(&mut state, &Event::OrganizationCreated {
+///     name: "Acme".into(),
+///     policies: Default::default(),
+///     root_account: AccountId::from_uuid(id()),
+///     root_account_name: "Acme".into(),
+///     owner,
+///     owner_personal: PersonalData { email: Some("ada@acme.test".into()), ..Default::default() },
+/// });
+/// assert_eq!(state.version, 1);
+/// assert_eq!(state.primary_owner, Some(owner));
+/// ```
 pub fn evolve(state: &mut Organization, event: &Event) {
+    evolve_owned(state, event.clone());
+}
+
+/// Applies one event to the state, moving what it carries into it: the
+/// fold for an event that is not needed afterwards (a replay's, a
+/// snapshot's tail). Same result as [`evolve`], without copying its strings.
+///
+/// ```
+/// use switchboard_core::{evolve, evolve_owned, fold, Organization, OrgId, UserId, Event};
+/// use switchboard_core::ids::AccountId;
+/// use switchboard_core::event::PersonalData;
+/// # fn id() -> uuid::Uuid { uuid::Uuid::now_v7() }
+/// let org = OrgId::from_uuid(id());
+/// let created = Event::OrganizationCreated {
+///     name: "Acme".into(),
+///     policies: Default::default(),
+///     root_account: AccountId::from_uuid(id()),
+///     root_account_name: "Acme".into(),
+///     owner: UserId::from_uuid(id()),
+///     owner_personal: PersonalData { email: Some("ada@acme.test".into()), ..Default::default() },
+/// };
+/// let by_reference = fold(org, [&created]);
+/// let mut by_value = Organization::empty(org);
+/// evolve_owned(&mut by_value, created);
+/// assert_eq!(by_value, by_reference);
+/// ```
+pub fn evolve_owned(state: &mut Organization, event: Event) {
     state.version += 1;
     // Exhaustive: a new event does not compile until it is routed.
     match event {
@@ -309,7 +361,7 @@ mod tests {
             for recorded in &h.events {
                 let event = recorded.event.clone();
                 let before = state.clone();
-                evolve(&mut state, &event);
+                evolve_owned(&mut state, event.clone());
                 let version = state.version;
                 let mut named: Vec<UserId> = event.user_pair().into_iter().flatten().collect();
                 if let Event::InvitationRevoked { invitation } | Event::InvitationExpired { invitation } = &event {

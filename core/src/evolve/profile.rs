@@ -3,7 +3,7 @@
 use super::*;
 
 /// Applies one event of this area; `evolve` routes only these here.
-pub(super) fn apply(state: &mut Organization, event: &Event) {
+pub(super) fn apply(state: &mut Organization, event: Event) {
     match event {
         Event::ProfileUpdated {
             user,
@@ -11,21 +11,21 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             default_country,
             notifications,
         } => {
-            update_user(state, *user, personal, |u| {
+            update_user(state, user, personal, move |u| {
                 let Some(p) = u.profile.as_mut() else {
                     return;
                 };
-                if let Some(c) = default_country {
-                    p.default_country = Some(c.clone());
+                if default_country.is_some() {
+                    p.default_country = default_country;
                 }
                 if let Some(n) = notifications {
-                    p.notifications = n.clone();
+                    p.notifications = n;
                 }
             });
         }
         Event::DeviceSignedOut { user, device } => {
-            if let Some(u) = user_mut(state, *user) {
-                u.devices.remove(device);
+            if let Some(u) = user_mut(state, user) {
+                u.devices.remove(&device);
             }
         }
         Event::PasswordResetIssued {
@@ -33,10 +33,10 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             token_hash,
             expires_at,
         } => {
-            if let Some(u) = user_mut(state, *user) {
+            if let Some(u) = user_mut(state, user) {
                 u.password_reset = Some(PasswordReset {
-                    token_hash: token_hash.clone(),
-                    expires_at: *expires_at,
+                    token_hash,
+                    expires_at,
                 });
             }
         }

@@ -3,7 +3,7 @@
 use super::*;
 
 /// Applies one event of this area; `evolve` routes only these here.
-pub(super) fn apply(state: &mut Organization, event: &Event) {
+pub(super) fn apply(state: &mut Organization, event: Event) {
     match event {
         Event::WorkItemCreated {
             item,
@@ -12,20 +12,20 @@ pub(super) fn apply(state: &mut Organization, event: &Event) {
             owner,
         } => {
             state.work_items.insert(
-                *item,
+                item,
                 WorkItem {
-                    id: *item,
-                    kind: *kind,
-                    title: title.clone(),
-                    owner: *owner,
+                    id: item,
+                    kind,
+                    title,
+                    owner,
                     cancelled: false,
                 },
             );
-            if let Some(u) = user_mut(state, *owner) {
-                u.work.insert(*item);
+            if let Some(u) = user_mut(state, owner) {
+                u.work.insert(item);
             }
         }
-        Event::WorkTransferred { item, to, .. } => move_work(state, *item, *to),
+        Event::WorkTransferred { item, to, .. } => move_work(state, item, to),
         other => debug_assert!(
             false,
             "{} is not folded in evolve/work.rs",

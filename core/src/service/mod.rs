@@ -24,7 +24,7 @@ use crate::context::{Actor, Clock, Context, IdSource, Pause, SecretSource, Yield
 use crate::decide::{decide, Decision, IssuedSecret};
 use crate::error::{Blocker, CommandError};
 use crate::event::Event;
-use crate::evolve::evolve;
+use crate::evolve::{evolve, evolve_owned};
 use crate::ids::*;
 use crate::model::Organization;
 use crate::store::{
@@ -793,7 +793,7 @@ impl<S: Store> CommandService<S> {
                     }
                     .into());
                 }
-                evolve(state, &codec::decode_owned(r, &keys)?);
+                evolve_owned(state, codec::decode_owned(r, &keys)?);
             }
         }
     }
