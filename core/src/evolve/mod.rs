@@ -251,13 +251,13 @@ fn insert_invitation(state: &mut Organization, inv: Invitation) {
 /// use switchboard_core::{evolve, Organization, OrgId, UserId, Event};
 /// use switchboard_core::ids::AccountId;
 /// use switchboard_core::event::PersonalData;
-/// # fn id() -> uuid::Uuid { uuid::Uuid::now_v7() }
-/// let mut state = Organization::empty(OrgId::from_uuid(id()));
-/// let owner = UserId::from_uuid(id());
+/// # fn id(n: u128) -> uuid::Uuid { uuid::Uuid::from_u128(n) }
+/// let mut state = Organization::empty(OrgId::from_uuid(id(1)));
+/// let owner = UserId::from_uuid(id(2));
 /// evolve(&mut state, &Event::OrganizationCreated {
 ///     name: "Acme".into(),
 ///     policies: Default::default(),
-///     root_account: AccountId::from_uuid(id()),
+///     root_account: AccountId::from_uuid(id(3)),
 ///     root_account_name: "Acme".into(),
 ///     owner,
 ///     owner_personal: PersonalData { email: Some("ada@acme.test".into()), ..Default::default() },
@@ -277,14 +277,14 @@ pub fn evolve(state: &mut Organization, event: &Event) {
 /// use switchboard_core::{evolve, evolve_owned, fold, Organization, OrgId, UserId, Event};
 /// use switchboard_core::ids::AccountId;
 /// use switchboard_core::event::PersonalData;
-/// # fn id() -> uuid::Uuid { uuid::Uuid::now_v7() }
-/// let org = OrgId::from_uuid(id());
+/// # fn id(n: u128) -> uuid::Uuid { uuid::Uuid::from_u128(n) }
+/// let org = OrgId::from_uuid(id(1));
 /// let created = Event::OrganizationCreated {
 ///     name: "Acme".into(),
 ///     policies: Default::default(),
-///     root_account: AccountId::from_uuid(id()),
+///     root_account: AccountId::from_uuid(id(3)),
 ///     root_account_name: "Acme".into(),
-///     owner: UserId::from_uuid(id()),
+///     owner: UserId::from_uuid(id(2)),
 ///     owner_personal: PersonalData { email: Some("ada@acme.test".into()), ..Default::default() },
 /// };
 /// let by_reference = fold(org, [&created]);
