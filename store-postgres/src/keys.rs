@@ -31,6 +31,26 @@ const LOAD_KEYS: &str = "\
 SELECT user_id, key FROM switchboard.data_keys
 WHERE org_id = $1 AND user_id = ANY($2) AND key IS NOT NULL";
 
+/// The key rows (tombstones included, so that `$4` bounds the rows read) of
+/// the organization's users with ids in `[$2, $3]`, in id order, at most
+/// `$4` of them: one range of the primary key, where `LOAD_KEYS` makes one
+/// descent and one heap fetch per id (2.8 ms against 0.6 ms of executor
+/// time for 1 000 consecutive users of a 166 659-user organization). A
+/// snapshot load asks for every user, 1 000 at a time.
+const LOAD_KEY_RANGE: &str = "\
+SELECT user_id, key FROM switchboard.data_keys
+WHERE org_id = $1 AND user_id BETWEEN $2 AND $3
+ORDER BY user_id
+LIMIT $4";
+
+/// Requests of fewer ids are answered id by id (`LOAD_KEYS`).
+const RANGE_MIN_IDS: usize = 64;
+
+/// A range is read only while it holds at most this many rows per id asked;
+/// a sparser request is then answered id by id. Bounds the rows read and
+/// dropped to this multiple of the ids asked, plus one wasted query.
+const RANGE_MAX_ROWS_PER_ID: usize = 2;
+
 const DELETE_KEY: &str = "\
 INSERT INTO switchboard.data_keys (org_id, user_id, key, erased_at)
 VALUES ($1, $2, NULL, now())
@@ -45,6 +65,25 @@ fn key_from(bytes: Option<Vec<u8>>) -> Result<Option<DataKey>, StoreError> {
             // Never print the bytes, only their length.
             .map_err(|_| corrupt(format!("a data key of {} bytes", b.len()))),
     }
+}
+
+/// The live keys of `rows` (`user_id`, `key`; a NULL key is a deleted one)
+/// whose user `wanted` accepts.
+fn keys_from(
+    rows: &[tokio_postgres::Row],
+    wanted: impl Fn(&Uuid) -> bool,
+) -> Result<HashMap<UserId, DataKey>, StoreError> {
+    let mut out = HashMap::with_capacity(rows.len());
+    for r in rows {
+        let id: Uuid = r.try_get(0).map_err(corrupt)?;
+        if !wanted(&id) {
+            continue;
+        }
+        if let Some(key) = key_from(r.try_get(1).map_err(corrupt)?)? {
+            out.insert(UserId::from_uuid(id), key);
+        }
+    }
+    Ok(out)
 }
 
 #[async_trait]
@@ -77,19 +116,26 @@ impl KeyStore for PostgresStore {
         users: &[UserId],
     ) -> Result<HashMap<UserId, DataKey>, StoreError> {
         validate_key_request(users)?;
-        if users.is_empty() {
+        // Sorted as PostgreSQL orders `uuid`s (by their bytes), without repeats.
+        let mut ids: Vec<Uuid> = users.iter().map(UserId::as_uuid).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let (Some(&first), Some(&last)) = (ids.first(), ids.last()) else {
             return Ok(HashMap::new());
-        }
-        let ids: Vec<Uuid> = users.iter().map(UserId::as_uuid).collect();
-        let rows = self.query(LOAD_KEYS, &[&org.as_uuid(), &ids]).await?;
-        let mut out = HashMap::with_capacity(rows.len());
-        for r in &rows {
-            let user = UserId::from_uuid(r.try_get(0).map_err(corrupt)?);
-            if let Some(key) = key_from(r.try_get(1).map_err(corrupt)?)? {
-                out.insert(user, key);
+        };
+        if ids.len() >= RANGE_MIN_IDS {
+            let limit = ids.len() * RANGE_MAX_ROWS_PER_ID;
+            let bound = i64::try_from(limit).unwrap_or(i64::MAX);
+            let rows = self
+                .query(LOAD_KEY_RANGE, &[&org.as_uuid(), &first, &last, &bound])
+                .await?;
+            if rows.len() < limit {
+                // The whole range was read: answer the ids asked, drop the rest.
+                return keys_from(&rows, |id| ids.binary_search(id).is_ok());
             }
         }
-        Ok(out)
+        let rows = self.query(LOAD_KEYS, &[&org.as_uuid(), &ids]).await?;
+        keys_from(&rows, |_| true)
     }
 
     async fn delete_key(&self, org: OrgId, user: UserId) -> Result<(), StoreError> {

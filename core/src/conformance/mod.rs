@@ -34,6 +34,7 @@ macro_rules! store_conformance_tests {
             command_digests,
             key_changes_commit_with_events,
             key_store_contract,
+            key_loads_answer_exactly_the_users_asked,
             duplicate_event_id,
             claims_taken_released_retaken,
             claims_race_has_one_winner,

@@ -530,6 +530,74 @@ pub async fn key_store_contract<S: Store + ?Sized>(store: &S) {
     ));
 }
 
+/// A key look-up answers exactly the users asked who have a live key, in
+/// their own organization, whatever the shape of the request: dense (a
+/// snapshot load asks for every user, 1 000 at a time), sparse, unsorted,
+/// with an id twice, with users who never had a key or whose key was
+/// deleted. A store may read more than it was asked (a range of ids) but
+/// must answer no more.
+pub async fn key_loads_answer_exactly_the_users_asked<S: Store + ?Sized>(store: &S) {
+    let (a, b) = (org(1), org(2));
+    let key = |o: u8, n: u128| {
+        let mut bytes = [o; 32];
+        bytes[..16].copy_from_slice(&n.to_be_bytes());
+        DataKey::from_bytes(bytes)
+    };
+    const USERS: u128 = 400;
+    for n in 1..=USERS {
+        store
+            .create_key(a, user(n), key(1, n))
+            .await
+            .expect("create");
+        store
+            .create_key(b, user(n), key(2, n))
+            .await
+            .expect("create");
+    }
+    // Every seventh user of `a` is erased.
+    for n in (7..=USERS).step_by(7) {
+        store.delete_key(a, user(n)).await.expect("delete");
+    }
+    let live = |n: u128| n <= USERS && n % 7 != 0;
+    let check = |asked: &[u128], got: HashMap<UserId, DataKey>| {
+        let expected: HashMap<UserId, DataKey> = asked
+            .iter()
+            .filter(|n| live(**n))
+            .map(|n| (user(*n), key(1, *n)))
+            .collect();
+        assert_eq!(got, expected, "the keys of exactly the users asked");
+    };
+    // Dense: most users of a range, some skipped, some never keyed.
+    let dense: Vec<u128> = (1..=300)
+        .filter(|n| n % 5 != 0)
+        .chain(USERS + 1..USERS + 20)
+        .collect();
+    check(
+        &dense,
+        store.load_keys(a, &users(&dense)).await.expect("load"),
+    );
+    // Sparse: a few users spread over the whole organization.
+    let sparse: Vec<u128> = (1..=USERS).step_by(5).collect();
+    check(
+        &sparse,
+        store.load_keys(a, &users(&sparse)).await.expect("load"),
+    );
+    // Unsorted, and one id twice.
+    let mut shuffled: Vec<u128> = (100..=200).rev().collect();
+    shuffled.push(150);
+    check(
+        &shuffled,
+        store.load_keys(a, &users(&shuffled)).await.expect("load"),
+    );
+    // Another organization's keys are never answered.
+    let other = store.load_keys(org(3), &users(&dense)).await.expect("load");
+    assert!(other.is_empty(), "no keys of another organization");
+}
+
+fn users(ns: &[u128]) -> Vec<UserId> {
+    ns.iter().map(|n| user(*n)).collect()
+}
+
 /// An event id recorded anywhere in the store cannot be recorded again.
 pub async fn duplicate_event_id<S: Store + ?Sized>(store: &S) {
     let (a, b) = (org(1), org(2));
