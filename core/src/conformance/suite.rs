@@ -558,7 +558,7 @@ pub async fn key_loads_answer_exactly_the_users_asked<S: Store + ?Sized>(store: 
     for n in (7..=USERS).step_by(7) {
         store.delete_key(a, user(n)).await.expect("delete");
     }
-    let live = |n: u128| n <= USERS && n % 7 != 0;
+    let live = |n: u128| n <= USERS && !n.is_multiple_of(7);
     let check = |asked: &[u128], got: HashMap<UserId, DataKey>| {
         let expected: HashMap<UserId, DataKey> = asked
             .iter()
@@ -568,8 +568,8 @@ pub async fn key_loads_answer_exactly_the_users_asked<S: Store + ?Sized>(store: 
         assert_eq!(got, expected, "the keys of exactly the users asked");
     };
     // Dense: most users of a range, some skipped, some never keyed.
-    let dense: Vec<u128> = (1..=300)
-        .filter(|n| n % 5 != 0)
+    let dense: Vec<u128> = (1..=300u128)
+        .filter(|n| !n.is_multiple_of(5))
         .chain(USERS + 1..USERS + 20)
         .collect();
     check(
