@@ -280,6 +280,27 @@ fn service_mix(c: &mut Criterion) {
     }
 }
 
+/// Where `snapshot_wait` writes snapshots: in the command that makes one
+/// due, in a background task, or nowhere (the control: the same setup and
+/// rounds with snapshots off, so that what the allocator or the machine
+/// adds to the first rounds is not billed to snapshots).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    CommandPath,
+    Background,
+    Off,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::CommandPath => "command_path",
+            Mode::Background => "background",
+            Mode::Off => "snapshots_off",
+        }
+    }
+}
+
 /// When a task started, and when it ended (`None` while it runs).
 type Window = (Instant, Option<Instant>);
 
@@ -327,7 +348,8 @@ impl switchboard::service::Spawn for TimedSpawn {
 /// command waits at a snapshot point, with the snapshot written on the
 /// command path and in a background task (`with_background_snapshots`, as
 /// `production_service` configures it), on a two-worker runtime (the
-/// machine's two cores). A snapshot is made due every 1 000 events (and not
+/// machine's two cores), each round a task on its workers; and, as the
+/// control, the same setup and rounds with snapshots off. A snapshot is made due every 1 000 events (and not
 /// per entity), so that 300 rounds (2 700 commands) cross several due
 /// points at every size; the figures are the median and the worst round of
 /// 9 commands (the worst round bounds the worst command), and the five
@@ -345,25 +367,47 @@ fn service_snapshot_stalls(_: &mut Criterion) {
         Err(e) => panic!("tokio runtime: {e}"),
     };
     for users in [100usize, 10_000, 100_000] {
-        let pristine = common::build(users, 7, true);
+        let pristine = Arc::new(common::build(users, 7, true));
         let config = ServiceConfig {
             snapshot_every: 1_000,
             snapshot_events_per_entity: 0,
             ..ServiceConfig::default()
         };
-        for background in [false, true] {
-            let mut service = warm_service(&rt, &pristine, config.clone());
+        for mode in [Mode::CommandPath, Mode::Background, Mode::Off] {
+            let background = mode == Mode::Background;
+            let config = match mode {
+                Mode::Off => ServiceConfig {
+                    snapshot_every: 0,
+                    ..config.clone()
+                },
+                _ => config.clone(),
+            };
+            let mut service = warm_service(&rt, &pristine, config);
             let spawner = Arc::new(TimedSpawn::default());
             if background {
                 service = service.with_background_snapshots(spawner.clone());
             }
+            let service = Arc::new(service);
             let mut leaders = HashSet::new();
             let mut times = Vec::with_capacity(300);
             let mut rounds = Vec::with_capacity(300);
             let first = rt.block_on(service.version(pristine.state.id)).unwrap_or(0);
             for round in 0..300 {
                 let start = Instant::now();
-                rt.block_on(service_round(&service, &pristine, round, &mut leaders));
+                // Each round is a task on the runtime's workers, as a
+                // service's requests are: the threads (and so the malloc
+                // arenas) that run commands are those that run snapshot
+                // tasks.
+                let (on_worker, fixture) = (service.clone(), pristine.clone());
+                let mut held = std::mem::take(&mut leaders);
+                let task = rt.spawn(async move {
+                    service_round(&on_worker, &fixture, round, &mut held).await;
+                    held
+                });
+                leaders = match rt.block_on(task) {
+                    Ok(held) => held,
+                    Err(e) => panic!("round task: {e}"),
+                };
                 times.push(start.elapsed());
                 rounds.push((start, start.elapsed()));
             }
@@ -379,11 +423,7 @@ fn service_snapshot_stalls(_: &mut Criterion) {
             slowest.truncate(5);
             println!(
                 "snapshot_wait/{users}/{}: slowest rounds (index, time) {slowest:?}",
-                if background {
-                    "background"
-                } else {
-                    "command_path"
-                }
+                mode.name()
             );
             if background {
                 // Attribution: the worst round that overlapped a snapshot
@@ -406,14 +446,15 @@ fn service_snapshot_stalls(_: &mut Criterion) {
             }
             times.sort_unstable();
             println!(
-                "snapshot_wait/{users}/{}: 300 rounds of 9 commands, {} events, due every 1 000: \
+                "snapshot_wait/{users}/{}: 300 rounds of 9 commands, {} events, {}: \
                  median round {:?}, p99 {:?}, worst round {:?}",
-                if background {
-                    "background"
-                } else {
-                    "command_path"
-                },
+                mode.name(),
                 last - first,
+                if mode == Mode::Off {
+                    "no snapshot"
+                } else {
+                    "due every 1 000"
+                },
                 times[150],
                 times[296],
                 times[299],
