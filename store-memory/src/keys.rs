@@ -83,11 +83,17 @@ impl KeyStore for MemoryStore {
         users: &[UserId],
     ) -> Result<HashMap<UserId, DataKey>, StoreError> {
         validate_key_request(users)?;
+        // Sized for every id asked (at most `MAX_KEYS_PER_LOAD`): a snapshot
+        // load asks for users that nearly all have a key, and growing the
+        // map from empty rehashed it about ten times per 1 000 ids.
+        let mut found = HashMap::with_capacity(users.len());
         let keys = self.inner.keys.lock();
-        Ok(users
-            .iter()
-            .filter_map(|u| Some((*u, keys.get(&(org, *u))?.clone()?)))
-            .collect())
+        found.extend(
+            users
+                .iter()
+                .filter_map(|u| Some((*u, keys.get(&(org, *u))?.clone()?))),
+        );
+        Ok(found)
     }
 
     async fn delete_key(&self, org: OrgId, user: UserId) -> Result<(), StoreError> {

@@ -33,10 +33,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A user's personal data as it is stored in a snapshot. `B` is the sealed
-/// bytes: owned when written, borrowed from the snapshot when read (postcard
-/// writes a `Vec<u8>` and a byte slice alike: a length, then the bytes).
+/// bytes and `S` the clear profile's strings: owned when written, borrowed
+/// from the snapshot when read (postcard writes a `Vec<u8>` and a byte
+/// slice alike, a length and then the bytes, and a `String` and a `&str`
+/// alike), so a load allocates the clear fields only for the profiles that
+/// read as erased.
 #[derive(Serialize, Deserialize)]
-pub(crate) enum Personal<B> {
+pub(crate) enum Personal<B, S = String> {
     /// No profile and no device: nothing personal.
     Nothing,
     /// Sealed under the user's key; beside it, the profile fields that
@@ -48,19 +51,19 @@ pub(crate) enum Personal<B> {
         /// The sealed [`PlainOut`] (ciphertext and tag).
         sealed: B,
         /// The clear part of the profile, if there is a profile.
-        public: Option<PublicProfile>,
+        public: Option<PublicProfile<S>>,
     },
     /// The user's key was gone when the snapshot was written: erased.
     Erased {
         /// The clear part of the profile, if there is a profile.
-        public: Option<PublicProfile>,
+        public: Option<PublicProfile<S>>,
     },
 }
 
 /// The fields of a profile that events record in clear.
 #[derive(Serialize, Deserialize, Clone)]
-pub(crate) struct PublicProfile {
-    default_country: Option<String>,
+pub(crate) struct PublicProfile<S = String> {
+    default_country: Option<S>,
     notifications: NotificationPreferences,
 }
 
@@ -71,12 +74,14 @@ impl PublicProfile {
             notifications: profile.notifications.clone(),
         }
     }
+}
 
+impl PublicProfile<&str> {
     /// The profile replaying erased events gives: an empty email, no name,
     /// mobile, job title or picture, and the clear fields.
     fn erased(self) -> Profile {
         let mut profile = Profile::with_email("");
-        profile.default_country = self.default_country;
+        profile.default_country = self.default_country.map(str::to_owned);
         profile.notifications = self.notifications;
         profile
     }
@@ -212,7 +217,7 @@ struct UserIn<'a> {
     invitation_accepted: bool,
     password_reset: Option<ResetIn>,
     #[serde(borrow)]
-    personal: Personal<&'a [u8]>,
+    personal: Personal<&'a [u8], &'a str>,
     created_version: u64,
     changed_version: u64,
 }
