@@ -2,6 +2,7 @@
 //! passed where an account id is expected. Ids are minted by the caller's
 //! [`IdSource`](crate::IdSource); the core never draws random numbers.
 
+use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use uuid::Uuid;
@@ -131,11 +132,85 @@ uuid_id!(
     "cmd"
 );
 
+/// Implements the string newtype's conversions and views. The text is held
+/// as a `CompactString`: inline up to 24 bytes, so a role id or an E.164
+/// number (at most 16 bytes) costs no heap block of its own; it compares,
+/// hashes and serializes exactly as its `str`.
+macro_rules! inline_str {
+    ($name:ident) => {
+        impl $name {
+            /// The text.
+            pub fn as_str(&self) -> &str {
+                self.0.as_str()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                self.0.as_str()
+            }
+        }
+
+        /// Maps keyed by this type can be searched with a `&str`: it
+        /// compares, and hashes, exactly as its text does.
+        impl std::borrow::Borrow<str> for $name {
+            fn borrow(&self) -> &str {
+                self.0.as_str()
+            }
+        }
+
+        impl From<&str> for $name {
+            fn from(text: &str) -> Self {
+                Self(CompactString::from(text))
+            }
+        }
+
+        impl From<String> for $name {
+            fn from(text: String) -> Self {
+                Self(CompactString::from(text))
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> String {
+                value.0.into_string()
+            }
+        }
+
+        impl PartialEq<str> for $name {
+            fn eq(&self, other: &str) -> bool {
+                self.0.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $name {
+            fn eq(&self, other: &&str) -> bool {
+                self.0.as_str() == *other
+            }
+        }
+    };
+}
+
 /// The id of a role, unique within an organization: a short slug such as
-/// `administrator` or `night-shift-supervisor`.
+/// `administrator` or `night-shift-supervisor` (at most
+/// [`MAX_ROLE_ID_LEN`](crate::validate::MAX_ROLE_ID_LEN) bytes).
+///
+/// ```
+/// use switchboard_core::RoleId;
+/// let role = RoleId::new(RoleId::AGENT);
+/// assert_eq!(role.as_str(), "agent");
+/// assert_eq!(role, RoleId::from("agent".to_string()));
+/// assert_eq!(serde_json::to_string(&role).unwrap(), r#""agent""#);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct RoleId(pub String);
+pub struct RoleId(CompactString);
 
 impl RoleId {
     /// Built-in role: the organization's owners.
@@ -150,39 +225,29 @@ impl RoleId {
     pub const READ_ONLY: &'static str = "read-only";
 
     /// Builds a role id from a slug (validated where it enters a command).
-    pub fn new(slug: impl Into<String>) -> Self {
-        Self(slug.into())
-    }
-    /// The slug.
-    pub fn as_str(&self) -> &str {
-        &self.0
+    pub fn new(slug: impl AsRef<str>) -> Self {
+        Self(CompactString::new(slug))
     }
 }
 
-impl fmt::Display for RoleId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+inline_str!(RoleId);
 
 /// A phone number normalised to E.164 (`+14155550100`). Construct it with
 /// [`crate::validate::phone_number`] so that it is always valid (R-NUM-06).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
-pub struct PhoneNumber(pub String);
+pub struct PhoneNumber(CompactString);
 
 impl PhoneNumber {
-    /// The E.164 text.
-    pub fn as_str(&self) -> &str {
-        &self.0
+    /// Wraps text that is already E.164, unchecked (a number read back from
+    /// the log, a test's fixture); input goes through
+    /// [`crate::validate::phone_number`] instead.
+    pub fn new(e164: impl AsRef<str>) -> Self {
+        Self(CompactString::new(e164))
     }
 }
 
-impl fmt::Display for PhoneNumber {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+inline_str!(PhoneNumber);
 
 #[cfg(test)]
 mod tests {
@@ -204,6 +269,53 @@ mod tests {
         assert!("usr_".parse::<UserId>().is_err());
         assert!("usr_xyz".parse::<UserId>().is_err());
         assert!("".parse::<UserId>().is_err());
+    }
+
+    /// Role ids and phone numbers are held inline, but compare, hash and
+    /// serialize (JSON for events, postcard for snapshots) byte for byte as
+    /// the `String`s they used to be, short and long (a slug may be 64 bytes,
+    /// past the 24 held inline).
+    #[test]
+    fn inline_strings_behave_and_serialize_as_their_text() {
+        use std::collections::hash_map::DefaultHasher;
+        use std::hash::{Hash, Hasher};
+        fn hash<T: Hash + ?Sized>(value: &T) -> u64 {
+            let mut h = DefaultHasher::new();
+            value.hash(&mut h);
+            h.finish()
+        }
+        let long = "a-slug-of-sixty-four-bytes-which-is-past-what-is-held-inline-xyz";
+        assert_eq!(long.len(), crate::validate::MAX_ROLE_ID_LEN);
+        let texts = ["", "+14155550100", "agent", "team-leader", "é", "zz", long];
+        for a in texts {
+            let (role, number) = (RoleId::new(a), PhoneNumber::new(a));
+            assert_eq!(role.as_str(), a);
+            assert_eq!(number.to_string(), a);
+            assert_eq!(RoleId::from(a.to_string()), role);
+            assert_eq!(String::from(number.clone()), a);
+            assert_eq!(hash(&role), hash(&a.to_string()));
+            assert_eq!(hash(&role), hash(a), "Borrow<str> needs equal hashes");
+            let json = serde_json::to_string(a).unwrap();
+            assert_eq!(serde_json::to_string(&role).unwrap(), json);
+            assert_eq!(serde_json::to_string(&number).unwrap(), json);
+            assert_eq!(serde_json::from_str::<RoleId>(&json).unwrap(), role);
+            let bytes = postcard::to_stdvec(&a.to_string()).unwrap();
+            assert_eq!(postcard::to_stdvec(&role).unwrap(), bytes);
+            assert_eq!(postcard::to_stdvec(&number).unwrap(), bytes);
+            assert_eq!(postcard::from_bytes::<PhoneNumber>(&bytes).unwrap(), number);
+            for b in texts {
+                assert_eq!(RoleId::new(a).cmp(&RoleId::new(b)), a.cmp(b), "{a} vs {b}");
+                assert_eq!(PhoneNumber::new(a) == PhoneNumber::new(b), a == b);
+            }
+        }
+        // No bigger than the `String` it replaces, `None` included.
+        assert_eq!(std::mem::size_of::<RoleId>(), std::mem::size_of::<String>());
+        assert_eq!(
+            std::mem::size_of::<Option<PhoneNumber>>(),
+            std::mem::size_of::<Option<String>>()
+        );
+        let roles: std::collections::BTreeSet<RoleId> = texts.iter().map(RoleId::new).collect();
+        assert!(roles.contains("agent"));
     }
 
     /// Ids order as their UUIDs do (byte by byte), so maps iterate, and

@@ -271,7 +271,7 @@ pub fn phone_number(field: &str, rule: RuleId, input: &str) -> Result<PhoneNumbe
     if !phonenumber::is_valid(&parsed) {
         return Err(invalid(rule, field, "not a valid number"));
     }
-    Ok(PhoneNumber(
+    Ok(PhoneNumber::from(
         parsed.format().mode(phonenumber::Mode::E164).to_string(),
     ))
 }

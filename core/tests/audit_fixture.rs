@@ -75,7 +75,7 @@ fn every_v1_event_decodes_and_the_fold_has_the_expected_facts() {
     assert_eq!(deleted.len(), 1);
     assert!(deleted[0].profile.is_none());
     assert!(!FIXTURE.contains("carl@northwind.example"));
-    let number = &state.numbers[&PhoneNumber(DEMO_NUMBER.into())];
+    let number = &state.numbers[&PhoneNumber::new(DEMO_NUMBER)];
     assert_eq!(
         (number.assigned_to, number.forwarded_to),
         (None, Some(ann.id))

@@ -34,7 +34,7 @@ impl Recorder {
         let mut personal = BTreeSet::new();
         personal.insert(owner.email.clone());
         personal.extend(owner.name.clone());
-        personal.extend(owner.mobile.as_ref().map(|m| m.0.clone()));
+        personal.extend(owner.mobile.as_ref().map(|m| m.as_str().to_owned()));
         Recorder {
             // The commands `World::new` sent, as it sent them.
             commands: vec![
@@ -49,7 +49,7 @@ impl Recorder {
                     user: w.owner,
                     name: None,
                     email: None,
-                    mobile: owner.mobile.map(|m| Edit::Set(m.0)),
+                    mobile: owner.mobile.map(|m| Edit::Set(String::from(m))),
                     default_country: Some("US".into()),
                     notifications: None,
                 },

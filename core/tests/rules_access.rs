@@ -392,7 +392,7 @@ fn r_mem_06_removal_from_many_accounts_is_one_atomic_decision() {
         only(&err),
         &Blocker::NumbersStillAssigned {
             user: ann,
-            numbers: vec![PhoneNumber(n.clone())],
+            numbers: vec![PhoneNumber::from(n.clone())],
             rule: RuleId::NumberAssignee
         }
     );

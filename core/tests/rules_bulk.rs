@@ -208,7 +208,7 @@ fn r_bulk_01_a_row_may_complete_a_profile_and_deactivate_in_one_go() {
     assert_eq!(w.user(ian).status, UserStatus::Deactivated);
     assert_eq!(
         w.profile(ian).mobile,
-        Some(PhoneNumber("+14155550177".into()))
+        Some(PhoneNumber::new("+14155550177"))
     );
 }
 
@@ -344,7 +344,7 @@ fn r_bulk_03_all_or_nothing_is_the_default_and_names_each_bad_row() {
         rejected(&rows[0]),
         &[Blocker::NumbersStillAssigned {
             user: bob,
-            numbers: vec![PhoneNumber(n)],
+            numbers: vec![PhoneNumber::from(n)],
             rule: RuleId::NumberAssignee
         }]
     );

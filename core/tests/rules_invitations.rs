@@ -1148,7 +1148,7 @@ fn r_usr_02_mobiles_are_e164_and_countries_iso_alpha2() {
     // Valid input is normalised.
     w.ok(as_user(ann), edit("+1 (415) 555-0123", "de"));
     let p = w.profile(ann);
-    assert_eq!(p.mobile, Some(PhoneNumber("+14155550123".into())));
+    assert_eq!(p.mobile, Some(PhoneNumber::new("+14155550123")));
     assert_eq!(p.default_country.as_deref(), Some("DE"));
     // The same checks on acceptance.
     let inv = w.invite("ivy@northwind.example", grant(agent_role(), &[w.root]));
@@ -1177,7 +1177,7 @@ fn r_usr_02_mobiles_are_e164_and_countries_iso_alpha2() {
         },
     );
     let ivy = w.profile(inv.user.unwrap());
-    assert_eq!(ivy.mobile, Some(PhoneNumber("+442079460000".into())));
+    assert_eq!(ivy.mobile, Some(PhoneNumber::new("+442079460000")));
     assert_eq!(ivy.default_country.as_deref(), Some("GB"));
 }
 

@@ -26,7 +26,7 @@ fn unassign(number: &str) -> Command {
 }
 
 fn pn(s: &str) -> PhoneNumber {
-    PhoneNumber(s.into())
+    PhoneNumber::new(s)
 }
 
 fn wrong_status(user: UserId, status: UserStatus, rule: RuleId) -> Blocker {

@@ -31,11 +31,11 @@ fn leaver() -> Leaver {
     w.reports_to(ann, leo);
     w.reports_to(cat, leo);
     let mut assigned = vec![
-        PhoneNumber(w.number_for(w.root, leo)),
-        PhoneNumber(w.number_for(w.root, leo)),
+        PhoneNumber::from(w.number_for(w.root, leo)),
+        PhoneNumber::from(w.number_for(w.root, leo)),
     ];
     assigned.sort();
-    let forwarded = PhoneNumber(w.forwarded_to(w.root, leo));
+    let forwarded = PhoneNumber::from(w.forwarded_to(w.root, leo));
     let meeting = w.work(WorkKind::Meeting, "1:1", leo);
     let client = w.work(WorkKind::Client, "Acme", leo);
     let mut reports = vec![ann, cat];
@@ -154,7 +154,7 @@ fn r_off_02_deletion_and_ownership_blockers_come_together_too() {
             Blocker::PrimaryOwner { user: owner },
             Blocker::NumbersStillAssigned {
                 user: owner,
-                numbers: vec![PhoneNumber(n)],
+                numbers: vec![PhoneNumber::from(n)],
                 rule: RuleId::NumberAssignee
             },
             Blocker::IncompleteProfile {

@@ -319,7 +319,7 @@ pub async fn record<S: Store>(
         ann,
         bob,
         carl,
-        number: PhoneNumber(DEMO_NUMBER.into()),
+        number: PhoneNumber::new(DEMO_NUMBER),
         times,
     })
 }

@@ -107,7 +107,7 @@ impl<S: Store> CommandService<S> {
     /// # use switchboard_core::service::*;
     /// # use switchboard_core::audit::Routing;
     /// # async fn demo<S: switchboard_core::store::Store>(service: &CommandService<S>, org: switchboard_core::OrgId) -> Result<(), ServiceError> {
-    /// let number = switchboard_core::PhoneNumber("+14155550100".into());
+    /// let number = switchboard_core::PhoneNumber::new("+14155550100");
     /// let routing = service.number_routing_at(org, &number, chrono::DateTime::UNIX_EPOCH).await?;
     /// assert_eq!(routing, Routing::NotHeld);
     /// # Ok(()) }

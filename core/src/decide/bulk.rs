@@ -212,7 +212,7 @@ fn decide_row(
             p.name = Some(name.to_owned());
         }
         if let Some(Edit::Set(mobile)) = change.mobile {
-            p.mobile = Some(crate::PhoneNumber(mobile.clone()));
+            p.mobile = Some(crate::PhoneNumber::new(mobile));
         }
         if let Some(country) = change.default_country {
             p.default_country = Some(country.to_owned());

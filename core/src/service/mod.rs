@@ -577,7 +577,7 @@ impl<S: Store> CommandService<S> {
                     if key.namespace == codec::PHONE_NUMBER_CLAIM =>
                 {
                     return Err(CommandError::from(Blocker::NumberClaimedElsewhere {
-                        number: PhoneNumber(key.value),
+                        number: PhoneNumber::from(key.value),
                     })
                     .into())
                 }

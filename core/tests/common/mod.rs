@@ -50,7 +50,7 @@ pub fn phone(n: u32) -> String {
 
 /// The E.164 value of [`phone`].
 pub fn e164(n: u32) -> PhoneNumber {
-    PhoneNumber(phone(n))
+    PhoneNumber::from(phone(n))
 }
 
 /// An actor that is a user.
@@ -241,7 +241,7 @@ impl World {
     pub fn number(&self, e164: &str) -> &Number {
         self.state
             .numbers
-            .get(&PhoneNumber(e164.into()))
+            .get(&PhoneNumber::new(e164))
             .expect("number exists")
     }
 
