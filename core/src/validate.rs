@@ -37,6 +37,38 @@ pub const MAX_EXTERNAL_ID_LEN: usize = 255;
 /// bound, since many identity providers send user principal names).
 pub const MAX_SIGN_IN_NAME_LEN: usize = 254;
 
+/// Limit: compiled number patterns kept by `phonenumber`'s process-wide
+/// metadata database (see [`phone_number`]).
+///
+/// `phonenumber` compiles its regular expressions on first use and keeps
+/// them in one LRU cache of 100 for the whole process. Validating a number
+/// takes about ten patterns of its country, so numbers of more than about
+/// ten countries evict each other in turn (LRU's worst case) and every
+/// validation recompiled its patterns: 5–7 ms per number across 20
+/// countries against 9–12 µs once they stay compiled (BENCHMARKS.md §1).
+/// Every pattern a number of any of the 246 regions reaches was measured at
+/// 718, so 1 024 holds them all; each costs ~60–90 KB once compiled, so
+/// the bound on the cache's memory is ~100 MB, reached only by a process
+/// that validates numbers of every region.
+pub const PHONE_PATTERN_CACHE: usize = 1_024;
+
+/// Widens `phonenumber`'s pattern cache to [`PHONE_PATTERN_CACHE`], once per
+/// process. This configures a dependency's existing process-wide cache (it
+/// holds compiled patterns only, no input and nothing of any organization);
+/// it adds no state of the library's own.
+fn widen_phone_pattern_cache() {
+    static WIDENED: std::sync::Once = std::sync::Once::new();
+    WIDENED.call_once(|| {
+        // A poisoned lock (a panic inside `phonenumber` while it held it)
+        // keeps the default size: validation stays correct, only slower.
+        if let Ok(mut cache) = phonenumber::metadata::DATABASE.cache().lock() {
+            if cache.capacity() < PHONE_PATTERN_CACHE {
+                cache.set_capacity(PHONE_PATTERN_CACHE);
+            }
+        }
+    });
+}
+
 fn invalid(rule: RuleId, field: &str, reason: impl Into<String>) -> Blocker {
     Blocker::Invalid {
         rule,
@@ -266,6 +298,7 @@ pub fn phone_number(field: &str, rule: RuleId, input: &str) -> Result<PhoneNumbe
             "must be in international form (+ and country code)",
         ));
     }
+    widen_phone_pattern_cache();
     let parsed = phonenumber::parse(None, t)
         .map_err(|e| invalid(rule, field, format!("not a phone number: {e}")))?;
     if !phonenumber::is_valid(&parsed) {
@@ -345,4 +378,54 @@ pub fn token_text(secret: &[u8; 32]) -> String {
 /// SHA-256 of a token's text: all that is ever recorded (R-INV-03, R-LIFE-07).
 pub fn token_hash(token: &str) -> TokenHash {
     TokenHash(hex(&Sha256::digest(token.as_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Numbers of twenty countries, each validated twice: with
+    /// `phonenumber`'s default cache of 100 patterns their ~215 patterns
+    /// evicted each other and every validation recompiled them (5–7 ms a
+    /// number); widened, they all stay compiled. Counted, not timed.
+    #[test]
+    fn r_num_06_patterns_of_many_countries_stay_compiled() {
+        let numbers = [
+            "+14155550100",
+            "+442079460018",
+            "+4930901820",
+            "+33142685300",
+            "+919876543210",
+            "+5511987654321",
+            "+81312345678",
+            "+61291234567",
+            "+34912345678",
+            "+390612345678",
+            "+31201234567",
+            "+46812345678",
+            "+48221234567",
+            "+27211234567",
+            "+525512345678",
+            "+6591234567",
+            "+85221234567",
+            "+97142345678",
+            "+35312345678",
+            "+41441234567",
+        ];
+        for _ in 0..2 {
+            for n in numbers {
+                let number = phone_number("number", RuleId::UniqueNumber, n)
+                    .unwrap_or_else(|e| panic!("{n}: {e}"));
+                assert_eq!(number.as_str(), n, "already E.164");
+            }
+        }
+        let shared = phonenumber::metadata::DATABASE.cache();
+        let cache = shared.lock().expect("phonenumber's cache lock");
+        assert!(cache.capacity() >= PHONE_PATTERN_CACHE);
+        assert!(
+            cache.len() > 100,
+            "{} patterns kept: no more than phonenumber's default",
+            cache.len()
+        );
+    }
 }
