@@ -494,34 +494,17 @@ fn service_snapshot_stalls(_: &mut Criterion) {
 /// twenty countries in turn (about 215 compiled patterns, more than the 100
 /// `phonenumber` keeps by default; `validate::PHONE_PATTERN_CACHE`).
 fn validate_phone(c: &mut Criterion) {
-    const COUNTRIES: [&str; 20] = [
-        "+14155550100",
-        "+442079460018",
-        "+4930901820",
-        "+33142685300",
-        "+919876543210",
-        "+5511987654321",
-        "+81312345678",
-        "+61291234567",
-        "+34912345678",
-        "+390612345678",
-        "+31201234567",
-        "+46812345678",
-        "+48221234567",
-        "+27211234567",
-        "+525512345678",
-        "+6591234567",
-        "+85221234567",
-        "+97142345678",
-        "+35312345678",
-        "+41441234567",
-    ];
     let one_country: Vec<String> = (0..1_000).map(|i| format!("+1415555{i:04}")).collect();
     let mut group = c.benchmark_group("validate_phone");
     group.throughput(Throughput::Elements(1));
     for (name, numbers) in [
         ("one_country", one_country),
-        ("twenty_countries", COUNTRIES.map(str::to_owned).to_vec()),
+        (
+            "twenty_countries",
+            validate::TWENTY_COUNTRIES_NUMBERS
+                .map(str::to_owned)
+                .to_vec(),
+        ),
     ] {
         let mut next = numbers.iter().cycle();
         group.bench_function(name, |b| {

@@ -69,6 +69,33 @@ fn widen_phone_pattern_cache() {
     });
 }
 
+/// One valid number of each of twenty countries, in E.164: more countries
+/// than `phonenumber`'s default pattern cache holds (the unit test of
+/// [`PHONE_PATTERN_CACHE`] and the `validate_phone` bench use them).
+#[cfg(any(test, feature = "test-util"))]
+pub const TWENTY_COUNTRIES_NUMBERS: [&str; 20] = [
+    "+14155550100",
+    "+442079460018",
+    "+4930901820",
+    "+33142685300",
+    "+919876543210",
+    "+5511987654321",
+    "+81312345678",
+    "+61291234567",
+    "+34912345678",
+    "+390612345678",
+    "+31201234567",
+    "+46812345678",
+    "+48221234567",
+    "+27211234567",
+    "+525512345678",
+    "+6591234567",
+    "+85221234567",
+    "+97142345678",
+    "+35312345678",
+    "+41441234567",
+];
+
 fn invalid(rule: RuleId, field: &str, reason: impl Into<String>) -> Blocker {
     Blocker::Invalid {
         rule,
@@ -390,30 +417,8 @@ mod tests {
     /// number); widened, they all stay compiled. Counted, not timed.
     #[test]
     fn r_num_06_patterns_of_many_countries_stay_compiled() {
-        let numbers = [
-            "+14155550100",
-            "+442079460018",
-            "+4930901820",
-            "+33142685300",
-            "+919876543210",
-            "+5511987654321",
-            "+81312345678",
-            "+61291234567",
-            "+34912345678",
-            "+390612345678",
-            "+31201234567",
-            "+46812345678",
-            "+48221234567",
-            "+27211234567",
-            "+525512345678",
-            "+6591234567",
-            "+85221234567",
-            "+97142345678",
-            "+35312345678",
-            "+41441234567",
-        ];
         for _ in 0..2 {
-            for n in numbers {
+            for n in TWENTY_COUNTRIES_NUMBERS {
                 let number = phone_number("number", RuleId::UniqueNumber, n)
                     .unwrap_or_else(|e| panic!("{n}: {e}"));
                 assert_eq!(number.as_str(), n, "already E.164");
