@@ -46,10 +46,10 @@ pub const MAX_SIGN_IN_NAME_LEN: usize = 254;
 /// ten countries evict each other in turn (LRU's worst case) and every
 /// validation recompiled its patterns: 5–7 ms per number across 20
 /// countries against 9–12 µs once they stay compiled (BENCHMARKS.md §1).
-/// Every pattern a number of any of the 246 regions reaches was measured at
-/// 718, so 1 024 holds them all; each costs ~60–90 KB once compiled, so
-/// the bound on the cache's memory is ~100 MB, reached only by a process
-/// that validates numbers of every region.
+/// A sweep of one number per calling code of all 246 regions kept 718
+/// patterns, so 1 024 holds them with room; each costs ~60–90 KB once
+/// compiled, so the bound on the cache's memory is ~100 MB, approached
+/// only by a process that validates numbers of every region.
 pub const PHONE_PATTERN_CACHE: usize = 1_024;
 
 /// Widens `phonenumber`'s pattern cache to [`PHONE_PATTERN_CACHE`], once per
