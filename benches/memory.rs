@@ -1,5 +1,6 @@
 //! Memory: bytes of folded state per user, for organizations of 10 000 and
-//! 100 000 active users.
+//! 100 000 active users, and 1 000 000 with `SWITCHBOARD_BENCH_MILLION=1`
+//! (about 4 GiB of memory and a minute or two: the events are kept too).
 //!
 //! `cargo bench --bench memory`
 //!
@@ -30,7 +31,13 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 fn main() {
     // `cargo bench -- <filter>` passes arguments; this binary has one job.
     let mut previous: Option<(usize, i128)> = None;
-    for users in [10_000usize, 100_000] {
+    let mut sizes = vec![10_000usize, 100_000];
+    if std::env::var_os("SWITCHBOARD_BENCH_MILLION").is_some() {
+        sizes.push(1_000_000);
+    } else {
+        println!("memory/1000000: skipped (set SWITCHBOARD_BENCH_MILLION=1)");
+    }
+    for users in sizes {
         let f = common::build(users, 11, true);
         let org = f.state.id;
         let events = f.events.len();
