@@ -350,9 +350,10 @@ impl switchboard::service::Spawn for TimedSpawn {
 /// command path and in a background task (`with_background_snapshots`, as
 /// `production_service` configures it), on a two-worker runtime (the
 /// machine's two cores), each round a task on its workers; and, as the
-/// control, the same setup and rounds with snapshots off. A snapshot is made due every 1 000 events (and not
-/// per entity), so that 300 rounds (2 700 commands) cross several due
-/// points at every size; the figures are the median and the worst round of
+/// control, the same setup and rounds with snapshots off. A snapshot is
+/// made due every 1 000 events (and not per entity), so that 300 rounds
+/// (2 700 commands) cross several due points at every size; the figures
+/// are the median and the worst round of
 /// 9 commands (the worst round bounds the worst command), and the five
 /// slowest rounds by index (when in the run they fell); with background
 /// snapshots, also the worst round that overlapped a snapshot task and the
